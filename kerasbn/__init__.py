@@ -1,0 +1,60 @@
+"""kerasbn: a Keras model zoo for studying Batch Normalization and Dropout on real data.
+
+The flat public API::
+
+    import kerasbn
+    data = kerasbn.load_dataset("mnist", data_dir="...")
+    result = kerasbn.train(data, "bn+dropout", kerasbn.default_config("mnist", epochs=2))
+    kerasbn.evaluate(result.model, data)
+    kerasbn.compare("digits", "base,bn,bn+dropout")
+"""
+
+from kerasbn.architectures import Architecture, get_architecture, list_architectures
+from kerasbn.comparison import CompareResult, compare
+from kerasbn.data import DataError, Dataset, get_dataset_info, list_datasets, load_dataset
+from kerasbn.models import build_model
+from kerasbn.report import plot_curves, summarize, summary_markdown
+from kerasbn.saving import Prediction, load_model, predict, save_model
+from kerasbn.train import (
+    TrainConfig,
+    TrainResult,
+    default_config,
+    evaluate,
+    get_strategy,
+    train,
+)
+from kerasbn.variants import Variant, get_variant, list_variants, register_variant
+
+__version__ = "0.1.0"
+
+
+__all__ = [
+    "Architecture",
+    "CompareResult",
+    "DataError",
+    "Dataset",
+    "Prediction",
+    "TrainConfig",
+    "TrainResult",
+    "Variant",
+    "build_model",
+    "compare",
+    "default_config",
+    "evaluate",
+    "get_architecture",
+    "get_dataset_info",
+    "get_strategy",
+    "get_variant",
+    "list_architectures",
+    "list_datasets",
+    "list_variants",
+    "load_dataset",
+    "load_model",
+    "plot_curves",
+    "predict",
+    "register_variant",
+    "save_model",
+    "summarize",
+    "summary_markdown",
+    "train",
+]

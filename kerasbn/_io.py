@@ -1,0 +1,47 @@
+"""Small file helpers: every result file is written next to its target and renamed in.
+
+A crash or kill while writing then leaves either the old file or the new one, never a
+half-written table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["atomic_path", "write_json", "write_text"]
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike, suffix: str = ""):
+    """Yield a temporary path beside ``target``; rename it onto ``target`` on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=suffix or target.suffix, dir=target.parent
+    )
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write(target: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
+    with atomic_path(target) as tmp:
+        writer(tmp)
+    return Path(target)
+
+
+def write_text(target: str | os.PathLike, text: str) -> Path:
+    return _write(target, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def write_json(target: str | os.PathLike, obj) -> Path:
+    return write_text(target, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")

@@ -1,0 +1,303 @@
+"""Train several variants on one data set and export a comparison (the logic behind
+``python -m kerasbn.compare``).
+
+    python -m kerasbn.compare --dataset mnist --variants base,bn,bn+dropout
+
+writes, into one output folder (default ``runs/<time>-<dataset>``):
+
+* ``config.json``: the resolved configuration, data source and library versions;
+* ``history.csv``: per-epoch history in long format;
+* ``runs.csv``: one row per (variant, seed) with its test and overfitting figures;
+* ``summary.csv`` / ``summary.md``: one row per variant (mean ± std over seeds);
+* ``curves.png``: train vs validation loss and accuracy, and test accuracy bars;
+* ``logs/``: Keras ``CSVLogger`` files, written while training runs;
+
+and saves ``<save_models>/<dataset>-<variant>.keras`` with a JSON sidecar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from kerasbn._io import write_json, write_text
+from kerasbn.data import DataError, Dataset, list_datasets, load_dataset
+from kerasbn.report import HISTORY_COLUMNS, plot_curves, run_metrics, summarize, write_tables
+from kerasbn.saving import save_model
+from kerasbn.train import TrainConfig, TrainResult, default_config, evaluate, train
+from kerasbn.variants import Variant, list_variants, parse_variants
+
+__all__ = ["CompareResult", "compare", "main"]
+
+
+@dataclass
+class CompareResult:
+    out_dir: Path
+    summary: pd.DataFrame
+    history: pd.DataFrame
+    runs: pd.DataFrame
+    model_paths: dict[str, Path]
+
+
+def _versions() -> dict:
+    import keras
+    import numpy
+
+    versions = {
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+        "numpy": numpy.__version__,
+        "pandas": pd.__version__,
+    }
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        versions["tensorflow"] = tf.__version__
+        versions["devices"] = [d.name for d in tf.config.list_logical_devices()]
+    return versions
+
+
+def default_out_dir(dataset: str, root: str | os.PathLike = "runs") -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(root) / f"{stamp}-{dataset}"
+
+
+def _prepare_out_dir(out_dir: Path) -> None:
+    if (out_dir / "config.json").exists():
+        raise FileExistsError(
+            f"{out_dir} already holds the results of an earlier run (config.json). Pass a new "
+            "--out folder, or move that one away; nothing was overwritten."
+        )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise PermissionError(
+            f"Cannot write to the output folder {out_dir} ({exc}). Pass a writable --out."
+        ) from exc
+
+
+def _run_row(result: TrainResult, scores: dict, seed: int) -> dict:
+    metrics = run_metrics(result.history, result.config.target_val_accuracy, result.train_examples)
+    return {
+        "dataset": result.dataset,
+        "variant": result.variant.name,
+        "seed": seed,
+        "params": result.params,
+        **scores,
+        **metrics,
+        "target_val_accuracy": result.config.target_val_accuracy,
+        "epochs": len(result.history),
+        "diverged": result.diverged,
+        "replicas": result.replicas,
+        "global_batch_size": result.global_batch_size,
+    }
+
+
+def compare(
+    dataset: str | Dataset,
+    variants: Sequence[str | Variant] | str = "all",
+    config: TrainConfig | None = None,
+    *,
+    seeds: int = 1,
+    out_dir: str | os.PathLike | None = None,
+    save_models: str | os.PathLike | None = "saved_models",
+    limit: int | None = None,
+    data_dir: str | os.PathLike | None = None,
+) -> CompareResult:
+    """Train each variant with ``seeds`` seeds (``config.seed``, ``config.seed + 1``, ...)
+    and write the comparison files into ``out_dir`` (see the module docstring).
+
+    Args:
+        dataset: a data set name or an already loaded :class:`~kerasbn.data.Dataset`.
+        variants: names, :class:`~kerasbn.variants.Variant` objects, or a comma string
+            such as ``"base,bn"`` / ``"all"``.
+        config: training settings (default: :func:`~kerasbn.train.default_config`).
+        seeds: how many seeds per variant; the table shows mean ± std over them.
+        out_dir: output folder; must not already hold a run's ``config.json``.
+        save_models: folder for ``<dataset>-<variant>.keras`` (the first seed's model);
+            ``None`` saves no model.
+        limit: keep only the first ``limit`` training examples.
+        data_dir: local data folder (default: ``KERASBN_DATA_DIR`` or tensorflow-datasets).
+    """
+    if isinstance(variants, str):
+        variants = parse_variants(variants)
+    else:
+        variants = parse_variants(",".join(v if isinstance(v, str) else v.name for v in variants))
+    if seeds < 1:
+        raise ValueError(f"seeds must be at least 1. Received: {seeds}")
+    data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_dir)
+    data = data.limit(limit)
+    config = config or default_config(data.name)
+    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(data.name)
+    _prepare_out_dir(out_dir)
+    models_dir = Path(save_models) if save_models is not None else None
+
+    write_json(
+        out_dir / "config.json",
+        {
+            "dataset": data.describe(),
+            "variants": [asdict(v) for v in variants],
+            "seeds": [config.seed + k for k in range(seeds)],
+            "train_config": config.to_dict(),
+            "save_models": str(models_dir) if models_dir else None,
+            "command": sys.argv if Path(sys.argv[0]).name.startswith("compare") else None,
+            "started": _dt.datetime.now().isoformat(timespec="seconds"),
+            "versions": _versions(),
+        },
+    )
+
+    histories: list[pd.DataFrame] = []
+    run_rows: list[dict] = []
+    model_paths: dict[str, Path] = {}
+    title = f"{data.name}: " + ", ".join(v.name for v in variants)
+    for variant in variants:
+        for k in range(seeds):
+            seed = config.seed + k
+            run_config = replace(config, seed=seed)
+            tag = f"{data.name}-{variant.name}-seed{seed}"
+            print(f"[kerasbn] training {tag} ({len(data.x_train)} images)", flush=True)
+            result = train(data, variant, run_config, log_csv=out_dir / "logs" / f"{tag}.csv")
+            scores = evaluate(result.model, data)
+            row = _run_row(result, scores, seed)
+            run_rows.append(row)
+            histories.append(
+                result.history.assign(dataset=data.name, variant=variant.name, seed=seed)
+            )
+            print(
+                f"[kerasbn] {tag}: test accuracy {100 * scores['test_accuracy']:.2f}%",
+                flush=True,
+            )
+            if models_dir is not None and k == 0:
+                path = models_dir / f"{data.name}-{variant.name}.keras"
+                save_model(
+                    result.model,
+                    path,
+                    {
+                        "dataset": data.name,
+                        "variant": asdict(variant),
+                        "seed": seed,
+                        "input_shape": list(data.input_shape),
+                        "input_dtype": "uint8",
+                        "class_names": list(data.class_names),
+                        "preprocessing": "inside the model: uint8 pixels x 1/255",
+                        "train_config": run_config.to_dict(),
+                        "metrics": {
+                            k2: row[k2]
+                            for k2 in ("test_accuracy", "test_loss", "best_val_accuracy")
+                        },
+                        "data_source": data.describe(),
+                        "run_folder": str(out_dir),
+                        "versions": _versions(),
+                        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+                    },
+                )
+                model_paths[variant.name] = path
+            # Tables are rewritten after every run, so a long comparison shows its
+            # finished variants while the rest trains.
+            history = pd.concat(histories, ignore_index=True)[HISTORY_COLUMNS]
+            runs = pd.DataFrame(run_rows)
+            summary = summarize(runs)
+            write_text(out_dir / "history.csv", history.to_csv(index=False))
+            write_text(out_dir / "runs.csv", runs.to_csv(index=False))
+            write_tables(summary, out_dir, title)
+            plot_curves(history, summary, out_dir / "curves.png", title=title)
+    return CompareResult(out_dir, summary, history, runs, model_paths)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m kerasbn.compare",
+        description="Train BatchNorm / Dropout variants on one data set and export a "
+        "comparison table, per-epoch history, overfitting curves and saved models.",
+    )
+    parser.add_argument("--dataset", default="mnist", help=f"one of {', '.join(list_datasets())}")
+    parser.add_argument(
+        "--variants",
+        default="base,bn,bn+dropout",
+        help=f"comma list of {', '.join(list_variants())}, or 'all' (default: %(default)s)",
+    )
+    parser.add_argument("--epochs", type=int, help="default: per data set")
+    parser.add_argument("--batch-size", type=int, help="per replica; default: per data set")
+    parser.add_argument("--learning-rate", type=float, help="default: per data set")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per variant (mean ± std)")
+    parser.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
+    parser.add_argument(
+        "--data-dir",
+        help="local data folder (default: $KERASBN_DATA_DIR, else tensorflow-datasets)",
+    )
+    parser.add_argument("--out", help="output folder (default: runs/<time>-<dataset>)")
+    parser.add_argument("--limit", type=int, help="use only the first N training examples")
+    parser.add_argument(
+        "--save-models",
+        default="saved_models",
+        help="folder for trained .keras models (default: %(default)s)",
+    )
+    parser.add_argument("--no-save-models", action="store_true", help="save no model")
+    parser.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pad-and-crop + flip augmentation (default: on for cifar10)",
+    )
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        default=1,
+        choices=(0, 1, 2),
+        help="Keras progress: 0 silent, 1 bar, 2 one line per epoch",
+    )
+    return parser
+
+
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    overrides = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "augment": args.augment,
+        "seed": args.seed,
+        "verbose": args.verbose,
+    }
+    return default_config(args.dataset, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        # Validate everything cheap before loading data or training.
+        variants = parse_variants(args.variants)
+        config = _config_from_args(args)
+        if args.limit is not None and args.limit <= 0:
+            raise ValueError(
+                f"--limit must be a positive number of examples. Received: {args.limit}"
+            )
+        result = compare(
+            args.dataset,
+            variants,
+            config,
+            seeds=args.seeds,
+            out_dir=args.out,
+            save_models=None if args.no_save_models else args.save_models,
+            limit=args.limit,
+            data_dir=args.data_dir,
+        )
+    except (ValueError, DataError, FileExistsError, PermissionError, FileNotFoundError) as exc:
+        parser.exit(2, f"error: {exc}\n")
+    print((result.out_dir / "summary.md").read_text())
+    print(f"[kerasbn] results in {result.out_dir}")
+    for path in result.model_paths.values():
+        print(f"[kerasbn] saved model {path}")
+    return 0

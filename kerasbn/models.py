@@ -1,0 +1,123 @@
+"""``build_model(dataset, variant)``: the zoo's one model factory."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from kerasbn.architectures import Architecture, get_architecture
+from kerasbn.variants import Variant, get_variant
+
+__all__ = ["build_model", "count_layers"]
+
+# Pad-and-crop by 4 pixels on a 32-pixel image, as in the standard CIFAR-10 recipe.
+_SHIFT_PIXELS = 4
+
+
+def _augmentation(x, arch: Architecture, seed: int | None):
+    """Training-only augmentation; both layers are the identity at inference.
+
+    Pad-and-crop is written as a per-image random translation of up to 4 pixels with zero
+    fill and nearest-neighbour sampling, which is the same image set as zero-padding by 4
+    and cropping back. (``RandomCrop`` draws one box per batch and resizes at inference,
+    so it is not used.)
+    """
+    height, width, _ = arch.input_shape
+    x = layers.RandomFlip("horizontal", seed=seed, name="augment_flip")(x)
+    return layers.RandomTranslation(
+        height_factor=_SHIFT_PIXELS / height,
+        width_factor=_SHIFT_PIXELS / width,
+        fill_mode="constant",
+        interpolation="nearest",
+        seed=None if seed is None else seed + 1,
+        name="augment_shift",
+    )(x)
+
+
+def _conv_unit(x, filters: int, variant: Variant, prefix: str):
+    # Conv -> BN -> ReLU; BN's beta makes a conv bias redundant.
+    x = layers.Conv2D(
+        filters,
+        3,
+        padding="same",
+        use_bias=not variant.batch_norm,
+        kernel_initializer="he_normal",
+        name=f"{prefix.replace('#', 'conv')}",
+    )(x)
+    if variant.batch_norm:
+        x = layers.BatchNormalization(
+            momentum=variant.bn_momentum,
+            epsilon=variant.bn_epsilon,
+            name=prefix.replace("#", "bn"),
+        )(x)
+    return layers.ReLU(name=prefix.replace("#", "relu"))(x)
+
+
+def build_model(
+    dataset: str | Architecture,
+    variant: str | Variant,
+    *,
+    augment: bool | None = None,
+    seed: int | None = None,
+) -> keras.Model:
+    """Build the uncompiled CNN for ``dataset`` in the given ``variant``.
+
+    Layer names are stable so weights and layers can be found by name:
+    ``rescale``, ``augment_flip`` / ``augment_shift`` (when augmenting),
+    ``block{i}_conv{j}``, ``block{i}_bn{j}``, ``block{i}_relu{j}``, ``block{i}_pool``,
+    ``block{i}_dropout``, ``head_flatten``, ``head_dense``, ``head_bn``, ``head_relu``,
+    ``head_dropout`` and ``predictions``.
+
+    Args:
+        dataset: a data set name (``mnist``, ``fashion_mnist``, ``cifar10``, ``digits``)
+            or an :class:`~kerasbn.architectures.Architecture`.
+        variant: a registered variant name or a :class:`~kerasbn.variants.Variant`.
+        augment: training-time pad-and-crop + horizontal flip; ``None`` uses the data
+            set's default (on for CIFAR-10 only).
+        seed: seed of the augmentation layers (``None``: Keras' global seed).
+
+    Returns:
+        A ``keras.Model`` taking uint8 images of the data set's shape and returning class
+        probabilities.
+    """
+    arch = dataset if isinstance(dataset, Architecture) else get_architecture(dataset)
+    variant = get_variant(variant)
+    augment = arch.augment if augment is None else augment
+
+    inputs = keras.Input(shape=arch.input_shape, dtype="uint8", name="image")
+    # Scaling lives in the model, so data stays uint8 in memory and saved models take
+    # raw pixels.
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    if augment:
+        x = _augmentation(x, arch, seed)
+    for i, filters in enumerate(arch.blocks, start=1):
+        for j, width in enumerate(filters, start=1):
+            x = _conv_unit(x, width, variant, f"block{i}_#{j}")
+        x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
+        if variant.block_dropout:
+            x = layers.Dropout(variant.block_dropout, name=f"block{i}_dropout")(x)
+
+    x = layers.Flatten(name="head_flatten")(x)
+    x = layers.Dense(
+        arch.dense_units,
+        use_bias=not variant.batch_norm,
+        kernel_initializer="he_normal",
+        name="head_dense",
+    )(x)
+    if variant.batch_norm:
+        x = layers.BatchNormalization(
+            momentum=variant.bn_momentum, epsilon=variant.bn_epsilon, name="head_bn"
+        )(x)
+    x = layers.ReLU(name="head_relu")(x)
+    if variant.head_dropout:
+        x = layers.Dropout(variant.head_dropout, name="head_dropout")(x)
+    # Softmax kept in float32 so mixed-precision runs still give calibrated probabilities.
+    outputs = layers.Dense(
+        arch.num_classes, activation="softmax", dtype="float32", name="predictions"
+    )(x)
+    return keras.Model(inputs, outputs, name=f"{arch.dataset}_{variant.name.replace('+', '_')}")
+
+
+def count_layers(model: keras.Model, layer_type: type) -> int:
+    """How many layers of ``layer_type`` the model has (used by tests and tables)."""
+    return sum(isinstance(layer, layer_type) for layer in model.layers)

@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny real data (scikit-learn's digits, slices of ../shared/data)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import kerasbn  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_data_dir() -> Path | None:
+    for candidate in (os.environ.get("KERASBN_DATA_DIR"), REPO.parent / "shared" / "data"):
+        if candidate and (Path(candidate) / "mnist").is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The real data sets (../shared/data or $KERASBN_DATA_DIR); skipped where absent."""
+    path = _shared_data_dir()
+    if path is None:
+        pytest.skip("real data not found: set KERASBN_DATA_DIR to a folder with mnist/ etc.")
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits() -> kerasbn.Dataset:
+    """scikit-learn's bundled 8x8 digits: real, tiny and always offline."""
+    return kerasbn.load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def mnist_slice(shared_data_dir) -> kerasbn.Dataset:
+    """The first 512 real MNIST training images (val and test kept whole)."""
+    data = kerasbn.load_dataset("mnist", shared_data_dir).limit(512)
+    # A smaller test set keeps evaluation quick; it is still real MNIST.
+    return replace(
+        data,
+        x_test=data.x_test[:1000],
+        y_test=data.y_test[:1000],
+        x_val=data.x_val[:1000],
+        y_val=data.y_val[:1000],
+    )
+
+
+@pytest.fixture
+def quick_config():
+    """A factory for tiny, silent training configs."""
+
+    def make(dataset: str = "digits", **overrides) -> kerasbn.TrainConfig:
+        return kerasbn.default_config(dataset, **{"epochs": 2, "verbose": 0, **overrides})
+
+    return make

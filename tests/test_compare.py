@@ -1,0 +1,159 @@
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from kerasbn import compare, default_config, load_model, predict
+from kerasbn.comparison import main
+from kerasbn.report import HISTORY_COLUMNS, SUMMARY_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def run(digits, tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    config = default_config("digits", epochs=2, verbose=0)
+    result = compare(
+        digits,
+        "base,bn+dropout",
+        config,
+        seeds=2,
+        out_dir=root / "out",
+        save_models=root / "models",
+        limit=400,
+    )
+    return result, root
+
+
+def test_every_output_file_is_written(run):
+    result, root = run
+    out = result.out_dir
+    for name in (
+        "config.json",
+        "history.csv",
+        "runs.csv",
+        "summary.csv",
+        "summary.md",
+        "curves.png",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    logs = sorted(p.name for p in (out / "logs").iterdir())
+    assert logs == [
+        "digits-base-seed0.csv",
+        "digits-base-seed1.csv",
+        "digits-bn+dropout-seed0.csv",
+        "digits-bn+dropout-seed1.csv",
+    ]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_config_json_records_the_resolved_run(run):
+    result, _ = run
+    config = json.loads((result.out_dir / "config.json").read_text())
+    assert config["seeds"] == [0, 1]
+    assert config["dataset"]["train"] == 400 and config["dataset"]["limit"] == 400
+    assert config["train_config"]["epochs"] == 2
+    assert [v["name"] for v in config["variants"]] == ["base", "bn+dropout"]
+    assert config["versions"]["keras"] >= "3.15.1"
+
+
+def test_history_and_summary_tables(run):
+    result, _ = run
+    history = pd.read_csv(result.out_dir / "history.csv")
+    assert list(history.columns) == HISTORY_COLUMNS
+    assert len(history) == 2 * 2 * 2  # variants x seeds x epochs
+    assert set(history["seed"]) == {0, 1}
+    summary = pd.read_csv(result.out_dir / "summary.csv")
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert list(summary["variant"]) == ["base", "bn+dropout"]
+    assert (summary["seeds"] == 2).all()
+    assert summary["test_accuracy_std"].notna().all()
+    assert summary["test_accuracy_mean"].between(0.1, 1.0).all()
+    markdown = (result.out_dir / "summary.md").read_text()
+    assert "±" in markdown and "| bn+dropout" in markdown
+
+
+def test_saved_models_reproduce_the_recorded_test_accuracy(run, digits):
+    result, root = run
+    for variant, path in result.model_paths.items():
+        assert path == root / "models" / f"digits-{variant}.keras"
+        sidecar = json.loads(path.with_suffix(".json").read_text())
+        assert sidecar["variant"]["name"] == variant and sidecar["seed"] == 0
+        assert sidecar["input_shape"] == [8, 8, 1] and len(sidecar["class_names"]) == 10
+        ids = predict(load_model(path), digits.x_test).class_ids
+        accuracy = float((ids == digits.y_test).mean())
+        assert accuracy == pytest.approx(sidecar["metrics"]["test_accuracy"], abs=1e-6)
+
+
+def test_existing_results_are_never_overwritten(run, digits):
+    result, _ = run
+    before = (result.out_dir / "summary.csv").read_bytes()
+    with pytest.raises(FileExistsError, match="already holds the results"):
+        compare(
+            digits,
+            "base",
+            default_config("digits", epochs=1, verbose=0),
+            out_dir=result.out_dir,
+            save_models=None,
+        )
+    assert (result.out_dir / "summary.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--variants", "base,bogus"], "Unknown variant. Valid variants are: base, dropout"),
+        (["--dataset", "svhn"], "Unknown dataset"),
+        (["--epochs", "0"], "epochs must be a positive integer"),
+        (["--batch-size", "-4"], "batch_size must be a positive integer"),
+        (["--limit", "0"], "--limit must be a positive"),
+        (["--dataset", "digits", "--limit", "99999"], "larger than the 1150 training"),
+        (["--dataset", "mnist", "--data-dir", "/nonexistent/kerasbn"], "does not exist"),
+    ],
+)
+def test_cli_bad_input_exits_2_before_training(tmp_path, capsys, argv, message):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out", str(out), "--no-save-models"])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (out / "history.csv").exists()
+
+
+def test_cli_on_real_mnist_slice(shared_data_dir, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kerasbn.compare",
+            "--dataset",
+            "mnist",
+            "--variants",
+            "base,bn",
+            "--epochs",
+            "1",
+            "--limit",
+            "512",
+            "--data-dir",
+            str(shared_data_dir),
+            "--out",
+            str(out),
+            "--save-models",
+            str(tmp_path / "models"),
+            "--verbose",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "RuntimeWarning" not in proc.stderr
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["variant"]) == ["base", "bn"]
+    assert (summary["test_accuracy_mean"] > 0.3).all()  # 512 real images, 1 epoch
+    assert (tmp_path / "models" / "mnist-bn.keras").exists()
+    assert "results in" in proc.stdout

@@ -1,0 +1,92 @@
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import kerasbn
+from kerasbn import TrainConfig, default_config, evaluate, get_strategy, train
+
+
+def test_default_configs_differ_per_dataset_and_validate():
+    assert default_config("cifar10").epochs == 15
+    assert default_config("digits").batch_size == 32
+    assert default_config("mnist", epochs=3).epochs == 3
+    for bad in (
+        dict(epochs=0),
+        dict(batch_size=-1),
+        dict(learning_rate=0.0),
+        dict(optimizer="rmsprop"),
+        dict(lr_schedule="step"),
+    ):
+        with pytest.raises(ValueError, match="Received"):
+            replace(TrainConfig(), **bad)
+
+
+def test_default_strategy_on_cpu_has_one_replica():
+    strategy = get_strategy()
+    assert strategy.num_replicas_in_sync == 1
+
+
+@pytest.mark.parametrize("variant", ["base", "bn+dropout"])
+def test_short_training_learns_digits(digits, quick_config, variant):
+    result = train(digits, variant, quick_config(epochs=3))
+    h = result.history
+    assert list(h.columns) == [
+        "epoch",
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "seconds",
+        "train_seconds",
+    ]
+    assert list(h["epoch"]) == [1, 2, 3]
+    assert h["loss"].iloc[-1] < h["loss"].iloc[0]
+    assert (h["seconds"] >= h["train_seconds"]).all() and (h["train_seconds"] > 0).all()
+    scores = evaluate(result.model, digits)
+    assert scores["test_accuracy"] > 0.5  # 10 classes: chance is 0.1
+    assert result.global_batch_size == 32 * result.replicas
+    assert not result.diverged
+
+
+def test_same_seed_same_history_and_weights_other_seed_differs(digits, quick_config):
+    first = train(digits, "bn+dropout", quick_config(seed=3))
+    second = train(digits, "bn+dropout", quick_config(seed=3))
+    cols = ["loss", "accuracy", "val_loss", "val_accuracy"]
+    pd.testing.assert_frame_equal(first.history[cols], second.history[cols])
+    for a, b in zip(first.model.get_weights(), second.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    other = train(digits, "bn+dropout", quick_config(seed=4))
+    assert not np.allclose(first.history["loss"], other.history["loss"])
+
+
+def test_real_mnist_slice_trains(mnist_slice, quick_config):
+    result = train(mnist_slice, "bn", quick_config("mnist", epochs=2, batch_size=64))
+    assert evaluate(result.model, mnist_slice)["test_accuracy"] > 0.5
+
+
+def test_train_accepts_a_dataset_name(quick_config):
+    result = train("digits", "base", quick_config(epochs=1))
+    assert result.dataset == "digits" and len(result.history) == 1
+
+
+def test_huge_learning_rate_is_marked_diverged(digits, quick_config):
+    config = quick_config(epochs=3, learning_rate=1e6, lr_schedule="constant", optimizer="sgd")
+    result = train(digits, "base", config)
+    assert result.diverged
+
+
+def test_public_api_is_flat():
+    for name in (
+        "list_variants",
+        "get_variant",
+        "build_model",
+        "load_dataset",
+        "train",
+        "evaluate",
+        "compare",
+        "load_model",
+        "predict",
+    ):
+        assert callable(getattr(kerasbn, name))
