@@ -29,6 +29,7 @@ import os
 import pickle
 import socket
 import tarfile
+import threading
 import warnings
 import zlib
 from collections.abc import Callable, Iterable
@@ -349,14 +350,19 @@ class _CifarUnpickler(pickle.Unpickler):
         )
 
 
+def _require_batch_file(path: Path, suffix: str, archive: str) -> None:
+    if not path.is_file():
+        raise DataError(
+            f"Missing file {path}. A CIFAR-10 {archive.split('-')[2]} folder holds "
+            f"data_batch_1{suffix} ... data_batch_5{suffix} and test_batch{suffix} "
+            f"(from {archive})."
+        )
+
+
 def read_cifar_python_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Read one CIFAR-10 python batch (``data_batch_N`` / ``test_batch``) safely."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(
-            f"Missing file {path}. A CIFAR-10 python folder holds data_batch_1 ... "
-            "data_batch_5 and test_batch (from cifar-10-python.tar.gz)."
-        )
+    _require_batch_file(path, "", "cifar-10-python.tar.gz")
     try:
         with path.open("rb") as fh:
             batch = _CifarUnpickler(fh, encoding="bytes").load()
@@ -383,11 +389,7 @@ def read_cifar_python_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.nda
 def read_cifar_binary_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Read one CIFAR-10 binary batch: records of 1 label byte + 3,072 pixel bytes."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(
-            f"Missing file {path}. A CIFAR-10 binary folder holds data_batch_1.bin ... "
-            "data_batch_5.bin and test_batch.bin (from cifar-10-binary.tar.gz)."
-        )
+    _require_batch_file(path, ".bin", "cifar-10-binary.tar.gz")
     raw = np.fromfile(path, dtype=np.uint8)
     record = 1 + 32 * 32 * 3
     if raw.size == 0 or raw.size % record:
@@ -568,11 +570,21 @@ def _online(host: str = "storage.googleapis.com", port: int = 443, timeout: floa
     """Whether the TFDS download host answers within a few seconds (no hang when offline)."""
     if os.environ.get("KERASBN_OFFLINE"):
         return False
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    answer: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    # The connect timeout does not cover the DNS lookup, which can stall far longer on
+    # an offline machine; a daemon thread with a deadline bounds the whole probe.
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 1.0)
+    return bool(answer and answer[0])
 
 
 def _load_tfds(info: DatasetInfo) -> tuple[tuple[np.ndarray, ...], str]:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from kerasbn._io import atomic_path, write_text
+from kerasbn.train import EPOCH_COLUMNS
 
 __all__ = [
     "HISTORY_COLUMNS",
@@ -23,18 +24,7 @@ __all__ = [
     "summary_markdown",
 ]
 
-HISTORY_COLUMNS = [
-    "dataset",
-    "variant",
-    "seed",
-    "epoch",
-    "loss",
-    "accuracy",
-    "val_loss",
-    "val_accuracy",
-    "seconds",
-    "train_seconds",
-]
+HISTORY_COLUMNS = ["dataset", "variant", "seed", *EPOCH_COLUMNS]
 
 SUMMARY_COLUMNS = [
     "dataset",

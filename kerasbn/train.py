@@ -23,12 +23,25 @@ from kerasbn.models import build_model
 from kerasbn.variants import Variant, get_variant
 
 __all__ = [
+    "EPOCH_COLUMNS",
     "TrainConfig",
     "TrainResult",
     "default_config",
     "evaluate",
     "get_strategy",
     "train",
+]
+
+
+# Columns of TrainResult.history, one row per epoch.
+EPOCH_COLUMNS = [
+    "epoch",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "seconds",
+    "train_seconds",
 ]
 
 
@@ -249,18 +262,15 @@ def train(
         callbacks=all_callbacks,
         verbose=config.verbose,
     )
-    logs = fit.history
     epochs_run = len(timer.seconds)
+    logs = {
+        "epoch": list(range(1, epochs_run + 1)),
+        **fit.history,
+        "seconds": timer.seconds,
+        "train_seconds": timer.train_seconds,
+    }
     history = pd.DataFrame(
-        {
-            "epoch": np.arange(1, epochs_run + 1),
-            "loss": logs.get("loss", [np.nan] * epochs_run)[:epochs_run],
-            "accuracy": logs.get("accuracy", [np.nan] * epochs_run)[:epochs_run],
-            "val_loss": logs.get("val_loss", [np.nan] * epochs_run)[:epochs_run],
-            "val_accuracy": logs.get("val_accuracy", [np.nan] * epochs_run)[:epochs_run],
-            "seconds": timer.seconds,
-            "train_seconds": timer.train_seconds,
-        }
+        {col: list(logs.get(col, [np.nan] * epochs_run))[:epochs_run] for col in EPOCH_COLUMNS}
     )
     diverged = epochs_run < config.epochs or not np.all(np.isfinite(history["loss"]))
     return TrainResult(

@@ -349,3 +349,13 @@ def test_real_cifar10_jpeg_archive(shared_data_dir):
     # uint8 in memory: 60,000 x 32 x 32 x 3 bytes, about 184 MB, no float copy.
     total = data.x_train.nbytes + data.x_val.nbytes + data.x_test.nbytes
     assert data.x_train.dtype == np.uint8 and total == 60_000 * 3072
+
+
+def test_network_probe_has_a_hard_deadline(monkeypatch):
+    from kerasbn import data as data_module
+
+    monkeypatch.delenv("KERASBN_OFFLINE", raising=False)
+    monkeypatch.setattr(data_module.socket, "create_connection", lambda *a, **k: time.sleep(30))
+    start = time.monotonic()
+    assert data_module._online(timeout=0.5) is False
+    assert time.monotonic() - start < 5
