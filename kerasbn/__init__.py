@@ -12,9 +12,16 @@ The flat public API::
 from kerasbn.architectures import Architecture, get_architecture, list_architectures
 from kerasbn.comparison import CompareResult, compare
 from kerasbn.data import DataError, Dataset, get_dataset_info, list_datasets, load_dataset
+from kerasbn.inference import Prediction, predict, prepare_images
 from kerasbn.models import build_model
 from kerasbn.report import plot_curves, summarize, summary_markdown
-from kerasbn.saving import Prediction, load_model, predict, save_model
+from kerasbn.saving import (
+    ModelFileError,
+    export_saved_model,
+    list_models,
+    load_model,
+    save_model,
+)
 from kerasbn.train import (
     TrainConfig,
     TrainResult,
@@ -32,6 +39,7 @@ __all__ = [
     "Architecture",
     "CompareResult",
     "DataError",
+    "ModelFileError",
     "Dataset",
     "Prediction",
     "TrainConfig",
@@ -41,17 +49,20 @@ __all__ = [
     "compare",
     "default_config",
     "evaluate",
+    "export_saved_model",
     "get_architecture",
     "get_dataset_info",
     "get_strategy",
     "get_variant",
     "list_architectures",
     "list_datasets",
+    "list_models",
     "list_variants",
     "load_dataset",
     "load_model",
     "plot_curves",
     "predict",
+    "prepare_images",
     "register_variant",
     "save_model",
     "summarize",

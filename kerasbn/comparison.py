@@ -182,7 +182,7 @@ def compare(
             if models_dir is not None and k == 0:
                 path = models_dir / f"{data.name}-{variant.name}.keras"
                 save_model(
-                    result.model,
+                    result.inference_model(),
                     path,
                     {
                         "dataset": data.name,
@@ -194,8 +194,13 @@ def compare(
                         "preprocessing": "inside the model: uint8 pixels x 1/255",
                         "train_config": run_config.to_dict(),
                         "metrics": {
-                            k2: row[k2]
-                            for k2 in ("test_accuracy", "test_loss", "best_val_accuracy")
+                            key: row[key]
+                            for key in (
+                                "test_accuracy",
+                                "test_loss",
+                                "test_examples",
+                                "best_val_accuracy",
+                            )
                         },
                         "data_source": data.describe(),
                         "run_folder": str(out_dir),

@@ -8,7 +8,7 @@ from keras import layers
 from kerasbn.architectures import Architecture, get_architecture
 from kerasbn.variants import Variant, get_variant
 
-__all__ = ["build_model", "count_layers"]
+__all__ = ["build_model", "count_layers", "inference_copy"]
 
 # Pad-and-crop by 4 pixels on a 32-pixel image, as in the standard CIFAR-10 recipe.
 _SHIFT_PIXELS = 4
@@ -121,3 +121,19 @@ def build_model(
 def count_layers(model: keras.Model, layer_type: type) -> int:
     """How many layers of ``layer_type`` the model has (used by tests and tables)."""
     return sum(isinstance(layer, layer_type) for layer in model.layers)
+
+
+def inference_copy(model: keras.Model, dataset: str | Architecture, variant: str | Variant):
+    """The same trained network without its training-only augmentation layers.
+
+    Keras' random preprocessing layers default to ``training=True`` when a model is
+    called directly (``model(x)``, or the function ``model.export`` serves), so a saved
+    model must not carry them. They hold no weights, so copying every other layer's
+    weights by its stable name gives identical inference outputs.
+    """
+    if not any(layer.name.startswith("augment_") for layer in model.layers):
+        return model
+    clean = build_model(dataset, variant, augment=False)
+    for layer in clean.layers:
+        layer.set_weights(model.get_layer(layer.name).get_weights())
+    return clean

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from kerasbn.data import Dataset, get_dataset_info, load_dataset
-from kerasbn.models import build_model
+from kerasbn.models import build_model, inference_copy
 from kerasbn.variants import Variant, get_variant
 
 __all__ = [
@@ -134,6 +134,10 @@ class TrainResult:
     @property
     def params(self) -> int:
         return int(self.model.count_params())
+
+    def inference_model(self) -> keras.Model:
+        """The trained network without augmentation layers: what gets saved and served."""
+        return inference_copy(self.model, self.dataset, self.variant)
 
 
 def get_strategy():
@@ -287,8 +291,13 @@ def train(
 
 
 def evaluate(model: keras.Model, data: Dataset, batch_size: int = 512) -> dict[str, float]:
-    """Test-set loss and accuracy (the test set is used only here)."""
+    """Test-set loss and accuracy, and how many test images they cover (the test set is
+    used only here)."""
     scores = model.evaluate(
         data.x_test, data.y_test, batch_size=batch_size, verbose=0, return_dict=True
     )
-    return {"test_loss": float(scores["loss"]), "test_accuracy": float(scores["accuracy"])}
+    return {
+        "test_loss": float(scores["loss"]),
+        "test_accuracy": float(scores["accuracy"]),
+        "test_examples": len(data.x_test),
+    }

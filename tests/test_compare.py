@@ -157,3 +157,32 @@ def test_cli_on_real_mnist_slice(shared_data_dir, tmp_path):
     assert (summary["test_accuracy_mean"] > 0.3).all()  # 512 real images, 1 epoch
     assert (tmp_path / "models" / "mnist-bn.keras").exists()
     assert "results in" in proc.stdout
+
+
+def test_saved_cifar10_model_has_no_augmentation_layers(tmp_path):
+    import numpy as np
+
+    from kerasbn import Dataset
+
+    rng = np.random.default_rng(0)
+
+    def images(n):
+        return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n)
+
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = images(64), images(16), images(16)
+    data = Dataset(
+        "cifar10",
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        x_test,
+        y_test,
+        tuple("abcdefghij"),
+        "made by the test",
+    )
+    config = default_config("cifar10", epochs=1, verbose=0)
+    result = compare(data, "bn", config, out_dir=tmp_path / "out", save_models=tmp_path / "m")
+    saved = load_model(result.model_paths["bn"])
+    assert not [layer.name for layer in saved.layers if layer.name.startswith("augment_")]
+    assert len(saved.layers) > 5

@@ -355,7 +355,12 @@ def test_network_probe_has_a_hard_deadline(monkeypatch):
     from kerasbn import data as data_module
 
     monkeypatch.delenv("KERASBN_OFFLINE", raising=False)
-    monkeypatch.setattr(data_module.socket, "create_connection", lambda *a, **k: time.sleep(30))
+
+    def stalled_connection(*args, **kwargs):
+        time.sleep(5)  # a DNS lookup that hangs far past the deadline
+        raise OSError("timed out")
+
+    monkeypatch.setattr(data_module.socket, "create_connection", stalled_connection)
     start = time.monotonic()
     assert data_module._online(timeout=0.5) is False
     assert time.monotonic() - start < 5

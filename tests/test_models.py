@@ -81,3 +81,21 @@ def test_augmentation_is_identity_at_inference_and_random_in_training():
 def test_unknown_dataset_lists_valid_names():
     with pytest.raises(ValueError, match=r"Valid datasets are: .*cifar10.*Received: 'svhn'"):
         build_model("svhn", "bn")
+
+
+def test_inference_copy_drops_augmentation_and_keeps_outputs():
+    from kerasbn.models import inference_copy
+
+    model = build_model("cifar10", "bn+dropout", seed=0)
+    # Move BN statistics away from their initial values so the copy is a real check.
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(np.full(layer.moving_mean.shape, 0.3, "float32"))
+    clean = inference_copy(model, "cifar10", "bn+dropout")
+    assert not [layer.name for layer in clean.layers if layer.name.startswith("augment_")]
+    images = np.random.default_rng(2).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    expected = model.predict(images, verbose=0)
+    np.testing.assert_allclose(clean.predict(images, verbose=0), expected, atol=1e-6)
+    # A direct call is safe on the copy (augmentation layers would default to training).
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(clean(images)), expected, atol=1e-5)
+    assert inference_copy(clean, "cifar10", "bn+dropout") is clean

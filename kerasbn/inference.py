@@ -1,0 +1,285 @@
+"""Prediction on new images: input checks, the predict API and its command line.
+
+    python -m kerasbn.predict --model saved_models/mnist-bn.keras digit.png more/ batch.npy
+
+Models take uint8 pixels (0..255) in the data set's shape and scale them themselves.
+Inputs are converted only where that is unambiguous (grayscale <-> RGB, RGBA -> RGB,
+integer arrays within 0..255); anything else is an error that says what to do:
+a size mismatch (unless ``resize``), NaN/Inf, float images in [0, 1], values out of
+range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from kerasbn.saving import ModelFileError, load_model, read_manifest, read_sidecar
+
+__all__ = ["Prediction", "class_names_for", "main", "predict", "prepare_images"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+INPUT_SUFFIXES = (*IMAGE_SUFFIXES, ".npy")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Class ids (N,) and class probabilities (N, classes) for N images."""
+
+    class_ids: np.ndarray
+    probabilities: np.ndarray
+
+    @property
+    def confidences(self) -> np.ndarray:
+        return self.probabilities[np.arange(len(self.class_ids)), self.class_ids]
+
+    def top_k(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, probabilities), each (N, k), most probable first."""
+        k = min(k, self.probabilities.shape[1])
+        ids = np.argsort(-self.probabilities, axis=1, kind="stable")[:, :k]
+        return ids, np.take_along_axis(self.probabilities, ids, axis=1)
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array
+    if array.size == 0:
+        raise ValueError("No images given (an empty array).")
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"Images must be numeric uint8 pixels. Received: dtype {array.dtype}")
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            bad = int((~np.isfinite(array)).sum())
+            raise ValueError(
+                f"The images contain {bad} NaN or Inf values; the model needs finite uint8 "
+                "pixels 0..255. Check how the array was produced."
+            )
+        if array.min() >= 0 and array.max() <= 1.0 and not np.all(array == np.round(array)):
+            raise ValueError(
+                "The images look like floats scaled to [0, 1], but the model takes uint8 "
+                "pixels 0..255 (it scales them itself). Convert with "
+                f"(images * 255).round().astype('uint8'). Received: dtype {array.dtype}, "
+                f"range {array.min():.3g}..{array.max():.3g}"
+            )
+        if not np.all(array == np.round(array)):
+            raise ValueError(
+                "The images are floats with fractional values; the model takes uint8 pixels "
+                f"0..255. Received: dtype {array.dtype}, range {array.min():.3g}.."
+                f"{array.max():.3g}"
+            )
+    low, high = array.min(), array.max()
+    if low < 0 or high > 255:
+        raise ValueError(
+            "Pixel values must lie in 0..255 (uint8); these are not images in that range. "
+            f"Received: dtype {array.dtype}, range {low}..{high}"
+        )
+    return array.astype(np.uint8)
+
+
+def _split_batch(array: np.ndarray, input_shape: tuple[int, int, int]) -> np.ndarray:
+    """Bring an array to (N, h, w, c) with c in 1..4, deciding single image vs batch."""
+    height, width, _ = input_shape
+    if array.ndim == 2:  # one grayscale image
+        return array[None, ..., None]
+    if array.ndim == 3:
+        if array.shape[1:] == (height, width):  # a batch of grayscale images
+            return array[..., None]
+        if array.shape[-1] in (1, 3, 4):  # one image with channels last
+            return array[None]
+        return array[..., None]  # a batch of grayscale images of another size
+    if array.ndim == 4:
+        return array
+    raise ValueError(
+        f"Expected one image (H, W[, C]) or a batch (N, H, W[, C]). Received: shape {array.shape}"
+    )
+
+
+def _match_channels(batch: np.ndarray, channels: int) -> np.ndarray:
+    have = batch.shape[-1]
+    if have == 4:  # RGBA: drop alpha
+        batch, have = batch[..., :3], 3
+    if have == channels:
+        return batch
+    if have == 3 and channels == 1:
+        # ITU-R 601 luma, as PIL's convert("L"): the usual grayscale of an RGB photo.
+        luma = batch.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
+    if have == 1 and channels == 3:
+        return np.repeat(batch, 3, axis=-1)
+    raise ValueError(
+        f"The model expects {channels} channel(s); images with {have} cannot be converted "
+        f"unambiguously. Received: shape {batch.shape[1:]}"
+    )
+
+
+def _resize(batch: np.ndarray, height: int, width: int) -> np.ndarray:
+    from PIL import Image
+
+    out = []
+    for image in batch:
+        mode_image = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+        resized = np.asarray(mode_image.resize((width, height), Image.Resampling.BILINEAR))
+        out.append(resized[..., None] if resized.ndim == 2 else resized)
+    return np.stack(out)
+
+
+def prepare_images(images, input_shape: Sequence[int], *, resize: bool = False) -> np.ndarray:
+    """Check and convert images to the uint8 (N, H, W, C) batch a model expects.
+
+    Accepts one image or a batch, grayscale, RGB or RGBA, uint8 or integer/float arrays
+    holding whole values 0..255. Size mismatches are errors unless ``resize=True``.
+    """
+    height, width, channels = (int(d) for d in input_shape)
+    batch = _split_batch(_to_uint8(np.asarray(images)), (height, width, channels))
+    batch = _match_channels(batch, channels)
+    if batch.shape[1:3] != (height, width):
+        if not resize:
+            raise ValueError(
+                f"The images are {batch.shape[1]}x{batch.shape[2]} but the model expects "
+                f"{height}x{width}. Pass resize=True (--resize on the command line) to "
+                f"resize them. Received: shape {np.shape(images)}"
+            )
+        batch = _resize(batch, height, width)
+    return np.ascontiguousarray(batch)
+
+
+def predict(
+    model: keras.Model | str | os.PathLike,
+    images,
+    batch_size: int = 256,
+    *,
+    resize: bool = False,
+) -> Prediction:
+    """Class ids and probabilities for uint8 images in the data set's natural shape.
+
+    ``model`` may be a loaded model or the path of a ``.keras`` file (loaded safely). The
+    model applies its own preprocessing and runs in inference mode (BN moving statistics,
+    no Dropout, no augmentation), so a prediction does not depend on the rest of the batch.
+    """
+    if not isinstance(model, keras.Model):
+        model = load_model(model)
+    batch = prepare_images(images, tuple(model.input_shape[1:]), resize=resize)
+    probabilities = np.asarray(model.predict(batch, batch_size=batch_size, verbose=0))
+    return Prediction(probabilities.argmax(axis=1), probabilities)
+
+
+def class_names_for(model_path: str | os.PathLike, num_classes: int) -> list[str]:
+    """Class names from the manifest or sidecar of a saved model, else "0".."N-1"."""
+    path = Path(model_path)
+    entry = read_manifest(path.parent)["models"].get(path.name) or read_sidecar(path)
+    names = entry.get("class_names")
+    if names and len(names) == num_classes:
+        return list(names)
+    return [str(i) for i in range(num_classes)]
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _read_file(path: Path) -> np.ndarray:
+    if path.suffix.lower() == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise ValueError(f"{path} is not a readable .npy array ({exc}).") from exc
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ("L", "RGB", "RGBA"):
+                img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
+            return np.asarray(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"{path} is not a readable image ({exc}).") from exc
+
+
+def _expand_inputs(paths: Sequence[str]) -> tuple[list[Path], list[dict]]:
+    files, errors = [], []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in INPUT_SUFFIXES)
+            if not found:
+                errors.append(
+                    {"input": str(path), "error": f"{path} holds no PNG, JPEG or .npy files."}
+                )
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            errors.append({"input": str(path), "error": f"{path} does not exist."})
+    return files, errors
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m kerasbn.predict",
+        description="Predict classes of PNG/JPEG images, .npy arrays or folders of them "
+        "with a saved kerasbn model.",
+    )
+    parser.add_argument(
+        "--model", required=True, help="a .keras file, e.g. saved_models/mnist-bn.keras"
+    )
+    parser.add_argument("inputs", nargs="+", help="image files, .npy arrays or folders")
+    parser.add_argument("--top-k", type=int, default=3, help="classes shown per image")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--resize", action="store_true", help="resize images to the model size")
+    parser.add_argument("--allow-h5", action="store_true", help="also load legacy .h5 models")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit status: 0 all predicted, 1 some inputs failed (the rest predicted), 2 bad usage
+    or a refused model."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.top_k < 1:
+        parser.exit(2, f"error: --top-k must be at least 1. Received: {args.top_k}\n")
+    try:
+        model = load_model(args.model, allow_h5=args.allow_h5)
+    except (FileNotFoundError, ModelFileError) as exc:
+        parser.exit(2, f"error: {exc}\n")
+    input_shape = tuple(model.input_shape[1:])
+    names = class_names_for(args.model, int(model.output_shape[-1]))
+
+    files, errors = _expand_inputs(args.inputs)
+    results = []
+    for path in files:
+        try:
+            batch = prepare_images(_read_file(path), input_shape, resize=args.resize)
+        except ValueError as exc:
+            errors.append({"input": str(path), "error": str(exc)})
+            continue
+        ids, probs = predict(model, batch).top_k(args.top_k)
+        for i in range(len(batch)):
+            label = str(path) if len(batch) == 1 else f"{path}[{i}]"
+            results.append(
+                {
+                    "input": label,
+                    "top_k": [
+                        {"class_id": int(c), "class_name": names[int(c)], "probability": float(p)}
+                        for c, p in zip(ids[i], probs[i], strict=True)
+                    ],
+                }
+            )
+    if args.json:
+        report = {"model": args.model, "predictions": results, "errors": errors}
+        print(json.dumps(report, indent=2))
+    else:
+        width = max([len(r["input"]) for r in results] + [5])
+        for r in results:
+            cells = "  ".join(
+                f"{t['class_name']} {100 * t['probability']:6.2f}%" for t in r["top_k"]
+            )
+            print(f"{r['input']:<{width}}  {cells}")
+    for err in errors:
+        print(f"error: {err['error']}", file=sys.stderr)
+    return 1 if errors else 0
