@@ -51,12 +51,14 @@ __all__ = [
     "read_cifar_python_batch",
     "read_idx",
     "read_image_tree",
+    "split_indices",
 ]
 
 DATA_DIR_ENV = "KERASBN_DATA_DIR"
 # The validation split must not move when the training seed changes, otherwise
 # "mean ± std over seeds" would mix model noise with split noise.
 SPLIT_SEED = 20240521
+TREE_ORDER_SEED = 20240522
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 _MNIST_CLASSES = tuple(str(i) for i in range(10))
@@ -459,7 +461,10 @@ def _stack_tree(
             for name, read in sorted(found[split][cls], key=lambda item: item[0]):
                 images.append(_decode_image(read(), name, info.image_shape))
                 labels.append(label)
-        arrays.extend([np.stack(images), np.asarray(labels, dtype=np.int64)])
+        # On disk the tree is sorted by class; the official batches are in random order.
+        # One fixed shuffle makes "the first N images" (--limit, slices) a fair sample.
+        order = np.random.default_rng(TREE_ORDER_SEED).permutation(len(images))
+        arrays.extend([np.stack(images)[order], np.asarray(labels, dtype=np.int64)[order]])
     return (*arrays, tuple(classes))
 
 
@@ -633,6 +638,16 @@ def _load_digits(info: DatasetInfo) -> tuple[tuple[np.ndarray, ...], str]:
     ), "scikit-learn load_digits (bundled)"
 
 
+def split_indices(n: int, val_size: int, seed: int = SPLIT_SEED) -> tuple[np.ndarray, ...]:
+    """(train_idx, val_idx), both sorted: a fixed, seeded choice of ``val_size`` of ``n``."""
+    if not 0 < val_size < n:
+        raise DataError(
+            f"Cannot carve {val_size} validation examples out of {n} training examples."
+        )
+    val_idx = np.sort(np.random.default_rng(seed).permutation(n)[:val_size])
+    return np.setdiff1d(np.arange(n), val_idx), val_idx
+
+
 def make_splits(
     x: np.ndarray, y: np.ndarray, val_size: int, seed: int = SPLIT_SEED
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -641,15 +656,8 @@ def make_splits(
     The remaining training examples keep their original order, so ``--limit N`` takes
     the first N of them.
     """
-    if not 0 < val_size < len(x):
-        raise DataError(
-            f"Cannot carve {val_size} validation examples out of {len(x)} training examples."
-        )
-    order = np.random.default_rng(seed).permutation(len(x))
-    val_idx = np.sort(order[:val_size])
-    train_mask = np.ones(len(x), dtype=bool)
-    train_mask[val_idx] = False
-    return x[train_mask], y[train_mask], x[val_idx], y[val_idx]
+    train_idx, val_idx = split_indices(len(x), val_size, seed)
+    return x[train_idx], y[train_idx], x[val_idx], y[val_idx]
 
 
 def _resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:

@@ -7,13 +7,10 @@ The model is loaded with every check of :func:`kerasbn.load_model`; the SavedMod
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from kerasbn.saving import ModelFileError, export_saved_model  # noqa: E402
+from kerasbn.saving import ModelFileError, export_saved_model
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -166,16 +166,30 @@ def write_tables(summary: pd.DataFrame, out_dir: str | os.PathLike, title: str) 
     write_text(out_dir / "summary.md", summary_markdown(summary, title))
 
 
-def plot_curves(
-    history: pd.DataFrame, summary: pd.DataFrame, path: str | os.PathLike, title: str = ""
-) -> Path:
-    """Loss and accuracy per epoch (train solid, val dashed, one colour per variant; mean
-    over seeds with a ±std band) and a test-accuracy bar chart, in one PNG."""
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (works on headless machines)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Write ``fig`` as PNG atomically (temp file + rename) and close it."""
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    pyplot().close(fig)
+    return Path(path)
+
+
+def plot_curves(
+    history: pd.DataFrame, summary: pd.DataFrame, path: str | os.PathLike, title: str = ""
+) -> Path:
+    """Loss and accuracy per epoch (train solid, val dashed, one colour per variant; mean
+    over seeds with a ±std band) and a test-accuracy bar chart, in one PNG."""
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), gridspec_kw={"width_ratios": [1, 1, 0.8]})
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     variants = list(dict.fromkeys(history["variant"]))
@@ -218,7 +232,4 @@ def plot_curves(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)

@@ -1,0 +1,104 @@
+"""Shared pieces of the named experiments: results, output files, small fits."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from kerasbn._io import write_json, write_text
+from kerasbn.report import pyplot, save_figure  # noqa: F401 - re-exported for experiments
+
+__all__ = [
+    "ExperimentResult",
+    "fit_per_epoch",
+    "mean_std",
+    "pyplot",
+    "save_figure",
+    "write_outputs",
+]
+
+
+@dataclass
+class ExperimentResult:
+    """What an experiment produced: a summary table, per-epoch history, figures."""
+
+    name: str
+    summary: pd.DataFrame
+    history: pd.DataFrame
+    figures: list[Path] = field(default_factory=list)
+    out_dir: Path | None = None
+    notes: str = ""
+
+
+def mean_std(values, scale: float = 100.0, digits: int = 2) -> str:
+    """'mean ± std' of ``values`` (std only with two or more finite values)."""
+    arr = np.asarray(values, dtype=float) * scale
+    finite = arr[np.isfinite(arr)]
+    if finite.size == 0:
+        return "n/a"
+    text = f"{finite.mean():.{digits}f}"
+    return text + (f" ± {finite.std(ddof=1):.{digits}f}" if finite.size > 1 else "")
+
+
+def fit_per_epoch(
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    extra: Callable[[keras.Model], dict] | None = None,
+) -> pd.DataFrame:
+    """Fit and return one row per epoch: loss, accuracy (and val_*), plus ``extra(model)``
+    evaluated after each epoch (e.g. training accuracy in inference mode)."""
+    rows: list[dict] = []
+
+    class _Collect(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+            if extra is not None:
+                row.update(extra(self.model))
+            rows.append(row)
+
+    model.fit(
+        x,
+        y,
+        batch_size=batch_size,
+        epochs=epochs,
+        validation_data=validation,
+        shuffle=True,
+        verbose=0,
+        callbacks=[_Collect()],
+    )
+    return pd.DataFrame(rows)
+
+
+def versions() -> dict:
+    return {"keras": keras.__version__, "backend": keras.backend.backend(), "numpy": np.__version__}
+
+
+def write_outputs(
+    result: ExperimentResult, out_dir: str | os.PathLike, config, title: str, table: str
+) -> ExperimentResult:
+    """Write summary.csv / summary.md / history.csv / config.json into ``out_dir``."""
+    out_dir = Path(out_dir)
+    write_text(out_dir / "summary.csv", result.summary.to_csv(index=False))
+    text = f"## {title}\n\n{table}\n"
+    if result.notes:
+        text += f"\n{result.notes}\n"
+    write_text(out_dir / "summary.md", text)
+    if len(result.history):
+        write_text(out_dir / "history.csv", result.history.to_csv(index=False))
+    write_json(
+        out_dir / "config.json",
+        {"experiment": result.name, "config": asdict(config), "versions": versions()},
+    )
+    result.out_dir = out_dir
+    return result

@@ -1,0 +1,119 @@
+"""cifar10-cnn: the plain Keras CIFAR-10 CNN in four versions, 10 epochs.
+
+The classic Keras example network (Conv32-Conv32-Pool-Conv64-Conv64-Pool-Dense512),
+trained 10 epochs on a 40,000 / 10,000 train / validation split of the CIFAR-10
+training set, without augmentation, as base, dropout (0.25 after each pooling stage,
+0.5 before the classifier), bn, and bn+dropout. It reuses kerasbn's own model builder
+and trainer: the network is an Architecture and the versions are Variants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from kerasbn.architectures import Architecture
+from kerasbn.data import load_dataset
+from kerasbn.experiments._common import ExperimentResult, mean_std, write_outputs
+from kerasbn.report import plot_curves, run_metrics, summarize, summary_markdown
+from kerasbn.train import default_config, evaluate, train
+from kerasbn.variants import Variant
+
+REFERENCE_BN_DROPOUT_VAL = 0.779  # the tutorial's validation accuracy after 10 epochs
+
+NETWORK = Architecture("cifar10", (32, 32, 3), 10, ((32, 32), (64, 64)), 512, augment=False)
+VERSIONS = (
+    Variant("base", "no BN, no Dropout"),
+    Variant("dropout", "Dropout 0.25 / 0.5", block_dropout=0.25, head_dropout=0.5),
+    Variant("bn", "BN after every conv and dense layer", batch_norm=True),
+    Variant(
+        "bn+dropout",
+        "BN + Dropout 0.25 / 0.5",
+        batch_norm=True,
+        block_dropout=0.25,
+        head_dropout=0.5,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    val_size: int = 10_000
+    seeds: int = 1
+    limit: int | None = None  # training images (None: all 40,000)
+    val_limit: int | None = None
+    test_limit: int | None = None
+
+
+QUICK = {"epochs": 1, "limit": 256, "val_limit": 256, "test_limit": 500}
+
+
+def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
+    data = load_dataset("cifar10", data_dir, val_size=config.val_size).limit(config.limit)
+    # Quick runs keep fewer validation / test images (both sets are in random order).
+    data = replace(
+        data,
+        x_val=data.x_val[: config.val_limit],
+        y_val=data.y_val[: config.val_limit],
+        x_test=data.x_test[: config.test_limit],
+        y_test=data.y_test[: config.test_limit],
+    )
+    train_config = default_config(
+        "cifar10",
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        lr_schedule="constant",
+        augment=False,
+        verbose=2,
+        target_val_accuracy=0.7,
+    )
+    histories, runs = [], []
+    for variant in VERSIONS:
+        for seed in range(config.seeds):
+            result = train(data, variant, replace(train_config, seed=seed), architecture=NETWORK)
+            scores = evaluate(result.model, data)
+            histories.append(
+                result.history.assign(dataset="cifar10", variant=variant.name, seed=seed)
+            )
+            runs.append(
+                {
+                    "dataset": "cifar10",
+                    "variant": variant.name,
+                    "seed": seed,
+                    "params": result.params,
+                    **scores,
+                    **run_metrics(result.history, 0.7, result.train_examples),
+                    "target_val_accuracy": 0.7,
+                    "diverged": result.diverged,
+                }
+            )
+    history = pd.concat(histories, ignore_index=True)
+    summary = summarize(pd.DataFrame(runs))
+    final = history[history["epoch"] == history["epoch"].max()]
+    val_table = pd.DataFrame(
+        {
+            "version": [v.name for v in VERSIONS],
+            f"val acc % after {config.epochs} epochs": [
+                mean_std(final[final["variant"] == v.name]["val_accuracy"]) for v in VERSIONS
+            ],
+            "tutorial val acc %": ["", "", "", f"{100 * REFERENCE_BN_DROPOUT_VAL:.1f}"],
+        }
+    ).to_markdown(index=False)
+    table = (
+        f"{val_table}\n\nFull comparison (test set evaluated once at the end):\n\n"
+        + summary_markdown(summary)
+    )
+    figure = plot_curves(
+        history,
+        summary,
+        Path(out_dir) / "cifar10_cnn.png",
+        title="plain Keras CIFAR-10 CNN, 10 epochs (CIFAR-10 JPEG copy)",
+    )
+    result = ExperimentResult("cifar10-cnn", summary, history, [figure])
+    return write_outputs(result, out_dir, config, "cifar10-cnn", table)

@@ -1,0 +1,84 @@
+"""The named experiments: registry, CLI, and every --quick run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kerasbn.experiments import get_experiment, list_experiments, run_experiment
+from kerasbn.experiments.__main__ import main
+from kerasbn.experiments.numpy_bn import Config as NumpyConfig
+from kerasbn.experiments.numpy_bn import bn_backward, bn_forward, gradient_check
+
+ALL = list_experiments()
+
+
+def test_registry_and_cli_list(capsys):
+    assert ALL == [
+        "breast-cancer-mlp",
+        "init-scale-sweep",
+        "cifar10-cnn",
+        "numpy-reference",
+        "mnist-mlp",
+    ]
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ALL) and "99.1%" in out
+
+
+def test_unknown_experiment(capsys):
+    with pytest.raises(ValueError, match=r"Valid experiments are: .*Received: 'nope'"):
+        get_experiment("nope")
+    with pytest.raises(SystemExit) as info:
+        main(["run", "nope", "--quick"])
+    assert info.value.code == 2 and "Unknown experiment" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_quick_run_writes_table_figure_and_config(name, tmp_path, request):
+    data_dir = (
+        request.getfixturevalue("shared_data_dir") if get_experiment(name).needs_data else None
+    )
+    out = tmp_path / name
+    result = run_experiment(name, quick=True, out_dir=out, data_dir=data_dir)
+    for file in ("summary.csv", "summary.md", "config.json"):
+        assert (out / file).stat().st_size > 0
+    assert result.figures and all(f.read_bytes()[:4] == b"\x89PNG" for f in result.figures)
+    config = json.loads((out / "config.json").read_text())
+    assert config["experiment"] == name and config["versions"]["keras"]
+    assert len(pd.read_csv(out / "summary.csv")) == len(result.summary) >= 2
+    assert (out / "summary.md").read_text().startswith(f"## {name}")
+
+
+def test_numpy_bn_matches_keras_forward_and_backward():
+    check = gradient_check(NumpyConfig())
+    assert set(check["input shape"]) == {"(16, 5)", "(4, 6, 6, 3)"}
+    assert check["agrees (<= tol)"].all() and (check["max abs diff"] <= 1e-5).all()
+
+
+def test_numpy_bn_backward_matches_finite_differences():
+    rng = np.random.default_rng(1)
+    x, dy = rng.normal(size=(6, 3)), rng.normal(size=(6, 3))
+    gamma, beta = rng.normal(size=3), rng.normal(size=3)
+    _, cache = bn_forward(x, gamma, beta, 1e-3)
+    dx, _, _ = bn_backward(dy, cache)
+    h, numeric = 1e-6, np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        plus, minus = x.copy(), x.copy()
+        plus[idx] += h
+        minus[idx] -= h
+        numeric[idx] = (
+            (bn_forward(plus, gamma, beta, 1e-3)[0] * dy).sum()
+            - (bn_forward(minus, gamma, beta, 1e-3)[0] * dy).sum()
+        ) / (2 * h)
+    np.testing.assert_allclose(dx, numeric, atol=1e-6)
+
+
+def test_numpy_and_keras_mlps_train_alike(tmp_path):
+    result = run_experiment("numpy-reference", quick=True, out_dir=tmp_path, epochs=3)
+    h = result.history
+    np.testing.assert_allclose(h["numpy_train_loss"], h["keras_train_loss"], rtol=1e-3)
+    np.testing.assert_allclose(h["numpy_test_accuracy"], h["keras_test_accuracy"], atol=0.02)
