@@ -59,7 +59,8 @@ class TrainConfig:
         learning_rate: peak learning rate.
         lr_schedule: ``"cosine"`` (decay to 1% over the run) or ``"constant"``.
         warmup_epochs: with ``"cosine"``, a linear warmup from 10% of the peak learning
-            rate over this many epochs first (lets BN nets start at a high rate).
+            rate over this many epochs first (lets BN nets start at a high rate); shorter
+            runs warm up for at most ``epochs - 1`` epochs.
         momentum: SGD momentum (ignored by Adam).
         augment: pad-and-crop + horizontal flip; ``None`` = the data set's default.
         seed: seed for weights, shuffling, dropout and augmentation.
@@ -95,10 +96,9 @@ class TrainConfig:
             raise ValueError(
                 f"Unknown optimizer. Valid optimizers are: adam, sgd. Received: {self.optimizer!r}"
             )
-        if not isinstance(self.warmup_epochs, int) or not 0 <= self.warmup_epochs < self.epochs:
+        if not isinstance(self.warmup_epochs, int) or self.warmup_epochs < 0:
             raise ValueError(
-                "warmup_epochs must be a whole number below epochs. "
-                f"Received: {self.warmup_epochs!r}"
+                f"warmup_epochs must be a whole number >= 0. Received: {self.warmup_epochs!r}"
             )
         if self.lr_schedule not in ("cosine", "constant"):
             raise ValueError(
@@ -175,7 +175,8 @@ def _strategy_scope(strategy):
 def _learning_rate(config: TrainConfig, steps_per_epoch: int):
     if config.lr_schedule == "constant":
         return config.learning_rate
-    warmup_steps = steps_per_epoch * config.warmup_epochs
+    # A quick look (--epochs 1) must still decay: warm up for at most epochs - 1.
+    warmup_steps = steps_per_epoch * min(config.warmup_epochs, config.epochs - 1)
     decay_steps = max(1, steps_per_epoch * config.epochs - warmup_steps)
     if not warmup_steps:
         return keras.optimizers.schedules.CosineDecay(

@@ -23,6 +23,19 @@ def test_default_configs_differ_per_dataset_and_validate():
             replace(TrainConfig(), **bad)
 
 
+def test_warmup_then_cosine_and_short_runs_still_decay():
+    from kerasbn.train import _learning_rate
+
+    schedule = _learning_rate(default_config("cifar10", learning_rate=1e-2, warmup_epochs=2), 10)
+    assert float(schedule(0)) == pytest.approx(1e-3)  # 10% of the peak
+    assert float(schedule(20)) == pytest.approx(1e-2)  # the peak after 2 epochs
+    assert float(schedule(149)) < 1e-3  # decayed by the end of 15 epochs
+    short = _learning_rate(default_config("cifar10", epochs=1, learning_rate=1e-2), 10)
+    assert float(short(0)) == pytest.approx(1e-2) and float(short(9)) < 1e-2
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        default_config("cifar10", warmup_epochs=-1)
+
+
 def test_default_strategy_on_cpu_has_one_replica():
     strategy = get_strategy()
     assert strategy.num_replicas_in_sync == 1
