@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,6 +20,7 @@ __all__ = [
     "mean_std",
     "pyplot",
     "save_figure",
+    "train_versions",
     "write_outputs",
 ]
 
@@ -78,6 +79,45 @@ def fit_per_epoch(
         callbacks=[_Collect()],
     )
     return pd.DataFrame(rows)
+
+
+def train_versions(
+    builds: Iterable[tuple[dict, Callable[[], keras.Model]]],
+    optimizer: Callable[[], keras.optimizers.Optimizer],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    seeds: Iterable[int] = (0,),
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    extra: Callable[[keras.Model], dict] | None = None,
+) -> pd.DataFrame:
+    """Train every (labels, build) version with every seed; one history frame.
+
+    Each run is seeded with ``keras.utils.set_random_seed(seed)`` before its model is
+    built, so versions that share a seed start from the same random state. The rows of
+    a run carry its ``labels`` (e.g. ``{"version": "BN"}``) and ``seed``.
+    """
+    histories = []
+    for labels, build in builds:
+        for seed in seeds:
+            keras.utils.set_random_seed(seed)
+            model = build()
+            model.compile(
+                optimizer=optimizer(), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+            )
+            h = fit_per_epoch(
+                model,
+                x,
+                y,
+                epochs=epochs,
+                batch_size=batch_size,
+                validation=validation,
+                extra=extra,
+            )
+            histories.append(h.assign(**labels, seed=seed))
+    return pd.concat(histories, ignore_index=True)
 
 
 def versions() -> dict:

@@ -8,6 +8,7 @@ validation split; with and without a BatchNormalization layer on the inputs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import keras
@@ -16,13 +17,14 @@ import pandas as pd
 
 from kerasbn.experiments._common import (
     ExperimentResult,
-    fit_per_epoch,
     mean_std,
     pyplot,
     save_figure,
+    train_versions,
     write_outputs,
 )
 
+VERSIONS = (("no BN", False), ("BN on inputs", True))
 # The tutorial's figures (validation accuracy after 30 epochs).
 REFERENCE = {"no BN": 0.614, "BN on inputs": 0.991}
 
@@ -66,26 +68,16 @@ def build(config: Config, batch_norm: bool) -> keras.Model:
 
 def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     x_train, x_val, y_train, y_val = load_split(config)
-    histories = []
-    for version, batch_norm in (("no BN", False), ("BN on inputs", True)):
-        for seed in range(config.seeds):
-            keras.utils.set_random_seed(seed)
-            model = build(config, batch_norm)
-            model.compile(
-                optimizer=keras.optimizers.SGD(config.learning_rate),
-                loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"],
-            )
-            h = fit_per_epoch(
-                model,
-                x_train,
-                y_train,
-                epochs=config.epochs,
-                batch_size=config.batch_size,
-                validation=(x_val, y_val),
-            )
-            histories.append(h.assign(version=version, seed=seed))
-    history = pd.concat(histories, ignore_index=True)
+    history = train_versions(
+        [({"version": v}, partial(build, config, bn)) for v, bn in VERSIONS],
+        lambda: keras.optimizers.SGD(config.learning_rate),
+        x_train,
+        y_train,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        seeds=range(config.seeds),
+        validation=(x_val, y_val),
+    )
     final = history[history["epoch"] == history["epoch"].max()]
     majority = max(np.mean(y_val), 1 - np.mean(y_val))
     rows = []

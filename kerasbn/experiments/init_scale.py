@@ -10,6 +10,7 @@ mode after every epoch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import keras
@@ -19,9 +20,9 @@ import pandas as pd
 from kerasbn.data import load_dataset, split_indices
 from kerasbn.experiments._common import (
     ExperimentResult,
-    fit_per_epoch,
     pyplot,
     save_figure,
+    train_versions,
     write_outputs,
 )
 
@@ -61,31 +62,26 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     x, y = _first_training_images(data, config.train_images)
     x = x.reshape(len(x), -1).astype("float32") / 255.0
     scales = np.logspace(0, -4, config.scales)
-    histories = []
-    for std in scales:
-        for version, batch_norm in (("BN", True), ("no BN", False)):
-            keras.utils.set_random_seed(config.seed)
-            model = build(config, float(std), batch_norm)
-            model.compile(
-                optimizer=keras.optimizers.SGD(config.learning_rate),
-                loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"],
-            )
 
-            def train_accuracy(m, x=x, y=y):
-                probs = m.predict(x, batch_size=1000, verbose=0)
-                return {"train_accuracy": float(np.mean(probs.argmax(1) == y))}
+    def train_accuracy(model: keras.Model) -> dict:
+        # Accuracy on the 1,000 training images in inference mode, as the tutorial plots.
+        probs = model.predict(x, batch_size=1000, verbose=0)
+        return {"train_accuracy": float(np.mean(probs.argmax(1) == y))}
 
-            h = fit_per_epoch(
-                model,
-                x,
-                y,
-                epochs=config.epochs,
-                batch_size=config.batch_size,
-                extra=train_accuracy,
-            )
-            histories.append(h.assign(weight_std=float(std), version=version))
-    history = pd.concat(histories, ignore_index=True)
+    history = train_versions(
+        [
+            ({"weight_std": float(std), "version": version}, partial(build, config, float(std), bn))
+            for std in scales
+            for version, bn in (("BN", True), ("no BN", False))
+        ],
+        lambda: keras.optimizers.SGD(config.learning_rate),
+        x,
+        y,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        seeds=(config.seed,),
+        extra=train_accuracy,
+    )
     final = history[history["epoch"] == config.epochs]
     summary = final.pivot(index="weight_std", columns="version", values="train_accuracy")
     summary = summary.sort_index(ascending=False).reset_index()[["weight_std", "BN", "no BN"]]

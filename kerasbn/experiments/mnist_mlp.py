@@ -8,6 +8,7 @@ test set is evaluated after every epoch (Keras' training / inference modes).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import keras
@@ -17,10 +18,10 @@ import pandas as pd
 from kerasbn.data import load_dataset
 from kerasbn.experiments._common import (
     ExperimentResult,
-    fit_per_epoch,
     mean_std,
     pyplot,
     save_figure,
+    train_versions,
     write_outputs,
 )
 
@@ -58,27 +59,19 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     y_train = np.concatenate([data.y_train, data.y_val])
     if config.limit:
         x_train, y_train = x_train[: config.limit], y_train[: config.limit]
-    histories = []
-    for version, batch_norm in (("no BN", False), ("BN", True)):
-        for seed in range(config.seeds):
-            keras.utils.set_random_seed(seed)
-            model = build(config, batch_norm)
-            model.compile(
-                optimizer=keras.optimizers.Adam(config.learning_rate),
-                loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"],
-            )
-            h = fit_per_epoch(
-                model,
-                x_train,
-                y_train,
-                epochs=config.epochs,
-                batch_size=config.batch_size,
-                validation=(data.x_test, data.y_test),
-            )
-            h = h.rename(columns={"val_loss": "test_loss", "val_accuracy": "test_accuracy"})
-            histories.append(h.assign(version=version, seed=seed))
-    history = pd.concat(histories, ignore_index=True)
+    history = train_versions(
+        [
+            ({"version": v}, partial(build, config, bn))
+            for v, bn in (("no BN", False), ("BN", True))
+        ],
+        lambda: keras.optimizers.Adam(config.learning_rate),
+        x_train,
+        y_train,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        seeds=range(config.seeds),
+        validation=(data.x_test, data.y_test),
+    ).rename(columns={"val_loss": "test_loss", "val_accuracy": "test_accuracy"})
     final = history[history["epoch"] == history["epoch"].max()]
     groups = list(final.groupby("version", sort=False))
     summary = pd.DataFrame(
