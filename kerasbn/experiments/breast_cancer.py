@@ -38,6 +38,7 @@ class Config:
     val_fraction: float = 0.3
     split_seed: int = 1
     seeds: int = 5
+    bn_momentum: float = 0.99  # Keras' default, as in the tutorial
 
 
 QUICK = {"epochs": 2, "seeds": 2}
@@ -60,7 +61,11 @@ def load_split(config: Config):
 
 def build(config: Config, batch_norm: bool) -> keras.Model:
     inputs = keras.Input((30,), name="features")
-    x = keras.layers.BatchNormalization(name="input_bn")(inputs) if batch_norm else inputs
+    x = (
+        keras.layers.BatchNormalization(momentum=config.bn_momentum, name="input_bn")(inputs)
+        if batch_norm
+        else inputs
+    )
     x = keras.layers.Dense(config.hidden_units, activation="relu", name="hidden")(x)
     outputs = keras.layers.Dense(2, activation="softmax", name="predictions")(x)
     return keras.Model(inputs, outputs)
