@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import os
-import platform
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -29,11 +28,12 @@ from pathlib import Path
 import pandas as pd
 
 from kerasbn._io import write_json, write_text
+from kerasbn._versions import library_versions
 from kerasbn.data import DataError, Dataset, list_datasets, load_dataset
 from kerasbn.report import HISTORY_COLUMNS, plot_curves, run_metrics, summarize, write_tables
 from kerasbn.saving import save_model
 from kerasbn.train import TrainConfig, TrainResult, default_config, evaluate, train
-from kerasbn.variants import Variant, list_variants, parse_variants
+from kerasbn.variants import Variant, get_variant, list_variants, parse_variants
 
 __all__ = ["CompareResult", "compare", "main"]
 
@@ -45,25 +45,6 @@ class CompareResult:
     history: pd.DataFrame
     runs: pd.DataFrame
     model_paths: dict[str, Path]
-
-
-def _versions() -> dict:
-    import keras
-    import numpy
-
-    versions = {
-        "python": platform.python_version(),
-        "keras": keras.__version__,
-        "backend": keras.backend.backend(),
-        "numpy": numpy.__version__,
-        "pandas": pd.__version__,
-    }
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        versions["tensorflow"] = tf.__version__
-        versions["devices"] = [d.name for d in tf.config.list_logical_devices()]
-    return versions
 
 
 def default_out_dir(dataset: str, root: str | os.PathLike = "runs") -> Path:
@@ -134,7 +115,11 @@ def compare(
     if isinstance(variants, str):
         variants = parse_variants(variants)
     else:
-        variants = parse_variants(",".join(v if isinstance(v, str) else v.name for v in variants))
+        # Variant objects pass through (custom ones need not be registered); names are
+        # looked up; duplicates are dropped.
+        variants = list({v.name: v for v in map(get_variant, variants)}.values())
+        if not variants:
+            raise ValueError(f"No variant given. Received: {variants!r}")
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1. Received: {seeds}")
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_dir)
@@ -154,7 +139,7 @@ def compare(
             "save_models": str(models_dir) if models_dir else None,
             "command": sys.argv if Path(sys.argv[0]).name.startswith("compare") else None,
             "started": _dt.datetime.now().isoformat(timespec="seconds"),
-            "versions": _versions(),
+            "versions": library_versions(devices=True),
         },
     )
 
@@ -204,7 +189,7 @@ def compare(
                         },
                         "data_source": data.describe(),
                         "run_folder": str(out_dir),
-                        "versions": _versions(),
+                        "versions": library_versions(),
                         "created": _dt.datetime.now().isoformat(timespec="seconds"),
                     },
                 )

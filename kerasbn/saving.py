@@ -31,6 +31,7 @@ import keras
 import pandas as pd
 
 from kerasbn._io import atomic_path, write_json
+from kerasbn._versions import library_versions
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -81,17 +82,6 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _versions() -> dict:
-    versions = {"keras": keras.__version__, "backend": keras.backend.backend()}
-    try:
-        import tensorflow as tf
-
-        versions["tensorflow"] = tf.__version__
-    except ImportError:  # the JAX / PyTorch machines have no TensorFlow
-        pass
-    return versions
-
-
 # --------------------------------------------------------------------------- manifest
 
 
@@ -121,7 +111,7 @@ def _record_in_manifest(model_path: Path, metadata: dict) -> dict:
         "bytes": model_path.stat().st_size,
         **{key: metadata[key] for key in _MANIFEST_FIELDS if key in metadata},
         "variant": variant.get("name") if isinstance(variant, dict) else variant,
-        "versions": metadata.get("versions") or _versions(),
+        "versions": metadata.get("versions") or library_versions(),
         "created": metadata.get("created") or _dt.datetime.now().isoformat(timespec="seconds"),
     }
     manifest["models"][model_path.name] = entry

@@ -186,3 +186,17 @@ def test_saved_cifar10_model_has_no_augmentation_layers(tmp_path):
     saved = load_model(result.model_paths["bn"])
     assert not [layer.name for layer in saved.layers if layer.name.startswith("augment_")]
     assert len(saved.layers) > 5
+
+
+def test_compare_accepts_an_unregistered_custom_variant(digits, tmp_path):
+    from kerasbn import Variant, list_variants
+
+    heavy = Variant("heavy-dropout", "not registered", head_dropout=0.6)
+    config = default_config("digits", epochs=1, verbose=0)
+    result = compare(
+        digits, [heavy, "bn"], config, out_dir=tmp_path / "out", save_models=None, limit=200
+    )
+    assert list(result.summary["variant"]) == ["heavy-dropout", "bn"]
+    assert "heavy-dropout" not in list_variants()
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert saved["variants"][0]["head_dropout"] == 0.6 and "tensorflow" in saved["versions"]

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from kerasbn._io import write_json, write_text
+from kerasbn._versions import library_versions
 from kerasbn.report import pyplot, save_figure  # noqa: F401 - re-exported for experiments
 
 __all__ = [
@@ -120,10 +121,6 @@ def train_versions(
     return pd.concat(histories, ignore_index=True)
 
 
-def versions() -> dict:
-    return {"keras": keras.__version__, "backend": keras.backend.backend(), "numpy": np.__version__}
-
-
 def write_outputs(
     result: ExperimentResult, out_dir: str | os.PathLike, config, title: str, table: str
 ) -> ExperimentResult:
@@ -138,7 +135,7 @@ def write_outputs(
         write_text(out_dir / "history.csv", result.history.to_csv(index=False))
     write_json(
         out_dir / "config.json",
-        {"experiment": result.name, "config": asdict(config), "versions": versions()},
+        {"experiment": result.name, "config": asdict(config), "versions": library_versions()},
     )
     result.out_dir = out_dir
     return result
