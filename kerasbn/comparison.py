@@ -30,9 +30,9 @@ import pandas as pd
 from kerasbn._io import write_json, write_text
 from kerasbn._versions import library_versions
 from kerasbn.data import DataError, Dataset, list_datasets, load_dataset
-from kerasbn.report import HISTORY_COLUMNS, plot_curves, run_metrics, summarize, write_tables
+from kerasbn.report import HISTORY_COLUMNS, plot_curves, run_row, summarize, write_tables
 from kerasbn.saving import save_model
-from kerasbn.train import TrainConfig, TrainResult, default_config, evaluate, train
+from kerasbn.train import TrainConfig, default_config, evaluate, train
 from kerasbn.variants import Variant, get_variant, list_variants, parse_variants
 
 __all__ = ["CompareResult", "compare", "main"]
@@ -67,23 +67,6 @@ def _prepare_out_dir(out_dir: Path) -> None:
         raise PermissionError(
             f"Cannot write to the output folder {out_dir} ({exc}). Pass a writable --out."
         ) from exc
-
-
-def _run_row(result: TrainResult, scores: dict, seed: int) -> dict:
-    metrics = run_metrics(result.history, result.config.target_val_accuracy, result.train_examples)
-    return {
-        "dataset": result.dataset,
-        "variant": result.variant.name,
-        "seed": seed,
-        "params": result.params,
-        **scores,
-        **metrics,
-        "target_val_accuracy": result.config.target_val_accuracy,
-        "epochs": len(result.history),
-        "diverged": result.diverged,
-        "replicas": result.replicas,
-        "global_batch_size": result.global_batch_size,
-    }
 
 
 def compare(
@@ -155,7 +138,7 @@ def compare(
             print(f"[kerasbn] training {tag} ({len(data.x_train)} images)", flush=True)
             result = train(data, variant, run_config, log_csv=out_dir / "logs" / f"{tag}.csv")
             scores = evaluate(result.model, data)
-            row = _run_row(result, scores, seed)
+            row = run_row(result, scores)
             run_rows.append(row)
             histories.append(
                 result.history.assign(dataset=data.name, variant=variant.name, seed=seed)

@@ -33,7 +33,7 @@ import threading
 import warnings
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -198,8 +198,6 @@ class Dataset:
                 f"limit {n} is larger than the {len(self.x_train)} training examples of "
                 f"{self.name!r}; pass a smaller --limit or none. Received: {n}"
             )
-        from dataclasses import replace
-
         return replace(
             self,
             x_train=self.x_train[:n],

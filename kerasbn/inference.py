@@ -22,11 +22,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kerasbn.data import IMAGE_SUFFIXES
 from kerasbn.saving import ModelFileError, load_model, read_manifest, read_sidecar
 
 __all__ = ["Prediction", "class_names_for", "main", "predict", "prepare_images"]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 INPUT_SUFFIXES = (*IMAGE_SUFFIXES, ".npy")
 
 

@@ -13,13 +13,14 @@ import numpy as np
 import pandas as pd
 
 from kerasbn._io import atomic_path, write_text
-from kerasbn.train import EPOCH_COLUMNS
+from kerasbn.train import EPOCH_COLUMNS, TrainResult
 
 __all__ = [
     "HISTORY_COLUMNS",
     "SUMMARY_COLUMNS",
     "plot_curves",
     "run_metrics",
+    "run_row",
     "summarize",
     "summary_markdown",
 ]
@@ -70,6 +71,23 @@ def run_metrics(history: pd.DataFrame, target: float, train_examples: int) -> di
         "epochs_to_target": int(reached.iloc[0]) if len(reached) else np.nan,
         "seconds_per_epoch": float(steady["seconds"].median()),
         "train_images_per_s": train_examples / train_seconds if train_seconds > 0 else np.nan,
+    }
+
+
+def run_row(result: TrainResult, scores: dict) -> dict:
+    """One row of ``runs.csv``: a trained run's test scores and :func:`run_metrics`."""
+    return {
+        "dataset": result.dataset,
+        "variant": result.variant.name,
+        "seed": result.config.seed,
+        "params": result.params,
+        **scores,
+        **run_metrics(result.history, result.config.target_val_accuracy, result.train_examples),
+        "target_val_accuracy": result.config.target_val_accuracy,
+        "epochs": len(result.history),
+        "diverged": result.diverged,
+        "replicas": result.replicas,
+        "global_batch_size": result.global_batch_size,
     }
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 from kerasbn.architectures import Architecture
 from kerasbn.data import load_dataset
 from kerasbn.experiments._common import ExperimentResult, mean_std, write_outputs
-from kerasbn.report import plot_curves, run_metrics, summarize, summary_markdown
+from kerasbn.report import plot_curves, run_row, summarize, summary_markdown
 from kerasbn.train import default_config, evaluate, train
 from kerasbn.variants import Variant
 
@@ -81,18 +81,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
             histories.append(
                 result.history.assign(dataset="cifar10", variant=variant.name, seed=seed)
             )
-            runs.append(
-                {
-                    "dataset": "cifar10",
-                    "variant": variant.name,
-                    "seed": seed,
-                    "params": result.params,
-                    **scores,
-                    **run_metrics(result.history, 0.7, result.train_examples),
-                    "target_val_accuracy": 0.7,
-                    "diverged": result.diverged,
-                }
-            )
+            runs.append(run_row(result, scores))
     history = pd.concat(histories, ignore_index=True)
     summary = summarize(pd.DataFrame(runs))
     final = history[history["epoch"] == history["epoch"].max()]
