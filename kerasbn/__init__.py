@@ -20,6 +20,7 @@ from kerasbn.saving import (
     export_saved_model,
     list_models,
     load_model,
+    read_sidecar,
     save_model,
 )
 from kerasbn.train import (
@@ -64,6 +65,7 @@ __all__ = [
     "predict",
     "prepare_images",
     "register_variant",
+    "read_sidecar",
     "save_model",
     "summarize",
     "summary_markdown",

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_json", "write_text"]
+__all__ = ["atomic_path", "remove_stale_temps", "write_json", "write_text"]
+
+TEMP_PREFIX = ".tmp-"  # temporary files of atomic writes; a kill may leave some behind
 
 
 @contextmanager
@@ -22,7 +24,7 @@ def atomic_path(target: str | os.PathLike, suffix: str = ""):
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=suffix or target.suffix, dir=target.parent
+        prefix=f"{TEMP_PREFIX}{target.name}.", suffix=suffix or target.suffix, dir=target.parent
     )
     os.close(fd)
     try:
@@ -51,5 +53,24 @@ def write_text(target: str | os.PathLike, text: str) -> Path:
     return _write(target, lambda p: p.write_text(text, encoding="utf-8"))
 
 
+def _plain(value):
+    # NumPy scalars (np.int64, np.float32, np.bool_) as Python numbers, anything else as text.
+    return value.item() if hasattr(value, "item") else str(value)
+
+
 def write_json(target: str | os.PathLike, obj) -> Path:
-    return write_text(target, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    return write_text(target, json.dumps(obj, indent=2, sort_keys=False, default=_plain) + "\n")
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> int:
+    """Delete temporary files that killed writers left in ``folder`` (not recursive).
+
+    Only call this while holding the folder's lock: a live writer's temp file looks the
+    same. Returns how many were removed.
+    """
+    removed = 0
+    for path in Path(folder).glob(f"{TEMP_PREFIX}*"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -10,16 +10,28 @@ writes, into one output folder (default ``runs/<time>-<dataset>``):
 * ``runs.csv``: one row per (variant, seed) with its test and overfitting figures;
 * ``summary.csv`` / ``summary.md``: one row per variant (mean ± std over seeds);
 * ``curves.png``: train vs validation loss and accuracy, and test accuracy bars;
-* ``logs/``: Keras ``CSVLogger`` files, written while training runs;
+* ``logs/<run>.csv``: each run's per-epoch history, rewritten after every epoch;
+* ``runs/<run>.json``: a finished run's record (its row, history and saved model);
+* ``backup/<run>/``: the checkpoint of the run in progress (removed when it finishes);
+* ``complete.json``: written last, once everything else is in place;
 
 and saves ``<save_models>/<dataset>-<variant>.keras`` with a JSON sidecar.
+
+A run that is killed can be resumed by running the same command again (with the same
+``--out``, or with none: the newest unfinished matching folder under ``runs/`` is
+picked up). Finished runs are read back, the interrupted one continues from its last
+completed epoch, and the result equals an uninterrupted run's. A lock file keeps a
+second process out of a folder in use.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
+import math
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -27,15 +39,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from kerasbn._io import write_json, write_text
+from kerasbn._io import remove_stale_temps, write_json, write_text
+from kerasbn._lock import FolderLock, FolderLockedError
 from kerasbn._versions import library_versions
 from kerasbn.data import DataError, Dataset, list_datasets, load_dataset
 from kerasbn.report import HISTORY_COLUMNS, plot_curves, run_row, summarize, write_tables
 from kerasbn.saving import save_model
-from kerasbn.train import TrainConfig, default_config, evaluate, train
+from kerasbn.train import EPOCH_COLUMNS, TrainConfig, default_config, evaluate, train
 from kerasbn.variants import Variant, get_variant, list_variants, parse_variants
 
-__all__ = ["CompareResult", "compare", "main"]
+__all__ = ["CompareResult", "compare", "find_resumable", "main"]
 
 
 @dataclass
@@ -47,26 +60,144 @@ class CompareResult:
     model_paths: dict[str, Path]
 
 
+COMPLETE = "complete.json"
+# Settings that must match for a folder to be resumed (verbosity may change).
+_RESUME_KEYS = ("dataset", "variants", "seeds", "train_config", "save_models")
+
+
 def default_out_dir(dataset: str, root: str | os.PathLike = "runs") -> Path:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(root) / f"{stamp}-{dataset}"
+    folder = Path(root) / f"{stamp}-{dataset}"
+    suffix = 1
+    while folder.exists():  # two runs started within one second
+        suffix += 1
+        folder = Path(root) / f"{stamp}.{suffix}-{dataset}"
+    return folder
 
 
-def _prepare_out_dir(out_dir: Path) -> None:
-    if (out_dir / "config.json").exists():
+def _comparable(settings: dict) -> dict:
+    # JSON round trip: tuples become lists, as in the stored config.json.
+    picked = json.loads(json.dumps({k: settings.get(k) for k in _RESUME_KEYS}, default=str))
+    if isinstance(picked.get("train_config"), dict):
+        picked["train_config"].pop("verbose", None)
+    return picked
+
+
+def _settings_differ(out_dir: Path, settings: dict) -> list[str]:
+    """Which resume settings of the unfinished run in ``out_dir`` differ from these."""
+    try:
+        stored = json.loads((out_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return ["config.json (unreadable)"]
+    old, new = _comparable(stored), _comparable(settings)
+    return [k for k in _RESUME_KEYS if old.get(k) != new.get(k)]
+
+
+def find_resumable(dataset: str, settings: dict, root: str | os.PathLike = "runs") -> Path | None:
+    """The newest unfinished folder under ``root`` started with the same settings."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    for folder in sorted(root.glob(f"*-{dataset}"), reverse=True):
+        if (
+            (folder / "config.json").exists()
+            and not (folder / COMPLETE).exists()
+            and not _settings_differ(folder, settings)
+        ):
+            return folder
+    return None
+
+
+def _check_out_dir(out_dir: Path, settings: dict) -> bool:
+    """Whether ``out_dir`` (locked by us) resumes an unfinished run; raise if it may not
+    be used."""
+    # (A summary without run records is a folder from before runs could resume.)
+    if (out_dir / COMPLETE).exists() or (
+        (out_dir / "summary.csv").exists() and not (out_dir / "runs").exists()
+    ):
         raise FileExistsError(
-            f"{out_dir} already holds the results of an earlier run (config.json). Pass a new "
+            f"{out_dir} already holds the results of an earlier, finished run. Pass a new "
             "--out folder, or move that one away; nothing was overwritten."
         )
+    if not (out_dir / "config.json").exists():
+        return False
+    differ = _settings_differ(out_dir, settings)
+    if differ:
+        raise FileExistsError(
+            f"{out_dir} already holds the results of an unfinished run with other settings "
+            f"({', '.join(differ)}); resuming it with these would mix results. Re-run the "
+            "original command to resume it, or pass a new --out; nothing was overwritten."
+        )
+    return True
+
+
+def _lock_out_dir(out_dir: Path) -> FolderLock:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        return FolderLock(out_dir).acquire()
     except OSError as exc:
         raise PermissionError(
             f"Cannot write to the output folder {out_dir} ({exc}). Pass a writable --out."
         ) from exc
+
+
+def _model_metadata(data: Dataset, variant: Variant, config: TrainConfig, row: dict, out_dir):
+    return {
+        "dataset": data.name,
+        "variant": asdict(variant),
+        "seed": config.seed,
+        "input_shape": list(data.input_shape),
+        "input_dtype": "uint8",
+        "class_names": list(data.class_names),
+        "preprocessing": "inside the model: uint8 pixels x 1/255",
+        "train_config": config.to_dict(),
+        "metrics": {
+            key: row[key]
+            for key in ("test_accuracy", "test_loss", "test_examples", "best_val_accuracy")
+        },
+        "data_source": data.describe(),
+        "run_folder": str(out_dir),
+        "versions": library_versions(),
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def _train_one(
+    data: Dataset,
+    variant: Variant,
+    config: TrainConfig,
+    out_dir: Path,
+    tag: str,
+    model_path: Path | None,
+) -> dict:
+    """Train (or resume) one run, save its model, and return its record."""
+    backup_dir = out_dir / "backup" / tag
+    result = train(
+        data, variant, config, log_csv=out_dir / "logs" / f"{tag}.csv", backup_dir=backup_dir
+    )
+    if result.diverged:
+        # A diverged net's test score would read as "low accuracy"; it is not one.
+        scores = {"test_loss": math.nan, "test_accuracy": math.nan}
+        scores["test_examples"] = len(data.x_test)
+        print(f"[kerasbn] {tag}: diverged ({result.diverged_at}); no model saved", flush=True)
+    else:
+        scores = evaluate(result.model, data)
+        print(f"[kerasbn] {tag}: test accuracy {100 * scores['test_accuracy']:.2f}%", flush=True)
+    row = run_row(result, scores)
+    saved = None
+    if model_path is not None and not result.diverged:
+        metadata = _model_metadata(data, variant, config, row, out_dir)
+        saved = str(save_model(result.inference_model(), model_path, metadata))
+    record = {
+        "row": row,
+        "history": result.history.to_dict("records"),
+        "model": saved,
+        "resumed_from_epoch": result.resumed_from_epoch,
+    }
+    # The record marks the run finished; only then is its checkpoint dropped.
+    write_json(out_dir / "runs" / f"{tag}.json", record)
+    shutil.rmtree(backup_dir, ignore_errors=True)
+    return record
 
 
 def compare(
@@ -89,11 +220,16 @@ def compare(
             such as ``"base,bn"`` / ``"all"``.
         config: training settings (default: :func:`~kerasbn.train.default_config`).
         seeds: how many seeds per variant; the table shows mean ± std over them.
-        out_dir: output folder; must not already hold a run's ``config.json``.
+        out_dir: output folder. A folder holding an unfinished run with the same settings
+            is resumed; one with a finished run, or other settings, is refused. ``None``:
+            the newest resumable ``runs/*-<dataset>`` folder, else a new one.
         save_models: folder for ``<dataset>-<variant>.keras`` (the first seed's model);
             ``None`` saves no model.
         limit: keep only the first ``limit`` training examples.
         data_dir: local data folder (default: ``KERASBN_DATA_DIR`` or tensorflow-datasets).
+
+    Raises:
+        FolderLockedError: another live process is writing to ``out_dir``.
     """
     if isinstance(variants, str):
         variants = parse_variants(variants)
@@ -108,24 +244,47 @@ def compare(
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_dir)
     data = data.limit(limit)
     config = config or default_config(data.name)
-    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(data.name)
-    _prepare_out_dir(out_dir)
     models_dir = Path(save_models) if save_models is not None else None
+    settings = {
+        "dataset": data.describe(),
+        "variants": [asdict(v) for v in variants],
+        "seeds": [config.seed + k for k in range(seeds)],
+        "train_config": config.to_dict(),
+        "save_models": str(models_dir) if models_dir else None,
+    }
+    if out_dir is None:
+        out_dir = find_resumable(data.name, settings) or default_out_dir(data.name)
+    out_dir = Path(out_dir)
+    lock = _lock_out_dir(out_dir)
+    try:
+        resuming = _check_out_dir(out_dir, settings)
+        if resuming:
+            print(f"[kerasbn] resuming the unfinished run in {out_dir}", flush=True)
+            for folder in (out_dir, out_dir / "logs", out_dir / "runs"):
+                remove_stale_temps(folder)
+        else:
+            write_json(
+                out_dir / "config.json",
+                {
+                    **settings,
+                    "command": sys.argv if Path(sys.argv[0]).name.startswith("compare") else None,
+                    "started": _dt.datetime.now().isoformat(timespec="seconds"),
+                    "versions": library_versions(devices=True),
+                },
+            )
+        return _run_all(data, variants, config, seeds, out_dir, models_dir)
+    finally:
+        lock.release()
 
-    write_json(
-        out_dir / "config.json",
-        {
-            "dataset": data.describe(),
-            "variants": [asdict(v) for v in variants],
-            "seeds": [config.seed + k for k in range(seeds)],
-            "train_config": config.to_dict(),
-            "save_models": str(models_dir) if models_dir else None,
-            "command": sys.argv if Path(sys.argv[0]).name.startswith("compare") else None,
-            "started": _dt.datetime.now().isoformat(timespec="seconds"),
-            "versions": library_versions(devices=True),
-        },
-    )
 
+def _run_all(
+    data: Dataset,
+    variants: Sequence[Variant],
+    config: TrainConfig,
+    seeds: int,
+    out_dir: Path,
+    models_dir: Path | None,
+) -> CompareResult:
     histories: list[pd.DataFrame] = []
     run_rows: list[dict] = []
     model_paths: dict[str, Path] = {}
@@ -133,50 +292,27 @@ def compare(
     for variant in variants:
         for k in range(seeds):
             seed = config.seed + k
-            run_config = replace(config, seed=seed)
             tag = f"{data.name}-{variant.name}-seed{seed}"
-            print(f"[kerasbn] training {tag} ({len(data.x_train)} images)", flush=True)
-            result = train(data, variant, run_config, log_csv=out_dir / "logs" / f"{tag}.csv")
-            scores = evaluate(result.model, data)
-            row = run_row(result, scores)
-            run_rows.append(row)
-            histories.append(
-                result.history.assign(dataset=data.name, variant=variant.name, seed=seed)
-            )
-            print(
-                f"[kerasbn] {tag}: test accuracy {100 * scores['test_accuracy']:.2f}%",
-                flush=True,
-            )
-            if models_dir is not None and k == 0:
-                path = models_dir / f"{data.name}-{variant.name}.keras"
-                save_model(
-                    result.inference_model(),
-                    path,
-                    {
-                        "dataset": data.name,
-                        "variant": asdict(variant),
-                        "seed": seed,
-                        "input_shape": list(data.input_shape),
-                        "input_dtype": "uint8",
-                        "class_names": list(data.class_names),
-                        "preprocessing": "inside the model: uint8 pixels x 1/255",
-                        "train_config": run_config.to_dict(),
-                        "metrics": {
-                            key: row[key]
-                            for key in (
-                                "test_accuracy",
-                                "test_loss",
-                                "test_examples",
-                                "best_val_accuracy",
-                            )
-                        },
-                        "data_source": data.describe(),
-                        "run_folder": str(out_dir),
-                        "versions": library_versions(),
-                        "created": _dt.datetime.now().isoformat(timespec="seconds"),
-                    },
+            record_path = out_dir / "runs" / f"{tag}.json"
+            if record_path.exists():
+                print(f"[kerasbn] {tag}: finished earlier, read back", flush=True)
+                record = json.loads(record_path.read_text())
+            else:
+                print(f"[kerasbn] training {tag} ({len(data.x_train)} images)", flush=True)
+                model_path = None
+                if models_dir is not None and k == 0:
+                    model_path = models_dir / f"{data.name}-{variant.name}.keras"
+                record = _train_one(
+                    data, variant, replace(config, seed=seed), out_dir, tag, model_path
                 )
-                model_paths[variant.name] = path
+            run_rows.append(record["row"])
+            histories.append(
+                pd.DataFrame(record["history"], columns=EPOCH_COLUMNS).assign(
+                    dataset=data.name, variant=variant.name, seed=seed
+                )
+            )
+            if record["model"]:
+                model_paths[variant.name] = Path(record["model"])
             # Tables are rewritten after every run, so a long comparison shows its
             # finished variants while the rest trains.
             history = pd.concat(histories, ignore_index=True)[HISTORY_COLUMNS]
@@ -186,6 +322,16 @@ def compare(
             write_text(out_dir / "runs.csv", runs.to_csv(index=False))
             write_tables(summary, out_dir, title)
             plot_curves(history, summary, out_dir / "curves.png", title=title)
+    shutil.rmtree(out_dir / "backup", ignore_errors=True)
+    # Written last: its presence says every file above is final.
+    write_json(
+        out_dir / COMPLETE,
+        {
+            "finished": _dt.datetime.now().isoformat(timespec="seconds"),
+            "runs": len(run_rows),
+            "diverged_runs": int(runs["diverged"].astype(bool).sum()),
+        },
+    )
     return CompareResult(out_dir, summary, history, runs, model_paths)
 
 
@@ -267,7 +413,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             limit=args.limit,
             data_dir=args.data_dir,
         )
-    except (ValueError, DataError, FileExistsError, PermissionError, FileNotFoundError) as exc:
+    except (
+        ValueError,
+        DataError,
+        FileExistsError,
+        PermissionError,
+        FileNotFoundError,
+        FolderLockedError,
+    ) as exc:
         parser.exit(2, f"error: {exc}\n")
     print((result.out_dir / "summary.md").read_text())
     print(f"[kerasbn] results in {result.out_dir}")

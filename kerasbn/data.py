@@ -184,26 +184,37 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def limit(self, n: int | None) -> Dataset:
+    def limit(self, n: int | None, *, val: int | None = None, test: int | None = None) -> Dataset:
         """The same data set keeping only the first ``n`` training examples.
 
-        Validation and test sets are untouched so numbers stay comparable.
+        Validation and test sets are untouched (so numbers stay comparable) unless ``val``
+        / ``test`` ask for fewer of them too, for quick looks.
         """
-        if n is None:
-            return self
-        if n <= 0:
-            raise ValueError(f"limit must be a positive number of examples. Received: {n}")
-        if n > len(self.x_train):
-            raise ValueError(
-                f"limit {n} is larger than the {len(self.x_train)} training examples of "
-                f"{self.name!r}; pass a smaller --limit or none. Received: {n}"
+        data = self
+        for split, count in (("train", n), ("val", val), ("test", test)):
+            if count is None:
+                continue
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            label = "--limit" if split == "train" else f"the {split} limit"
+            if not isinstance(count, int) or count <= 0:
+                raise ValueError(
+                    f"{label} must be a positive number of examples. Received: {count}"
+                )
+            if count > len(x):
+                raise ValueError(
+                    f"limit {count} is larger than the {len(x)} {split}ing examples of "
+                    f"{self.name!r}; pass a smaller {label} or none. Received: {count}"
+                    if split == "train"
+                    else f"{label} {count} is larger than the {len(x)} {split} examples of "
+                    f"{self.name!r}. Received: {count}"
+                )
+            key = "limit" if split == "train" else f"{split}_limit"
+            data = replace(
+                data,
+                **{f"x_{split}": x[:count], f"y_{split}": y[:count]},
+                metadata={**data.metadata, key: count},
             )
-        return replace(
-            self,
-            x_train=self.x_train[:n],
-            y_train=self.y_train[:n],
-            metadata={**self.metadata, "limit": n},
-        )
+        return data
 
     def describe(self) -> dict:
         return {
@@ -224,6 +235,11 @@ class Dataset:
 def _open_maybe_gzip(path: Path) -> bytes:
     try:
         raw = path.read_bytes()
+        if not raw:
+            raise DataError(
+                f"{path} is empty (0 bytes): a download or copy was cut short. Replace it "
+                "with a fresh copy of the file (re-download or re-copy it)."
+            )
         if raw[:2] == b"\x1f\x8b":
             return gzip.decompress(raw)
         return raw

@@ -25,7 +25,9 @@ __all__ = [
     "summary_markdown",
 ]
 
-HISTORY_COLUMNS = ["dataset", "variant", "seed", *EPOCH_COLUMNS]
+# Learning figures only: with the timing columns left out (they live in logs/<run>.csv),
+# the same seed gives a byte-identical history.csv.
+HISTORY_COLUMNS = ["dataset", "variant", "seed", *EPOCH_COLUMNS[:5]]
 
 SUMMARY_COLUMNS = [
     "dataset",
@@ -47,6 +49,17 @@ SUMMARY_COLUMNS = [
 ]
 
 
+_RUN_METRICS = (
+    "best_val_accuracy",
+    "best_val_epoch",
+    "final_train_val_gap",
+    "val_loss_overfit",
+    "epochs_to_target",
+    "seconds_per_epoch",
+    "train_images_per_s",
+)
+
+
 def run_metrics(history: pd.DataFrame, target: float, train_examples: int) -> dict:
     """Per-run figures from one run's per-epoch history (sorted by epoch).
 
@@ -56,8 +69,12 @@ def run_metrics(history: pd.DataFrame, target: float, train_examples: int) -> di
     * first epoch whose val accuracy reaches ``target`` (NaN if never);
     * seconds per epoch and training images/s, medians that skip epoch 1 when there
       are more, since epoch 1 includes graph tracing.
+
+    A run that diverged in its first epoch has no history: every figure is NaN.
     """
     h = history.sort_values("epoch")
+    if h.empty:
+        return dict.fromkeys(_RUN_METRICS, np.nan)
     last = h.iloc[-1]
     best = h.loc[h["val_accuracy"].idxmax()] if h["val_accuracy"].notna().any() else None
     reached = h.loc[h["val_accuracy"] >= target, "epoch"]
@@ -86,6 +103,7 @@ def run_row(result: TrainResult, scores: dict) -> dict:
         "target_val_accuracy": result.config.target_val_accuracy,
         "epochs": len(result.history),
         "diverged": result.diverged,
+        "diverged_at": result.diverged_at or "",
         "replicas": result.replicas,
         "global_batch_size": result.global_batch_size,
     }
@@ -97,12 +115,12 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     ``runs`` has the columns of :func:`run_metrics` plus dataset, variant, seed, params,
     test_accuracy, test_loss and diverged. Test accuracy is given as mean and sample
     standard deviation over seeds (std is empty for a single seed); the other figures are
-    means over seeds. Diverged runs are counted, and left out of the means.
+    means over seeds. Diverged runs are counted, and left out of the means: a variant
+    whose every seed diverged has no figures (NaN), never a misleading low accuracy.
     """
     rows = []
     for (dataset, variant), group in runs.groupby(["dataset", "variant"], sort=False):
-        ok = group[~group["diverged"].astype(bool)]
-        stats = ok if len(ok) else group
+        stats = group[~group["diverged"].astype(bool)]
 
         def mean(col: str, frame: pd.DataFrame = stats) -> float:
             values = frame[col].astype(float)
@@ -149,9 +167,13 @@ def summary_markdown(summary: pd.DataFrame, title: str | None = None) -> str:
             "params": summary["params"].map("{:,}".format),
             "seeds": summary["seeds"],
             "test acc % (mean ± std)": [
-                _pct(m, s)
-                for m, s in zip(
-                    summary["test_accuracy_mean"], summary["test_accuracy_std"], strict=True
+                "diverged" if d == n else _pct(m, s)
+                for m, s, d, n in zip(
+                    summary["test_accuracy_mean"],
+                    summary["test_accuracy_std"],
+                    summary["diverged_runs"],
+                    summary["seeds"],
+                    strict=True,
                 )
             ],
             "best val acc % (epoch)": [
@@ -227,7 +249,8 @@ def plot_curves(
         ax.set_ylabel(metric)
         ax.set_title(f"{metric}: train (solid) vs validation (dashed)")
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8, ncol=2)
+    if axes[1].get_legend_handles_labels()[0]:  # nothing to label if every run diverged
+        axes[1].legend(fontsize=8, ncol=2)
     bars = summary.set_index("variant").loc[variants]
     acc = 100 * bars["test_accuracy_mean"].to_numpy(dtype=float)
     err = 100 * bars["test_accuracy_std"].fillna(0).to_numpy(dtype=float)
@@ -242,9 +265,10 @@ def plot_curves(
     if finite.size:
         low = max(0.0, float(finite.min()) - max(2.0, 3 * float(err.max(initial=0))))
         axes[2].set_ylim(low, min(100.0, float(finite.max()) + 1.0))
-        for x, value in enumerate(acc):
-            if np.isfinite(value):
-                axes[2].annotate(f"{value:.2f}", (x, value), ha="center", va="bottom", fontsize=8)
+    bottom = axes[2].get_ylim()[0]
+    for x, value in enumerate(acc):
+        text, y = (f"{value:.2f}", value) if np.isfinite(value) else ("diverged", bottom)
+        axes[2].annotate(text, (x, y), ha="center", va="bottom", fontsize=8)
     axes[2].set_ylabel("test accuracy (%)")
     axes[2].set_title("test accuracy (mean ± std over seeds)")
     if title:

@@ -31,6 +31,7 @@ import keras
 import pandas as pd
 
 from kerasbn._io import atomic_path, write_json
+from kerasbn._lock import FolderLock
 from kerasbn._versions import library_versions
 
 __all__ = [
@@ -102,6 +103,13 @@ def read_manifest(folder: str | os.PathLike) -> dict:
 
 
 def _record_in_manifest(model_path: Path, metadata: dict) -> dict:
+    folder = model_path.parent
+    # Read-modify-write: two runs saving into one folder must not lose each other's entry.
+    with FolderLock(folder, name=".manifest.lock", wait=60):
+        return _update_manifest(model_path, metadata)
+
+
+def _update_manifest(model_path: Path, metadata: dict) -> dict:
     folder = model_path.parent
     manifest = read_manifest(folder)
     variant = metadata.get("variant")

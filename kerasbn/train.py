@@ -3,12 +3,19 @@
 The model is built and compiled inside ``strategy.scope()``: ``MirroredStrategy`` when
 several GPUs are visible, the default strategy otherwise. ``batch_size`` in the config
 is per replica; the global batch is ``batch_size * replicas``.
+
+A run is reproducible and resumable: the training order of epoch ``e`` is a permutation
+drawn from ``(seed, e)`` alone, and the dropout / augmentation random streams restart
+from ``(their seed, e)`` at every epoch, so a run resumed from a checkpoint after epoch
+``e`` sees exactly what an uninterrupted run sees from epoch ``e + 1`` on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -18,6 +25,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from kerasbn._io import atomic_path, write_json, write_text
 from kerasbn.architectures import Architecture
 from kerasbn.data import Dataset, get_dataset_info, load_dataset
 from kerasbn.models import build_model, inference_copy
@@ -25,6 +33,10 @@ from kerasbn.variants import Variant, get_variant
 
 __all__ = [
     "EPOCH_COLUMNS",
+    "DivergedError",
+    "EpochLog",
+    "ResumableBackup",
+    "EpochBatches",
     "TrainConfig",
     "TrainResult",
     "default_config",
@@ -68,6 +80,8 @@ class TrainConfig:
         verbose: Keras progress output (0 silent, 1 progress bar, 2 one line per epoch).
         jit_compile: passed to ``model.compile`` (``"auto"``: Keras decides per device;
             XLA on CPU was measured slower for these nets).
+        deterministic: on the TensorFlow backend, enable op determinism so the same seed
+            gives bit-identical runs (also across a resume).
     """
 
     epochs: int = 10
@@ -82,6 +96,7 @@ class TrainConfig:
     target_val_accuracy: float = 0.99
     verbose: int = 1
     jit_compile: bool | str = "auto"
+    deterministic: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs <= 0:
@@ -100,6 +115,8 @@ class TrainConfig:
             raise ValueError(
                 f"warmup_epochs must be a whole number >= 0. Received: {self.warmup_epochs!r}"
             )
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a whole number >= 0. Received: {self.seed!r}")
         if self.lr_schedule not in ("cosine", "constant"):
             raise ValueError(
                 "Unknown lr_schedule. Valid schedules are: cosine, constant. "
@@ -143,6 +160,8 @@ class TrainResult:
     global_batch_size: int
     diverged: bool = False
     architecture: Architecture | None = None  # None: the data set's own
+    diverged_at: str | None = None  # where the loss became NaN / Inf
+    resumed_from_epoch: int = 0  # epochs restored from a checkpoint
 
     @property
     def params(self) -> int:
@@ -226,6 +245,195 @@ class EpochTimer(keras.callbacks.Callback):
         self.train_seconds.append((self._train_end or end) - self._start)
 
 
+# ----------------------------------------------------------------- resumable training
+
+
+class EpochBatches(keras.utils.PyDataset):
+    """Batches of uint8 arrays whose order in epoch ``e`` depends only on ``(seed, e)``.
+
+    Keras' own ``shuffle=True`` draws from the backend's global random state, which a
+    restarted process cannot reproduce; this permutation can. Images stay uint8 (the
+    model rescales), so a batch copies ``batch_size`` images, never the whole set.
+    """
+
+    def __init__(self, x, y, batch_size: int, seed: int, shuffle: bool = True) -> None:
+        super().__init__()
+        if len(x) != len(y) or len(x) == 0:
+            raise ValueError(
+                f"x and y must hold the same, non-zero number of examples. "
+                f"Received: {len(x)} and {len(y)}"
+            )
+        self.x, self.y = x, y
+        self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
+        self.epoch = 0
+        self._cache: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The example order of ``epoch`` (0-based)."""
+        if not self.shuffle:
+            return np.arange(len(self.x))
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+
+    def __getitem__(self, index: int):
+        cache = self._cache  # one read: a prefetch thread may swap it meanwhile
+        if cache is None or cache[0] != self.epoch:
+            cache = (self.epoch, self.order(self.epoch))
+            self._cache = cache
+        idx = cache[1][index * self.batch_size : (index + 1) * self.batch_size]
+        return self.x[idx], self.y[idx]
+
+
+def _seed_states(model: keras.Model) -> list:
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+class EpochRandomness(keras.callbacks.Callback):
+    """At the start of epoch ``e``: the batch order of ``e``, and every dropout and
+    augmentation random stream restarted at ``(its seed, e * STRIDE)``.
+
+    Keras does not store these stream counters in a checkpoint, so without this a resumed
+    run would replay the dropout masks of epoch 1.
+    """
+
+    STRIDE = 2**20  # random draws per layer per epoch before two epochs' streams overlap
+
+    def __init__(self, batches: EpochBatches) -> None:
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.epoch = epoch
+        for state in _seed_states(self.model):
+            seed = int(keras.ops.convert_to_numpy(state.value)[0])
+            state.assign(np.array([seed, epoch * self.STRIDE], dtype=state.dtype))
+
+
+class EpochLog(keras.callbacks.Callback):
+    """The run's per-epoch history, rewritten whole (atomically) after every epoch.
+
+    ``CSVLogger`` appends lines in place: a kill can leave a torn row that a resumed run
+    then appends to. This file is always complete, and a resumed run continues it.
+    """
+
+    def __init__(self, path: str | Path | None, timer: EpochTimer, rows=()) -> None:
+        super().__init__()
+        self.path = Path(path) if path is not None else None
+        self.timer = timer
+        self.rows: list[dict] = list(rows)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        row = {"epoch": epoch + 1}
+        row.update({k: float(logs.get(k, np.nan)) for k in EPOCH_COLUMNS[1:5]})
+        row.update(seconds=self.timer.seconds[-1], train_seconds=self.timer.train_seconds[-1])
+        self.rows = [r for r in self.rows if r["epoch"] < epoch + 1] + [row]
+        if self.path is not None:
+            write_text(self.path, self.frame().to_csv(index=False))
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=EPOCH_COLUMNS)
+
+    @staticmethod
+    def read(path: str | Path, epochs: int) -> list[dict]:
+        """The first ``epochs`` rows of a log written by an earlier (killed) process."""
+        path = Path(path)
+        if not path.exists():
+            return []
+        frame = pd.read_csv(path)
+        return frame[frame["epoch"] <= epochs].to_dict("records")
+
+
+class ResumableBackup(keras.callbacks.BackupAndRestore):
+    """Keras' ``BackupAndRestore`` with every checkpoint written atomically.
+
+    Keras writes the weights file and then the epoch file in place, so a kill during a
+    save can leave a torn file, or weights of one epoch labelled with another. Here each
+    epoch's weights (model and optimizer) go to their own file (temp + rename), then a
+    small state file naming that file and the epoch is replaced atomically, and older
+    weights are removed last: a kill at any moment leaves a consistent checkpoint.
+    """
+
+    def __init__(self, backup_dir: str | Path) -> None:
+        super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
+        self.state_path = Path(backup_dir) / "state.json"
+
+    def completed_epochs(self) -> int:
+        """Epochs finished by the checkpoint in the folder (0: none)."""
+        try:
+            return int(json.loads(self.state_path.read_text())["epoch"])
+        except FileNotFoundError:
+            return 0
+
+    def on_train_begin(self, logs=None):
+        self._load_model()
+
+    def _load_model(self):
+        if not self.state_path.exists():
+            return
+        state = json.loads(self.state_path.read_text())
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(Path(self.backup_dir) / state["weights"])
+        self.model._initial_epoch = int(state["epoch"])  # what Keras' own callback sets
+
+    def _save_model(self):
+        folder = Path(self.backup_dir)
+        name = f"epoch-{self._current_epoch:04d}.weights.h5"
+        with atomic_path(folder / name, suffix=".weights.h5") as tmp:
+            self.model.save_weights(tmp)
+        write_json(self.state_path, {"epoch": self._current_epoch, "weights": name})
+        for old in folder.glob("epoch-*.weights.h5"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or Inf."""
+
+    def __init__(self, epoch: int, batch: int, loss) -> None:
+        super().__init__(f"loss became {loss} at epoch {epoch}, batch {batch}")
+        self.epoch, self.batch, self.loss = epoch, batch, loss
+
+
+class _StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """Keras' NaN check, raising a :class:`DivergedError` that says where it happened.
+
+    Raising (not a graceful stop) keeps the last good checkpoint: no callback's
+    ``on_epoch_end`` runs on the diverged weights.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(raise_error=True)
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        try:
+            super().on_batch_end(batch, logs)
+        except RuntimeError as exc:
+            raise DivergedError(self.epoch + 1, batch + 1, (logs or {}).get("loss")) from exc
+
+
+def set_determinism(enabled: bool) -> None:
+    """Bit-identical TensorFlow ops for a given seed (a no-op on other backends)."""
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        tf.config.experimental.disable_op_determinism()
+
+
 def _as_dataset(data: Dataset | str, data_dir=None) -> Dataset:
     return data if isinstance(data, Dataset) else load_dataset(data, data_dir)
 
@@ -246,6 +454,7 @@ def train(
     *,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     log_csv: str | Path | None = None,
+    backup_dir: str | Path | None = None,
     data_dir: str | Path | None = None,
     architecture: Architecture | None = None,
 ) -> TrainResult:
@@ -257,55 +466,66 @@ def train(
         variant: a registered variant name or a :class:`~kerasbn.variants.Variant`.
         config: training settings; ``None`` uses :func:`default_config` of the data set.
         callbacks: extra Keras callbacks.
-        log_csv: where Keras' ``CSVLogger`` writes the per-epoch log while training.
+        log_csv: the per-epoch history CSV, rewritten after every epoch.
+        backup_dir: checkpoint folder (:class:`ResumableBackup`, after every epoch). If it
+            holds a checkpoint, training resumes from it (and continues ``log_csv``); the
+            result equals an uninterrupted run's. The caller removes it when done.
         architecture: a custom :class:`~kerasbn.architectures.Architecture` (default: the
             data set's own).
 
     Returns:
         A :class:`TrainResult` with the fitted model and a per-epoch history frame
-        (epoch, loss, accuracy, val_loss, val_accuracy, seconds, train_seconds).
+        (epoch, loss, accuracy, val_loss, val_accuracy, seconds, train_seconds). A run
+        whose loss became NaN or Inf stops there and comes back with ``diverged=True``.
     """
     data = _as_dataset(data, data_dir)
     variant = get_variant(variant)
     config = config or default_config(data.name)
+    set_determinism(config.deterministic)
     keras.utils.set_random_seed(config.seed)
 
     strategy = get_strategy()
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     global_batch = config.batch_size * replicas
-    steps_per_epoch = math.ceil(len(data.x_train) / global_batch)
+    batches = EpochBatches(data.x_train, data.y_train, global_batch, config.seed)
     with _strategy_scope(strategy):
         model = build_model(
             architecture or data.name, variant, augment=config.augment, seed=config.seed
         )
-        compile_model(model, config, steps_per_epoch)
+        compile_model(model, config, len(batches))
 
+    backup = ResumableBackup(backup_dir) if backup_dir is not None else None
+    done = backup.completed_epochs() if backup is not None else 0
     timer = EpochTimer()
-    all_callbacks = [timer, keras.callbacks.TerminateOnNaN(), *callbacks]
-    if log_csv is not None:
-        Path(log_csv).parent.mkdir(parents=True, exist_ok=True)
-        all_callbacks.append(keras.callbacks.CSVLogger(str(log_csv)))
-    fit = model.fit(
-        data.x_train,
-        data.y_train,
-        batch_size=global_batch,
-        epochs=config.epochs,
-        validation_data=(data.x_val, data.y_val),
-        shuffle=True,
-        callbacks=all_callbacks,
-        verbose=config.verbose,
+    log = EpochLog(log_csv, timer, EpochLog.read(log_csv, done) if done and log_csv else ())
+    # Order matters at epoch end: the log is written before the checkpoint, so after a
+    # kill it always covers the epochs the checkpoint holds.
+    all_callbacks = [EpochRandomness(batches), timer, log, _StopOnNaN(), *callbacks]
+    if backup is not None:
+        all_callbacks.append(backup)
+    diverged_at: DivergedError | None = None
+    try:
+        model.fit(
+            batches,
+            epochs=config.epochs,
+            # A PyDataset here too: Keras' array pipeline is a parallel tf.data map,
+            # which op determinism rewrites with a logged C++ error on every run.
+            validation_data=EpochBatches(
+                data.x_val, data.y_val, global_batch, config.seed, shuffle=False
+            ),
+            shuffle=False,  # EpochBatches orders each epoch itself
+            callbacks=all_callbacks,
+            verbose=config.verbose,
+        )
+    except DivergedError as exc:
+        diverged_at = exc
+        print(f"[kerasbn] {variant.name} seed {config.seed} diverged: {exc}", flush=True)
+    history = log.frame()
+    diverged = (
+        diverged_at is not None
+        or len(history) < config.epochs
+        or not np.all(np.isfinite(history["loss"]))
     )
-    epochs_run = len(timer.seconds)
-    logs = {
-        "epoch": list(range(1, epochs_run + 1)),
-        **fit.history,
-        "seconds": timer.seconds,
-        "train_seconds": timer.train_seconds,
-    }
-    history = pd.DataFrame(
-        {col: list(logs.get(col, [np.nan] * epochs_run))[:epochs_run] for col in EPOCH_COLUMNS}
-    )
-    diverged = epochs_run < config.epochs or not np.all(np.isfinite(history["loss"]))
     return TrainResult(
         model=model,
         history=history,
@@ -317,15 +537,16 @@ def train(
         replicas=replicas,
         global_batch_size=global_batch,
         diverged=bool(diverged),
+        diverged_at=str(diverged_at) if diverged_at is not None else None,
+        resumed_from_epoch=done,
     )
 
 
 def evaluate(model: keras.Model, data: Dataset, batch_size: int = 512) -> dict[str, float]:
     """Test-set loss and accuracy, and how many test images they cover (the test set is
     used only here)."""
-    scores = model.evaluate(
-        data.x_test, data.y_test, batch_size=batch_size, verbose=0, return_dict=True
-    )
+    batches = EpochBatches(data.x_test, data.y_test, batch_size, seed=0, shuffle=False)
+    scores = model.evaluate(batches, verbose=0, return_dict=True)
     return {
         "test_loss": float(scores["loss"]),
         "test_accuracy": float(scores["accuracy"]),

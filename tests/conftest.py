@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -40,15 +39,8 @@ def digits() -> kerasbn.Dataset:
 @pytest.fixture(scope="session")
 def mnist_slice(shared_data_dir) -> kerasbn.Dataset:
     """The first 512 real MNIST training images (val and test kept whole)."""
-    data = kerasbn.load_dataset("mnist", shared_data_dir).limit(512)
     # A smaller test set keeps evaluation quick; it is still real MNIST.
-    return replace(
-        data,
-        x_test=data.x_test[:1000],
-        y_test=data.y_test[:1000],
-        x_val=data.x_val[:1000],
-        y_val=data.y_val[:1000],
-    )
+    return kerasbn.load_dataset("mnist", shared_data_dir).limit(512, val=1000, test=1000)
 
 
 @pytest.fixture

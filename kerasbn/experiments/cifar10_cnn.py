@@ -54,14 +54,9 @@ QUICK = {"epochs": 1, "limit": 256, "val_limit": 256, "test_limit": 500}
 
 
 def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
-    data = load_dataset("cifar10", data_dir, val_size=config.val_size).limit(config.limit)
     # Quick runs keep fewer validation / test images (both sets are in random order).
-    data = replace(
-        data,
-        x_val=data.x_val[: config.val_limit],
-        y_val=data.y_val[: config.val_limit],
-        x_test=data.x_test[: config.test_limit],
-        y_test=data.y_test[: config.test_limit],
+    data = load_dataset("cifar10", data_dir, val_size=config.val_size).limit(
+        config.limit, val=config.val_limit, test=config.test_limit
     )
     train_config = default_config(
         "cifar10",

@@ -1,0 +1,343 @@
+"""Runs survive kills, outputs are never partial, one writer per folder, NaN runs are
+flagged, and the same seed gives the same numbers (issue: reliability)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kerasbn import compare, default_config, load_model
+from kerasbn._lock import FolderLock, FolderLockedError, _start_time
+from kerasbn.comparison import main
+from kerasbn.train import train
+
+TESTS = Path(__file__).resolve().parent
+ENV = {**os.environ, "KERASBN_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+TIMING = ["seconds_per_epoch", "train_images_per_s"]
+
+
+def _cli(out: Path, *extra: str) -> list[str]:
+    # Batch 8 makes a digits epoch long enough (about a second) to be killed inside.
+    return [
+        sys.executable,
+        "-m",
+        "kerasbn.compare",
+        "--dataset",
+        "digits",
+        "--variants",
+        "base,bn+dropout",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "8",
+        "--out",
+        str(out),
+        "--save-models",
+        str(out / "models"),
+        "--verbose",
+        "0",
+        *extra,
+    ]
+
+
+def _wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process ended early with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+def _rows(path: Path) -> int:
+    try:
+        return len(pd.read_csv(path))
+    except (OSError, pd.errors.EmptyDataError):
+        return 0
+
+
+def _weights(path: Path) -> list[np.ndarray]:
+    return load_model(path).get_weights()
+
+
+def _assert_same(weights_a: list[np.ndarray], weights_b: list[np.ndarray]) -> None:
+    for a, b in zip(weights_a, weights_b, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sigkill_mid_epoch_then_rerun_equals_uninterrupted(tmp_path):
+    ref, cut = tmp_path / "ref", tmp_path / "cut"
+    done = subprocess.run(_cli(ref), env=ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    proc = subprocess.Popen(_cli(cut), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = cut / "logs" / "digits-bn+dropout-seed0.csv"
+    _wait_for(lambda: _rows(log) >= 2, timeout=300, proc=proc)
+    time.sleep(0.3)  # into epoch 3 of 4
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = json.loads((cut / "backup" / "digits-bn+dropout-seed0" / "state.json").read_text())
+    assert 2 <= state["epoch"] < 4, state
+    assert not (cut / "complete.json").exists()
+
+    again = subprocess.run(_cli(cut), env=ENV, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming the unfinished run" in again.stdout
+    assert "digits-base-seed0: finished earlier, read back" in again.stdout
+    record = json.loads((cut / "runs" / "digits-bn+dropout-seed0.json").read_text())
+    assert record["resumed_from_epoch"] == state["epoch"]
+    assert (cut / "complete.json").exists() and not (cut / "backup").exists()
+
+    # The learning figures, test scores and weights equal the uninterrupted run's.
+    assert (cut / "history.csv").read_bytes() == (ref / "history.csv").read_bytes()
+    runs_ref, runs_cut = (pd.read_csv(p / "runs.csv").drop(columns=TIMING) for p in (ref, cut))
+    pd.testing.assert_frame_equal(runs_cut, runs_ref)
+    for name in ("digits-base.keras", "digits-bn+dropout.keras"):
+        _assert_same(_weights(ref / "models" / name), _weights(cut / "models" / name))
+
+
+def _check_complete(out: Path) -> None:
+    """Every result file present in ``out`` is one whole version, never a torn one."""
+    csv = out / "history.csv"
+    if csv.exists():
+        frame = pd.read_csv(csv)
+        assert len(frame) == 50_000 and frame["version"].nunique() == 1, "torn CSV"
+    runs = out / "runs.json"
+    if runs.exists():
+        assert len(json.loads(runs.read_text())["pad"]) == 5_000, "torn JSON"
+    png = out / "curves.png"
+    if png.exists():
+        assert png.read_bytes().endswith(b"IEND\xaeB`\x82"), "torn PNG"
+    model = out / "models" / "m.keras"
+    if model.exists():
+        with zipfile.ZipFile(model) as archive:
+            assert archive.testzip() is None, "torn .keras"
+        load_model(model, check_manifest=False)
+    manifest = out / "models" / "manifest.json"
+    if manifest.exists():
+        assert "m.keras" in json.loads(manifest.read_text())["models"], "torn manifest"
+
+
+def test_kills_at_random_moments_never_leave_a_partial_file(tmp_path):
+    out = tmp_path / "out"
+    rng = random.Random(0)
+    kills = int(os.environ.get("KERASBN_KILL_ROUNDS", "8"))
+    leftovers = 0
+    for _ in range(kills):
+        proc = subprocess.Popen(
+            [sys.executable, str(TESTS / "_write_loop.py"), str(out)],
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.0, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        _check_complete(out)
+        # Temp files a kill left behind show a write was cut short; they are hidden and
+        # removed by the next run that holds the folder's lock.
+        leftovers += len(list(out.rglob(".tmp-*")))
+    print(f"{kills} kills, {leftovers} cut-short writes seen")
+
+
+def _hold_lock_with(pid: int, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / ".kerasbn.lock").write_text(
+        json.dumps(
+            {"pid": pid, "host": socket.gethostname(), "start_time": _start_time(pid)},
+        )
+    )
+
+
+def test_second_writer_is_refused_and_a_stale_lock_is_taken_over(digits, tmp_path, capsys):
+    out = tmp_path / "out"
+    config = default_config("digits", epochs=1, verbose=0)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        _hold_lock_with(other.pid, out)
+        with pytest.raises(FolderLockedError, match=f"process {other.pid} on"):
+            compare(digits, "base", config, out_dir=out, save_models=None)
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--dataset", "digits", "--out", str(out), "--no-save-models"])
+        assert exit_info.value.code == 2
+        assert f"process {other.pid}" in capsys.readouterr().err
+        assert not (out / "config.json").exists()
+    finally:
+        other.kill()
+        other.wait()
+    # The owner is dead now: its lock is stale and taken over.
+    result = compare(digits, "base", config, out_dir=out, save_models=None, limit=200)
+    assert (result.out_dir / "complete.json").exists()
+    assert not (out / ".kerasbn.lock").exists()
+
+
+def test_lock_of_a_reused_pid_is_stale(tmp_path):
+    # Our own pid, but a different start time: the pid was reused by another process.
+    (tmp_path / ".kerasbn.lock").write_text(
+        json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "start_time": "1"})
+    )
+    with FolderLock(tmp_path) as lock:
+        assert lock.took_over["start_time"] == "1"
+        assert json.loads(lock.path.read_text())["pid"] == os.getpid()
+    with FolderLock(tmp_path), pytest.raises(FolderLockedError):
+        FolderLock(tmp_path).acquire()  # held by a live process (this one)
+
+
+def test_diverging_variant_is_flagged_and_the_others_go_on(digits, tmp_path):
+    # Adam at 1e6 drives the plain net's loss to NaN within a few steps; BN keeps the
+    # activations bounded, so that variant finishes (badly, but finite).
+    config = default_config("digits", epochs=2, verbose=0, learning_rate=1e6)
+    result = compare(
+        digits, "base,bn", config, out_dir=tmp_path / "out", save_models=tmp_path / "models"
+    )
+    runs = result.runs.set_index("variant")
+    assert bool(runs.loc["base", "diverged"]) and not bool(runs.loc["bn", "diverged"])
+    assert "loss became nan at epoch 1" in runs.loc["base", "diverged_at"]
+    assert np.isnan(runs.loc["base", "test_accuracy"])
+    summary = result.summary.set_index("variant")
+    assert summary.loc["base", "diverged_runs"] == 1
+    assert np.isnan(summary.loc["base", "test_accuracy_mean"])
+    markdown = (result.out_dir / "summary.md").read_text()
+    assert "| base " in markdown and "diverged" in markdown.split("| base")[1].split("\n")[0]
+    assert set(result.model_paths) == {"bn"}  # no model saved for the diverged run
+    assert (result.out_dir / "complete.json").exists()
+
+
+def test_same_seed_gives_identical_history_and_weights(digits, tmp_path):
+    config = default_config("digits", epochs=2, verbose=0)
+    outs = [tmp_path / name for name in ("a", "b", "c")]
+    for out, seed in zip(outs, (0, 0, 1), strict=True):
+        compare(
+            digits,
+            "bn+dropout",
+            replace(config, seed=seed),
+            out_dir=out,
+            save_models=out / "models",
+            limit=400,
+        )
+    history = [(out / "history.csv").read_bytes() for out in outs]
+    assert history[0] == history[1]
+    losses = [pd.read_csv(out / "history.csv")["loss"].to_numpy() for out in outs]
+    assert not np.array_equal(losses[0], losses[2])
+    weights = [_weights(out / "models" / "digits-bn+dropout.keras") for out in outs]
+    _assert_same(weights[0], weights[1])
+    assert any(not np.array_equal(a, c) for a, c in zip(weights[0], weights[2], strict=True))
+
+
+def test_resume_refuses_other_settings_and_finished_folders(digits, tmp_path):
+    out = tmp_path / "out"
+    config = default_config("digits", epochs=1, verbose=0)
+    compare(digits, "base", config, out_dir=out, save_models=None, limit=200)
+    with pytest.raises(FileExistsError, match="finished run"):
+        compare(digits, "base", config, out_dir=out, save_models=None, limit=200)
+    (out / "complete.json").unlink()  # pretend it was killed before the end
+    with pytest.raises(FileExistsError, match="other settings \\(train_config\\)"):
+        compare(
+            digits,
+            "base",
+            replace(config, epochs=2),
+            out_dir=out,
+            save_models=None,
+            limit=200,
+        )
+    result = compare(digits, "base", config, out_dir=out, save_models=None, limit=200)
+    assert (result.out_dir / "complete.json").exists()
+
+
+def test_train_resumes_from_a_checkpoint_exactly(digits, tmp_path):
+    import keras
+
+    config = default_config("digits", epochs=3, verbose=0)
+
+    class Crash(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if int(self.model.optimizer.iterations.numpy()) == 50:  # inside epoch 2
+                raise KeyboardInterrupt
+
+    whole = train(digits, "bn+dropout", config)
+    paths = dict(backup_dir=tmp_path / "b", log_csv=tmp_path / "log.csv")
+    with pytest.raises(KeyboardInterrupt):
+        train(digits, "bn+dropout", config, callbacks=[Crash()], **paths)
+    assert len(pd.read_csv(tmp_path / "log.csv")) == 1
+    resumed = train(digits, "bn+dropout", config, **paths)
+    assert resumed.resumed_from_epoch == 1
+    _assert_same(whole.model.get_weights(), resumed.model.get_weights())
+    cols = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    pd.testing.assert_frame_equal(whole.history[cols], resumed.history[cols])
+
+
+def _damage(folder: Path, how: str) -> None:
+    from test_data import write_mnist_folder
+
+    write_mnist_folder(folder / "mnist")
+    target = folder / "mnist" / "train-images-idx3-ubyte.gz"
+    if how == "missing":
+        (folder / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
+    elif how == "empty":
+        target.write_bytes(b"")
+    else:
+        target.write_bytes(target.read_bytes()[:100])
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("missing", "Missing file"),
+        ("empty", "train-images-idx3-ubyte.gz is empty (0 bytes)"),
+        ("corrupt", "train-images-idx3-ubyte.gz is corrupted or truncated"),
+    ],
+)
+def test_cli_bad_data_folder_exits_2(tmp_path, capsys, how, message):
+    _damage(tmp_path / "data", how)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data-dir", str(tmp_path / "data"), "--out", str(out), "--no-save-models"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and ("--data-dir" in err or "Replace it" in err), err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--out", "{file}/sub"], "Cannot write to the output folder"),
+        (["--seeds", "0"], "seeds must be at least 1"),
+        (["--seed", "-1"], "seed must be a whole number >= 0"),
+    ],
+)
+def test_cli_more_bad_input_exits_2(tmp_path, capsys, argv, message):
+    (tmp_path / "file").write_text("not a folder")
+    argv = [a.replace("{file}", str(tmp_path / "file")) for a in argv]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--dataset", "digits", "--no-save-models", "--out", str(tmp_path / "o"), *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_rerun_without_out_resumes_the_newest_matching_folder(digits, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = default_config("digits", epochs=1, verbose=0)
+    first = compare(digits, "base", config, save_models=None, limit=200)
+    assert first.out_dir.parent == Path("runs")
+    (first.out_dir / "complete.json").unlink()  # as if killed before the end
+    again = compare(digits, "base", config, save_models=None, limit=200)
+    assert again.out_dir == first.out_dir
+    other = compare(digits, "base", replace(config, epochs=2), save_models=None, limit=200)
+    assert other.out_dir != first.out_dir  # other settings: a new folder
