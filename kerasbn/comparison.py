@@ -33,6 +33,7 @@ import math
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -43,9 +44,17 @@ from kerasbn._io import remove_stale_temps, write_json, write_text
 from kerasbn._lock import FolderLock, FolderLockedError
 from kerasbn._versions import library_versions
 from kerasbn.data import DataError, Dataset, list_datasets, load_dataset
+from kerasbn.distribute import STRATEGIES, DistributionError, Placement, resolve
 from kerasbn.report import HISTORY_COLUMNS, plot_curves, run_row, summarize, write_tables
 from kerasbn.saving import save_model
-from kerasbn.train import EPOCH_COLUMNS, TrainConfig, default_config, evaluate, train
+from kerasbn.train import (
+    EPOCH_COLUMNS,
+    TrainConfig,
+    default_config,
+    evaluate,
+    scaled_learning_rate,
+    train,
+)
 from kerasbn.variants import Variant, get_variant, list_variants, parse_variants
 
 __all__ = ["CompareResult", "compare", "find_resumable", "main"]
@@ -53,7 +62,7 @@ __all__ = ["CompareResult", "compare", "find_resumable", "main"]
 
 @dataclass
 class CompareResult:
-    out_dir: Path
+    out_dir: Path | None  # None on a multi-worker run's non-chief workers
     summary: pd.DataFrame
     history: pd.DataFrame
     runs: pd.DataFrame
@@ -210,6 +219,7 @@ def compare(
     save_models: str | os.PathLike | None = "saved_models",
     limit: int | None = None,
     data_dir: str | os.PathLike | None = None,
+    sync_bn: bool = False,
 ) -> CompareResult:
     """Train each variant with ``seeds`` seeds (``config.seed``, ``config.seed + 1``, ...)
     and write the comparison files into ``out_dir`` (see the module docstring).
@@ -227,6 +237,10 @@ def compare(
             ``None`` saves no model.
         limit: keep only the first ``limit`` training examples.
         data_dir: local data folder (default: ``KERASBN_DATA_DIR`` or tensorflow-datasets).
+        sync_bn: synchronize BN batch statistics across replicas in every variant.
+
+    In a multi-worker run (``TF_CONFIG``) only the chief writes anything; the other
+    workers train in lockstep and return a result whose ``out_dir`` is ``None``.
 
     Raises:
         FolderLockedError: another live process is writing to ``out_dir``.
@@ -241,9 +255,13 @@ def compare(
             raise ValueError(f"No variant given. Received: {variants!r}")
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1. Received: {seeds}")
+    config = config or default_config(dataset if isinstance(dataset, str) else dataset.name)
+    # Before anything else: a multi-worker set-up must precede other backend work.
+    placement = resolve(config.strategy)
+    if sync_bn:
+        variants = [replace(v, sync_bn=True) for v in variants]
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_dir)
     data = data.limit(limit)
-    config = config or default_config(data.name)
     models_dir = Path(save_models) if save_models is not None else None
     settings = {
         "dataset": data.describe(),
@@ -252,8 +270,59 @@ def compare(
         "train_config": config.to_dict(),
         "save_models": str(models_dir) if models_dir else None,
     }
-    if out_dir is None:
-        out_dir = find_resumable(data.name, settings) or default_out_dir(data.name)
+    out_dir = Path(out_dir) if out_dir is not None else None
+    settings["distribution"] = distribution = _distribution(placement, config)
+    print(f"[kerasbn] {distribution['summary']}", flush=True)
+    if placement.is_chief:
+        if out_dir is None:
+            out_dir = find_resumable(data.name, settings) or default_out_dir(data.name)
+        return _compare_into(out_dir, models_dir, data, variants, config, seeds, settings)
+    # The other workers of a multi-worker run take part in every collective step, saves
+    # included (JAX's multi-process arrays need all processes there), so they run the
+    # same code into a private folder that is deleted afterwards. They start from a copy
+    # of the chief's folder (when --out is on storage every machine sees) so that they
+    # resume at the same point as the chief.
+    print(
+        f"[kerasbn] worker {placement.process_index} of {placement.processes}: results "
+        "are written by the chief only",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix=f"kerasbn-worker{placement.process_index}-") as tmp:
+        private = Path(tmp) / "run"
+        _mirror_chief_state(out_dir, private)
+        result = _compare_into(
+            private,
+            Path(tmp) / "models" if models_dir is not None else None,
+            data,
+            variants,
+            config,
+            seeds,
+            settings,
+        )
+    return replace(result, out_dir=None, model_paths={})
+
+
+def _mirror_chief_state(chief_dir: Path | None, private: Path) -> None:
+    private.mkdir(parents=True)
+    if chief_dir is None or not chief_dir.is_dir():
+        return
+    for name in ("config.json", COMPLETE):
+        if (chief_dir / name).exists():
+            shutil.copy2(chief_dir / name, private / name)
+    for name in ("runs", "backup", "logs"):
+        if (chief_dir / name).is_dir():
+            shutil.copytree(chief_dir / name, private / name)
+
+
+def _compare_into(
+    out_dir: Path,
+    models_dir: Path | None,
+    data: Dataset,
+    variants: Sequence[Variant],
+    config: TrainConfig,
+    seeds: int,
+    settings: dict,
+) -> CompareResult:
     out_dir = Path(out_dir)
     lock = _lock_out_dir(out_dir)
     try:
@@ -277,6 +346,27 @@ def compare(
         lock.release()
 
 
+def _distribution(placement: Placement, config: TrainConfig) -> dict:
+    """How the run is spread and what that does to batch and learning rate (printed and
+    stored in config.json)."""
+    global_batch = config.batch_size * placement.replicas
+    learning_rate, rule = scaled_learning_rate(config, placement.replicas)
+    summary = (
+        f"strategy {placement.strategy} ({placement.backend}): {placement.replicas} "
+        f"replica(s) in {placement.processes} process(es); global batch {global_batch} = "
+        f"{config.batch_size} per replica x {placement.replicas}; learning rate {rule}"
+    )
+    return {
+        **placement.describe(),
+        "per_replica_batch": config.batch_size,
+        "global_batch": global_batch,
+        "learning_rate": learning_rate,
+        "lr_rule": rule,
+        "drop_remainder": placement.replicas > 1,
+        "summary": summary,
+    }
+
+
 def _run_all(
     data: Dataset,
     variants: Sequence[Variant],
@@ -289,6 +379,8 @@ def _run_all(
     run_rows: list[dict] = []
     model_paths: dict[str, Path] = {}
     title = f"{data.name}: " + ", ".join(v.name for v in variants)
+    if any(v.sync_bn and v.batch_norm for v in variants):
+        title += " (BN statistics synchronized across replicas)"
     for variant in variants:
         for k in range(seeds):
             seed = config.seed + k
@@ -371,6 +463,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="pad-and-crop + flip augmentation (default: on for cifar10)",
     )
     parser.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="auto",
+        help="auto: several machines when TF_CONFIG names them, else all local GPUs when "
+        "there are several, else one device (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sync-bn",
+        action="store_true",
+        help="compute BN batch statistics over the global batch of all replicas",
+    )
+    parser.add_argument(
+        "--lr-scaling",
+        choices=("auto", "none", "linear", "sqrt"),
+        default="auto",
+        help="learning rate vs replicas: auto = sqrt for Adam, linear for SGD",
+    )
+    parser.add_argument(
         "--verbose",
         type=int,
         default=1,
@@ -388,6 +498,8 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         "augment": args.augment,
         "seed": args.seed,
         "verbose": args.verbose,
+        "strategy": args.strategy,
+        "lr_scaling": args.lr_scaling,
     }
     return default_config(args.dataset, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -412,6 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             save_models=None if args.no_save_models else args.save_models,
             limit=args.limit,
             data_dir=args.data_dir,
+            sync_bn=args.sync_bn,
         )
     except (
         ValueError,
@@ -420,8 +533,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         PermissionError,
         FileNotFoundError,
         FolderLockedError,
+        DistributionError,
     ) as exc:
         parser.exit(2, f"error: {exc}\n")
+    if result.out_dir is None:  # a multi-worker run's non-chief worker
+        return 0
     print((result.out_dir / "summary.md").read_text())
     print(f"[kerasbn] results in {result.out_dir}")
     for path in result.model_paths.values():

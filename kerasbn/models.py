@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import keras
 from keras import layers
 
@@ -34,6 +36,18 @@ def _augmentation(x, arch: Architecture, seed: int | None):
     )(x)
 
 
+def _batch_norm(variant: Variant, name: str) -> layers.BatchNormalization:
+    # Keras accepts synchronized=True on TensorFlow only; JAX's data-parallel (SPMD)
+    # training already computes batch statistics over the global batch.
+    synchronized = variant.sync_bn and keras.backend.backend() == "tensorflow"
+    return layers.BatchNormalization(
+        momentum=variant.bn_momentum,
+        epsilon=variant.bn_epsilon,
+        synchronized=synchronized,
+        name=name,
+    )
+
+
 def _conv_unit(x, filters: int, variant: Variant, prefix: str):
     # Conv -> BN -> ReLU; BN's beta makes a conv bias redundant.
     x = layers.Conv2D(
@@ -45,11 +59,7 @@ def _conv_unit(x, filters: int, variant: Variant, prefix: str):
         name=f"{prefix.replace('#', 'conv')}",
     )(x)
     if variant.batch_norm:
-        x = layers.BatchNormalization(
-            momentum=variant.bn_momentum,
-            epsilon=variant.bn_epsilon,
-            name=prefix.replace("#", "bn"),
-        )(x)
+        x = _batch_norm(variant, prefix.replace("#", "bn"))(x)
     return layers.ReLU(name=prefix.replace("#", "relu"))(x)
 
 
@@ -105,9 +115,7 @@ def build_model(
         name="head_dense",
     )(x)
     if variant.batch_norm:
-        x = layers.BatchNormalization(
-            momentum=variant.bn_momentum, epsilon=variant.bn_epsilon, name="head_bn"
-        )(x)
+        x = _batch_norm(variant, "head_bn")(x)
     x = layers.ReLU(name="head_relu")(x)
     if variant.head_dropout:
         x = layers.Dropout(variant.head_dropout, name="head_dropout")(x)
@@ -131,9 +139,12 @@ def inference_copy(model: keras.Model, dataset: str | Architecture, variant: str
     model must not carry them. They hold no weights, so copying every other layer's
     weights by its stable name gives identical inference outputs.
     """
-    if not any(layer.name.startswith("augment_") for layer in model.layers):
+    variant = get_variant(variant)
+    synced = any(getattr(layer, "synchronized", False) for layer in model.layers)
+    if not synced and not any(layer.name.startswith("augment_") for layer in model.layers):
         return model
-    clean = build_model(dataset, variant, augment=False)
+    # Synchronized BN only matters while training; a plain BN loads on every backend.
+    clean = build_model(dataset, replace(variant, sync_bn=False), augment=False)
     for layer in clean.layers:
         layer.set_weights(model.get_layer(layer.name).get_weights())
     return clean

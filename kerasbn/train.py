@@ -1,8 +1,10 @@
 """Shared train / evaluate for every variant, on CPU or GPU, through ``tf.distribute``.
 
-The model is built and compiled inside ``strategy.scope()``: ``MirroredStrategy`` when
-several GPUs are visible, the default strategy otherwise. ``batch_size`` in the config
-is per replica; the global batch is ``batch_size * replicas``.
+The model is built and compiled inside ``strategy.scope()`` of the run's placement
+(:mod:`kerasbn.distribute`: one device, ``MirroredStrategy`` / ``DataParallel`` over
+this machine's devices, or several machines). ``batch_size`` in the config is per
+replica; the global batch is ``batch_size * replicas``, and with several replicas the
+learning rate is scaled (``lr_scaling``) and ragged last batches are dropped.
 
 A run is reproducible and resumable: the training order of epoch ``e`` is a permutation
 drawn from ``(seed, e)`` alone, and the dropout / augmentation random streams restart
@@ -12,7 +14,6 @@ from ``(their seed, e)`` at every epoch, so a run resumed from a checkpoint afte
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import shutil
@@ -28,6 +29,7 @@ import pandas as pd
 from kerasbn._io import atomic_path, write_json, write_text
 from kerasbn.architectures import Architecture
 from kerasbn.data import Dataset, get_dataset_info, load_dataset
+from kerasbn.distribute import STRATEGIES, current_placement, resolve
 from kerasbn.models import build_model, inference_copy
 from kerasbn.variants import Variant, get_variant
 
@@ -58,6 +60,9 @@ EPOCH_COLUMNS = [
 ]
 
 
+LR_SCALING_RULES = ("auto", "none", "linear", "sqrt")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run, besides the data and the variant.
@@ -82,6 +87,11 @@ class TrainConfig:
             XLA on CPU was measured slower for these nets).
         deterministic: on the TensorFlow backend, enable op determinism so the same seed
             gives bit-identical runs (also across a resume).
+        strategy: ``auto``, ``default``, ``mirrored`` or ``multiworker`` (see
+            :mod:`kerasbn.distribute`).
+        lr_scaling: how the learning rate grows with the number of replicas R:
+            ``linear`` (x R), ``sqrt`` (x sqrt(R)), ``none``, or ``auto`` (sqrt for Adam,
+            linear for SGD). With one replica it changes nothing.
     """
 
     epochs: int = 10
@@ -97,6 +107,8 @@ class TrainConfig:
     verbose: int = 1
     jit_compile: bool | str = "auto"
     deterministic: bool = True
+    strategy: str = "auto"
+    lr_scaling: str = "auto"
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs <= 0:
@@ -117,6 +129,16 @@ class TrainConfig:
             )
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a whole number >= 0. Received: {self.seed!r}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"Unknown strategy. Valid strategies are: {', '.join(STRATEGIES)}. "
+                f"Received: {self.strategy!r}"
+            )
+        if self.lr_scaling not in LR_SCALING_RULES:
+            raise ValueError(
+                f"Unknown lr_scaling. Valid rules are: {', '.join(LR_SCALING_RULES)}. "
+                f"Received: {self.lr_scaling!r}"
+            )
         if self.lr_schedule not in ("cosine", "constant"):
             raise ValueError(
                 "Unknown lr_schedule. Valid schedules are: cosine, constant. "
@@ -162,6 +184,9 @@ class TrainResult:
     architecture: Architecture | None = None  # None: the data set's own
     diverged_at: str | None = None  # where the loss became NaN / Inf
     resumed_from_epoch: int = 0  # epochs restored from a checkpoint
+    learning_rate: float | None = None  # peak rate after scaling for the replicas
+    lr_rule: str = ""
+    placement: dict | None = None
 
     @property
     def params(self) -> int:
@@ -172,46 +197,50 @@ class TrainResult:
         return inference_copy(self.model, self.architecture or self.dataset, self.variant)
 
 
-def get_strategy():
-    """The ``tf.distribute`` strategy for this machine (``None`` off the TF backend).
+def get_strategy(name: str = "auto"):
+    """The ``tf.distribute`` strategy for ``name`` on this machine (``None`` off the
+    TensorFlow backend); see :func:`kerasbn.distribute.resolve`."""
+    return resolve(name).tf_strategy
 
-    ``MirroredStrategy`` over the visible GPUs when there are several, else the default
-    strategy (one device, no overhead).
+
+def scaled_learning_rate(config: TrainConfig, replicas: int) -> tuple[float, str]:
+    """The learning rate for ``replicas`` data-parallel replicas, and the rule in words.
+
+    The per-replica batch is the user's, so the global batch grows with the replicas;
+    the rate grows with it (linear for SGD after Goyal et al. 2017; square root for Adam,
+    whose update size does not grow with the batch the way SGD's does).
     """
-    if keras.backend.backend() != "tensorflow":
-        return None
-    import tensorflow as tf
-
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def _strategy_scope(strategy):
-    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+    rule = config.lr_scaling
+    if rule == "auto":
+        rule = "sqrt" if config.optimizer == "adam" else "linear"
+    factor = {"none": 1.0, "linear": float(replicas), "sqrt": math.sqrt(replicas)}[rule]
+    lr = config.learning_rate * factor
+    text = f"{rule} rule: {config.learning_rate:g} x {factor:g} ({replicas} replicas) = {lr:g}"
+    return lr, text
 
 
-def _learning_rate(config: TrainConfig, steps_per_epoch: int):
+def _learning_rate(config: TrainConfig, steps_per_epoch: int, peak: float | None = None):
+    peak = config.learning_rate if peak is None else peak
     if config.lr_schedule == "constant":
-        return config.learning_rate
+        return peak
     # A quick look (--epochs 1) must still decay: warm up for at most epochs - 1.
     warmup_steps = steps_per_epoch * min(config.warmup_epochs, config.epochs - 1)
     decay_steps = max(1, steps_per_epoch * config.epochs - warmup_steps)
     if not warmup_steps:
-        return keras.optimizers.schedules.CosineDecay(
-            config.learning_rate, decay_steps=decay_steps, alpha=0.01
-        )
+        return keras.optimizers.schedules.CosineDecay(peak, decay_steps=decay_steps, alpha=0.01)
     return keras.optimizers.schedules.CosineDecay(
-        config.learning_rate / 10,
+        peak / 10,
         decay_steps=decay_steps,
         alpha=0.01,
-        warmup_target=config.learning_rate,
+        warmup_target=peak,
         warmup_steps=warmup_steps,
     )
 
 
-def _optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    lr = _learning_rate(config, steps_per_epoch)
+def _optimizer(
+    config: TrainConfig, steps_per_epoch: int, peak: float | None = None
+) -> keras.optimizers.Optimizer:
+    lr = _learning_rate(config, steps_per_epoch, peak)
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(lr, momentum=config.momentum, nesterov=True)
     return keras.optimizers.Adam(lr)
@@ -256,8 +285,27 @@ class EpochBatches(keras.utils.PyDataset):
     model rescales), so a batch copies ``batch_size`` images, never the whole set.
     """
 
-    def __init__(self, x, y, batch_size: int, seed: int, shuffle: bool = True) -> None:
+    def __init__(
+        self,
+        x,
+        y,
+        batch_size: int,
+        seed: int,
+        shuffle: bool = True,
+        drop_remainder: bool = False,
+        shard: tuple[int, int] = (0, 1),
+    ) -> None:
+        """``batch_size`` is the global batch. ``drop_remainder`` drops a ragged last
+        batch (with several replicas, BN statistics of a tiny per-replica remainder are a
+        known failure). ``shard=(i, n)``: this process feeds the i-th of n equal slices
+        of every global batch (multi-worker runs)."""
         super().__init__()
+        index, count = shard
+        if not 0 <= index < count or batch_size % count:
+            raise ValueError(
+                f"shard {shard} does not split a global batch of {batch_size} evenly. "
+                f"Received: shard={shard}"
+            )
         if len(x) != len(y) or len(x) == 0:
             raise ValueError(
                 f"x and y must hold the same, non-zero number of examples. "
@@ -265,11 +313,24 @@ class EpochBatches(keras.utils.PyDataset):
             )
         self.x, self.y = x, y
         self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
+        self.drop_remainder, self.shard = drop_remainder or count > 1, shard
+        if self.drop_remainder and len(x) < batch_size:
+            raise ValueError(
+                f"{len(x)} examples are fewer than one global batch of {batch_size}; "
+                f"use a smaller --batch-size or fewer replicas. Received: {len(x)} examples"
+            )
         self.epoch = 0
         self._cache: tuple[int, np.ndarray] | None = None
 
     def __len__(self) -> int:
+        if self.drop_remainder:
+            return len(self.x) // self.batch_size
         return math.ceil(len(self.x) / self.batch_size)
+
+    @property
+    def examples(self) -> int:
+        """How many examples one epoch covers (over all processes)."""
+        return len(self) * self.batch_size if self.drop_remainder else len(self.x)
 
     def order(self, epoch: int) -> np.ndarray:
         """The example order of ``epoch`` (0-based)."""
@@ -283,6 +344,10 @@ class EpochBatches(keras.utils.PyDataset):
             cache = (self.epoch, self.order(self.epoch))
             self._cache = cache
         idx = cache[1][index * self.batch_size : (index + 1) * self.batch_size]
+        part, parts = self.shard
+        if parts > 1:
+            size = len(idx) // parts
+            idx = idx[part * size : (part + 1) * size]
         return self.x[idx], self.y[idx]
 
 
@@ -438,9 +503,11 @@ def _as_dataset(data: Dataset | str, data_dir=None) -> Dataset:
     return data if isinstance(data, Dataset) else load_dataset(data, data_dir)
 
 
-def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> None:
+def compile_model(
+    model: keras.Model, config: TrainConfig, steps_per_epoch: int, peak: float | None = None
+) -> None:
     model.compile(
-        optimizer=_optimizer(config, steps_per_epoch),
+        optimizer=_optimizer(config, steps_per_epoch, peak),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         jit_compile=config.jit_compile,
@@ -481,18 +548,38 @@ def train(
     data = _as_dataset(data, data_dir)
     variant = get_variant(variant)
     config = config or default_config(data.name)
+    # First: multi-worker set-up must happen before any other backend work.
+    placement = resolve(config.strategy)
     set_determinism(config.deterministic)
     keras.utils.set_random_seed(config.seed)
 
-    strategy = get_strategy()
-    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    replicas = placement.replicas
     global_batch = config.batch_size * replicas
-    batches = EpochBatches(data.x_train, data.y_train, global_batch, config.seed)
-    with _strategy_scope(strategy):
+    peak_lr, lr_rule = scaled_learning_rate(config, replicas)
+    shard = (placement.process_index, placement.processes)
+    batches = EpochBatches(
+        data.x_train,
+        data.y_train,
+        global_batch,
+        config.seed,
+        drop_remainder=replicas > 1,
+        shard=shard,
+    )
+    # Validation covers every image unless JAX needs whole, evenly split batches.
+    val_batches = EpochBatches(
+        data.x_val,
+        data.y_val,
+        global_batch,
+        config.seed,
+        shuffle=False,
+        drop_remainder=placement.batch_unit > 1,
+        shard=shard,
+    )
+    with placement.scope():
         model = build_model(
             architecture or data.name, variant, augment=config.augment, seed=config.seed
         )
-        compile_model(model, config, len(batches))
+        compile_model(model, config, len(batches), peak_lr)
 
     backup = ResumableBackup(backup_dir) if backup_dir is not None else None
     done = backup.completed_epochs() if backup is not None else 0
@@ -510,9 +597,7 @@ def train(
             epochs=config.epochs,
             # A PyDataset here too: Keras' array pipeline is a parallel tf.data map,
             # which op determinism rewrites with a logged C++ error on every run.
-            validation_data=EpochBatches(
-                data.x_val, data.y_val, global_batch, config.seed, shuffle=False
-            ),
+            validation_data=val_batches,
             shuffle=False,  # EpochBatches orders each epoch itself
             callbacks=all_callbacks,
             verbose=config.verbose,
@@ -533,9 +618,12 @@ def train(
         architecture=architecture,
         variant=variant,
         config=config,
-        train_examples=len(data.x_train),
+        train_examples=batches.examples,
         replicas=replicas,
         global_batch_size=global_batch,
+        learning_rate=peak_lr,
+        lr_rule=lr_rule,
+        placement=placement.describe(),
         diverged=bool(diverged),
         diverged_at=str(diverged_at) if diverged_at is not None else None,
         resumed_from_epoch=done,
@@ -544,11 +632,25 @@ def train(
 
 def evaluate(model: keras.Model, data: Dataset, batch_size: int = 512) -> dict[str, float]:
     """Test-set loss and accuracy, and how many test images they cover (the test set is
-    used only here)."""
-    batches = EpochBatches(data.x_test, data.y_test, batch_size, seed=0, shuffle=False)
+    used only here). In a multi-worker run every process evaluates its equal share; where
+    batches must split evenly over devices (JAX), a ragged rest of the test set is left
+    out and ``test_examples`` says how many were used."""
+    placement = current_placement()
+    unit = placement.batch_unit
+    batch_size = min(batch_size, len(data.x_test))
+    batch_size = max(unit, batch_size - batch_size % unit)
+    batches = EpochBatches(
+        data.x_test,
+        data.y_test,
+        batch_size,
+        seed=0,
+        shuffle=False,
+        drop_remainder=unit > 1,
+        shard=(placement.process_index, placement.processes),
+    )
     scores = model.evaluate(batches, verbose=0, return_dict=True)
     return {
         "test_loss": float(scores["loss"]),
         "test_accuracy": float(scores["accuracy"]),
-        "test_examples": len(data.x_test),
+        "test_examples": batches.examples,
     }

@@ -25,6 +25,10 @@ class Variant:
         head_dropout: Dropout rate before the classifier (0 = no Dropout layer).
         bn_momentum: BatchNormalization moving-average momentum.
         bn_epsilon: BatchNormalization epsilon.
+        sync_bn: compute BN batch statistics over the global batch of all replicas
+            (``BatchNormalization(synchronized=True)`` on TensorFlow; JAX's data-parallel
+            path computes them globally anyway). Matters when per-replica batches are
+            small; ``--sync-bn`` sets it on every variant of a comparison.
     """
 
     name: str
@@ -34,6 +38,7 @@ class Variant:
     head_dropout: float = 0.0
     bn_momentum: float = 0.99
     bn_epsilon: float = 1e-3
+    sync_bn: bool = False
 
     def __post_init__(self) -> None:
         for field_name in ("block_dropout", "head_dropout"):
