@@ -1,0 +1,129 @@
+"""Every notebook runs top to bottom with reduced settings (a tiny limit, one epoch).
+
+The parameters cell (tagged ``parameters``) is replaced by the reduced settings, as
+papermill would, and the notebook is executed with nbclient; any cell error fails.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from kerasbn import compare, default_config
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def _execute(name: str, params: dict, cwd: Path) -> nbformat.NotebookNode:
+    book = nbformat.read(NOTEBOOKS / name, as_version=4)
+    tagged = [c for c in book.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{name} needs exactly one cell tagged 'parameters'"
+    cell = tagged[0]
+    names = {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line}
+    unknown = set(params) - names
+    assert not unknown, f"{name} has no parameters {unknown}"
+    cell.source += "\n# test overrides\n" + "\n".join(f"{k} = {v!r}" for k, v in params.items())
+    NotebookClient(
+        book,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(cwd)}},
+    ).execute()
+    return book
+
+
+def _figures(book: nbformat.NotebookNode) -> int:
+    return sum("image/png" in o.get("data", {}) for c in book.cells for o in c.get("outputs", []))
+
+
+def _text(book: nbformat.NotebookNode) -> str:
+    parts = []
+    for cell in book.cells:
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", ""))
+            parts.extend(str(v) for k, v in output.get("data", {}).items() if k.startswith("text"))
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize(
+    ("name", "dataset"),
+    [("01_compare_mnist.ipynb", "mnist"), ("02_cifar10_bn_dropout.ipynb", "cifar10")],
+)
+def test_compare_notebooks_run(shared_data_dir, tmp_path, name, dataset):
+    book = _execute(
+        name,
+        {
+            "LIMIT": 256,
+            "EPOCHS": 1,
+            "EVAL_LIMIT": 300,
+            "DATA_DIR": str(shared_data_dir),
+            "OUT": str(tmp_path / "run"),
+            "SAVE_MODELS": str(tmp_path / "models"),
+        },
+        tmp_path,
+    )
+    assert (tmp_path / "run" / "complete.json").exists()
+    text = _text(book)
+    assert "| bn+dropout" in text  # the summary table was shown
+    assert _figures(book) >= 1, "no figure shown inline"
+
+
+def test_inference_notebook_runs(digits, tmp_path):
+    models = tmp_path / "models"
+    compare(
+        digits,
+        "bn",
+        default_config("digits", epochs=2, verbose=0),
+        out_dir=tmp_path / "run",
+        save_models=models,
+    )
+    book = _execute(
+        "03_inference.ipynb",
+        {"MODEL": str(models / "digits-bn.keras"), "N_IMAGES": 6},
+        tmp_path,
+    )
+    recorded = json.loads((models / "digits-bn.json").read_text())["metrics"]["test_accuracy"]
+    assert f"recorded {recorded:.4f}" in _text(book)
+
+
+def test_experiments_notebook_runs(shared_data_dir, tmp_path):
+    book = _execute(
+        "04_bn_experiments.ipynb",
+        {"QUICK": True, "DATA_DIR": str(shared_data_dir), "OUT": str(tmp_path / "exp")},
+        tmp_path,
+    )
+    for name in ("init-scale-sweep", "breast-cancer-mlp", "mnist-mlp", "numpy-reference"):
+        assert (tmp_path / "exp" / name / "summary.md").exists(), name
+    assert _figures(book) >= 4
+
+
+# Notebooks whose committed outputs still have to come from their full-data run. A
+# strict xfail: once the outputs are committed the test passes and this entry must go.
+AWAITING_FULL_RUN = {"01_compare_mnist.ipynb", "02_cifar10_bn_dropout.ipynb", "03_inference.ipynb"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(
+            path,
+            id=path.name,
+            marks=pytest.mark.xfail(strict=True, reason="full-data run not committed yet")
+            if path.name in AWAITING_FULL_RUN
+            else (),
+        )
+        for path in sorted(NOTEBOOKS.glob("*.ipynb"))
+    ],
+)
+def test_committed_notebook_carries_outputs_and_stays_small(path):
+    book = nbformat.read(path, as_version=4)
+    code = [c for c in book.cells if c.cell_type == "code"]
+    # Every cell ran (in order), and there is something to see.
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), path.name
+    assert any(c.outputs for c in code), f"{path.name} was committed without outputs"
+    assert all(not any(o.get("output_type") == "error" for o in c.outputs) for c in code)
+    assert path.stat().st_size < 1_500_000, f"{path.name} is too large to commit"
