@@ -1,0 +1,39 @@
+"""The benchmark's --quick form produces its figures (their values are not asserted:
+speed targets live in the benchmark output, not in tests)."""
+
+import json
+
+import pytest
+
+from kerasbn.bench import forward_flops, main, matmul_peak
+from kerasbn.models import build_model
+
+
+def test_quick_benchmark_produces_every_figure(tmp_path, capsys):
+    assert main(["--quick", "--variants", "bn+dropout", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "kerasbn / naive" in out and "float32 matmul peak" in out
+    rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
+    paths = {row["path"] for row in rows}
+    assert {"kerasbn", "naive"} <= paths
+    for row in rows:
+        assert row["images_per_s"] > 0 and row["peak_rss_mb"] > 0
+        assert 0 < row["fraction_of_matmul_peak"] < 10
+        assert 0 <= row["val_accuracy"] <= 1
+    if "torch" not in paths:
+        assert "PyTorch is not installed" in (tmp_path / "bench.md").read_text()
+
+
+def test_forward_flops_counts_convs_and_dense_layers():
+    model = build_model("digits", "base", augment=False)
+    # conv 8x8x16 (3x3x1), conv 4x4x32 (3x3x16), dense 2*2*32 -> 64, dense 64 -> 10
+    expected = 2 * (8 * 8 * 16 * 9 * 1 + 4 * 4 * 32 * 9 * 16 + 128 * 64 + 64 * 10)
+    assert forward_flops(model) == expected
+    assert matmul_peak(size=256, repeats=2) > 1e8
+
+
+def test_bad_paths_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--paths", "kerasbn,jaxpr"])
+    assert exit_info.value.code == 2
+    assert "paths must be among" in capsys.readouterr().err
