@@ -194,6 +194,7 @@ WORKER = """
     import tensorflow as tf
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     import keras, numpy as np, kerasbn
+    keras.config.disable_traceback_filtering()  # keep Keras' own frames in the traceback
     with strategy.scope():
         model = kerasbn.build_model("digits", "base")
         model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
@@ -203,8 +204,13 @@ WORKER = """
 """
 
 
+class UpstreamBug(Exception):
+    """The known keras-team/keras#20585 failure (and not some other one)."""
+
+
 @pytest.mark.slow
 @pytest.mark.xfail(
+    raises=UpstreamBug,
     strict=True,
     reason="keras-team/keras#20585: Keras 3 model.fit fails under TF's "
     "MultiWorkerMirroredStrategy; when this passes, enable the TF multi-worker path",
@@ -222,7 +228,11 @@ def test_tf_multiworker_upstream_limitation_still_present():
         for i in range(2)
     ]
     outputs = _communicate_all(procs, timeout=600)
-    assert all("FIT OK" in out for out in outputs), outputs[0][-2000:]
+    if all("FIT OK" in out for out in outputs):
+        return  # fixed upstream: the strict xfail turns this pass into a failure to act on
+    if any("_maybe_symbolic_build" in out and "PerReplica" in out for out in outputs):
+        raise UpstreamBug(outputs[0][-500:])
+    raise AssertionError("unexpected failure:\n" + outputs[0][-3000:])
 
 
 def test_jax_multiworker_two_processes_only_the_chief_writes(tmp_path):
