@@ -9,9 +9,11 @@ The flat public API::
     kerasbn.compare("digits", "base,bn,bn+dropout")
 """
 
+from kerasbn._lock import FolderLockedError
 from kerasbn.architectures import Architecture, get_architecture, list_architectures
 from kerasbn.comparison import CompareResult, compare
 from kerasbn.data import DataError, Dataset, get_dataset_info, list_datasets, load_dataset
+from kerasbn.distribute import DistributionError
 from kerasbn.inference import Prediction, predict, prepare_images
 from kerasbn.models import build_model
 from kerasbn.report import plot_curves, summarize, summary_markdown
@@ -40,6 +42,8 @@ __all__ = [
     "Architecture",
     "CompareResult",
     "DataError",
+    "DistributionError",
+    "FolderLockedError",
     "ModelFileError",
     "Dataset",
     "Prediction",
