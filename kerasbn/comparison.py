@@ -49,6 +49,7 @@ from kerasbn.report import HISTORY_COLUMNS, plot_curves, run_row, summarize, wri
 from kerasbn.saving import save_model
 from kerasbn.train import (
     EPOCH_COLUMNS,
+    LR_SCALING_RULES,
     TrainConfig,
     default_config,
     evaluate,
@@ -476,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--lr-scaling",
-        choices=("auto", "none", "linear", "sqrt"),
+        choices=LR_SCALING_RULES,
         default="auto",
         help="learning rate vs replicas: auto = sqrt for Adam, linear for SGD",
     )
