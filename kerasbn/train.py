@@ -421,6 +421,10 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     weights are removed last: a kill at any moment leaves a consistent checkpoint.
     """
 
+    # Saves only at epoch end, so its per-batch hook is a counter: safe to run in Keras'
+    # callback thread, which keeps JAX steps from being synchronized after each batch.
+    async_safe = True
+
     def __init__(self, backup_dir: str | Path) -> None:
         super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
         self.state_path = Path(backup_dir) / "state.json"
@@ -471,7 +475,14 @@ class _StopOnNaN(keras.callbacks.TerminateOnNaN):
 
     Raising (not a graceful stop) keeps the last good checkpoint: no callback's
     ``on_epoch_end`` runs on the diverged weights.
+
+    ``async_safe``: on backends that allow it (JAX), Keras runs this check in its
+    callback thread, so reading the loss does not stall the device after every step;
+    an error there is raised in the training loop at the next step or, at the latest,
+    before any ``on_epoch_end``.
     """
+
+    async_safe = True
 
     def __init__(self) -> None:
         super().__init__(raise_error=True)

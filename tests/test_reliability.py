@@ -222,6 +222,51 @@ def test_diverging_variant_is_flagged_and_the_others_go_on(digits, tmp_path):
     assert (result.out_dir / "complete.json").exists()
 
 
+JAX_DIVERGE = """
+import json, sys, threading
+import keras
+from kerasbn import default_config, load_dataset
+from kerasbn.train import ResumableBackup, train
+
+class Probe(keras.callbacks.Callback):
+    async_safe = True
+    threads = set()
+    def on_train_batch_end(self, batch, logs=None):
+        self.threads.add(threading.current_thread() is threading.main_thread())
+
+data = load_dataset("digits").limit(400)
+backup = sys.argv[1]
+result = train(data, "base", default_config("digits", epochs=3, verbose=0, learning_rate=1e20),
+               backup_dir=backup, callbacks=[Probe()])
+print("RESULT " + json.dumps({
+    "diverged": result.diverged, "at": result.diverged_at,
+    "saved_epochs": ResumableBackup(backup).completed_epochs(),
+    "batch_hooks_on_main_thread": sorted(Probe.threads),
+}))
+"""
+
+
+def test_divergence_stops_training_on_jax_where_the_check_runs_asynchronously(tmp_path):
+    # On JAX, Keras runs the NaN check in its callback thread (async_safe), so the
+    # error reaches the training loop a step later: it must still stop the run before
+    # any epoch-end checkpoint of NaN weights. (JAX's float32 cross-entropy stays
+    # finite at Adam lr 1e6, where TensorFlow's overflows; 1e20 overflows on both.)
+    pytest.importorskip("jax")
+    done = subprocess.run(
+        [sys.executable, "-c", JAX_DIVERGE, str(tmp_path / "backup")],
+        env={**ENV, "KERAS_BACKEND": "jax"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.split("RESULT ", 1)[1])
+    assert out["diverged"] and "loss became nan at epoch 1" in out["at"], out
+    assert out["saved_epochs"] == 0, out
+    # kerasbn's own callbacks keep Keras' asynchronous dispatch on.
+    assert out["batch_hooks_on_main_thread"] == [False], out
+
+
 def test_same_seed_gives_identical_history_and_weights(digits, tmp_path):
     config = default_config("digits", epochs=2, verbose=0)
     outs = [tmp_path / name for name in ("a", "b", "c")]
