@@ -50,6 +50,7 @@ from kerasbn.saving import save_model
 from kerasbn.train import (
     EPOCH_COLUMNS,
     LR_SCALING_RULES,
+    PRECISIONS,
     TrainConfig,
     default_config,
     evaluate,
@@ -482,6 +483,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="learning rate vs replicas: auto = sqrt for Adam, linear for SGD",
     )
     parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="mixed_bfloat16 / mixed_float16 compute in 16 bits on GPUs (BN statistics, "
+        "softmax and weights stay float32; default: float32)",
+    )
+    parser.add_argument(
         "--verbose",
         type=int,
         default=1,
@@ -501,6 +509,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         "verbose": args.verbose,
         "strategy": args.strategy,
         "lr_scaling": args.lr_scaling,
+        "precision": args.precision,
     }
     return default_config(args.dataset, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
 import keras
@@ -131,20 +132,39 @@ def count_layers(model: keras.Model, layer_type: type) -> int:
     return sum(isinstance(layer, layer_type) for layer in model.layers)
 
 
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Build layers under Keras dtype policy ``name``; the global policy is restored
+    afterwards (layers keep the policy they were built with)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def inference_copy(model: keras.Model, dataset: str | Architecture, variant: str | Variant):
-    """The same trained network without its training-only augmentation layers.
+    """The same trained network without its training-only augmentation layers, with
+    plain (unsynchronized) BN and float32 layers.
 
     Keras' random preprocessing layers default to ``training=True`` when a model is
     called directly (``model(x)``, or the function ``model.export`` serves), so a saved
     model must not carry them. They hold no weights, so copying every other layer's
-    weights by its stable name gives identical inference outputs.
+    weights by its stable name gives identical inference outputs (float32 ones for a
+    mixed-precision net).
     """
     variant = get_variant(variant)
     synced = any(getattr(layer, "synchronized", False) for layer in model.layers)
-    if not synced and not any(layer.name.startswith("augment_") for layer in model.layers):
+    mixed = any(layer.dtype_policy.name.startswith("mixed") for layer in model.layers)
+    augmented = any(layer.name.startswith("augment_") for layer in model.layers)
+    if not (synced or mixed or augmented):
         return model
     # Synchronized BN only matters while training; a plain BN loads on every backend.
-    clean = build_model(dataset, replace(variant, sync_bn=False), augment=False)
+    # A mixed-precision net keeps float32 weights, so its float32 copy is exact and
+    # serves on any device.
+    with dtype_policy("float32"):
+        clean = build_model(dataset, replace(variant, sync_bn=False), augment=False)
     for layer in clean.layers:
         layer.set_weights(model.get_layer(layer.name).get_weights())
     return clean

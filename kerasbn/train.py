@@ -30,7 +30,7 @@ from kerasbn._io import atomic_path, write_json, write_text
 from kerasbn.architectures import Architecture
 from kerasbn.data import Dataset, get_dataset_info, load_dataset
 from kerasbn.distribute import STRATEGIES, current_placement, resolve
-from kerasbn.models import build_model, inference_copy
+from kerasbn.models import build_model, dtype_policy, inference_copy
 from kerasbn.variants import Variant, get_variant
 
 __all__ = [
@@ -61,6 +61,9 @@ EPOCH_COLUMNS = [
 
 
 LR_SCALING_RULES = ("auto", "none", "linear", "sqrt")
+# Keras dtype policies: mixed ones compute in 16 bits with float32 weights; Keras' BN
+# upcasts to float32 for its statistics, and the softmax head stays float32.
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,9 @@ class TrainConfig:
         lr_scaling: how the learning rate grows with the number of replicas R:
             ``linear`` (x R), ``sqrt`` (x sqrt(R)), ``none``, or ``auto`` (sqrt for Adam,
             linear for SGD). With one replica it changes nothing.
+        precision: ``float32``, or a mixed policy for GPUs: ``mixed_bfloat16`` (Ampere
+            and newer) or ``mixed_float16`` (older GPUs; Keras adds loss scaling). CPUs
+            without 16-bit units only get slower with it. Saved models are float32.
     """
 
     epochs: int = 10
@@ -109,6 +115,7 @@ class TrainConfig:
     deterministic: bool = True
     strategy: str = "auto"
     lr_scaling: str = "auto"
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs <= 0:
@@ -138,6 +145,11 @@ class TrainConfig:
             raise ValueError(
                 f"Unknown lr_scaling. Valid rules are: {', '.join(LR_SCALING_RULES)}. "
                 f"Received: {self.lr_scaling!r}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"Unknown precision. Valid precisions are: {', '.join(PRECISIONS)}. "
+                f"Received: {self.precision!r}"
             )
         if self.lr_schedule not in ("cosine", "constant"):
             raise ValueError(
@@ -586,7 +598,7 @@ def train(
         drop_remainder=placement.batch_unit > 1,
         shard=shard,
     )
-    with placement.scope():
+    with placement.scope(), dtype_policy(config.precision):
         model = build_model(
             architecture or data.name, variant, augment=config.augment, seed=config.seed
         )

@@ -18,6 +18,7 @@ def test_default_configs_differ_per_dataset_and_validate():
         dict(learning_rate=0.0),
         dict(optimizer="rmsprop"),
         dict(lr_schedule="step"),
+        dict(precision="float16"),
     ):
         with pytest.raises(ValueError, match="Received"):
             replace(TrainConfig(), **bad)
@@ -103,3 +104,21 @@ def test_public_api_is_flat():
         "predict",
     ):
         assert callable(getattr(kerasbn, name))
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_computes_in_16_bits_and_saves_float32(digits, quick_config, precision):
+    import keras
+
+    result = train(digits.limit(256), "bn+dropout", quick_config(epochs=1, precision=precision))
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    model = result.model
+    assert model.get_layer("block1_conv1").compute_dtype == precision.split("_")[1]
+    bn = model.get_layer("block1_bn1")
+    assert all(w.dtype == "float32" for w in bn.weights)  # statistics and weights
+    assert model.output.dtype == "float32"  # the softmax head
+    assert np.isfinite(result.history["loss"]).all()
+    served = result.inference_model()
+    assert all(layer.dtype_policy.name in ("float32", "uint8") for layer in served.layers[1:])
+    x = digits.x_test[:64]
+    np.testing.assert_allclose(served.predict(x, verbose=0), model.predict(x, verbose=0), atol=0.05)
