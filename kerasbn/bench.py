@@ -2,7 +2,9 @@
 
 For each data set and variant it times, on the same machine in the same run:
 
-1. ``kerasbn``: kerasbn's own training path (:func:`kerasbn.train`);
+1. ``kerasbn``: kerasbn's own training path (:func:`kerasbn.train`) on the default Keras
+   backend (``KERAS_BACKEND``, TensorFlow unless set), and ``kerasbn-jax``: the same path
+   on Keras' JAX backend (skipped with a note when JAX is absent);
 2. ``naive``: what the tutorials do: the same Keras model, ``model.fit`` on float32
    NumPy arrays with default settings (batch 32, Keras' own shuffling);
 3. ``torch``: the same architecture and optimizer in PyTorch eager mode (skipped with a
@@ -21,6 +23,7 @@ off in every path: it is a CIFAR-10 training choice, not part of the compute com
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -37,7 +40,10 @@ import pandas as pd
 
 __all__ = ["BenchConfig", "forward_flops", "main", "matmul_peak", "run_benchmark"]
 
-PATHS = ("kerasbn", "naive", "torch")
+PATHS = ("kerasbn", "kerasbn-jax", "naive", "torch")
+# Paths that need an optional package, and the environment their subprocess runs in.
+_NEEDS = {"kerasbn-jax": "jax", "torch": "torch"}
+_PATH_ENV = {"kerasbn-jax": {"KERAS_BACKEND": "jax"}}
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,8 @@ class BenchConfig:
     limit: int | None = 10_000  # training images per epoch (None: the whole set)
     data_dir: str | None = None
     seed: int = 0
+    batch_size: int | None = None  # kerasbn and PyTorch paths; None: the data set's default
+    precision: str = "auto"  # kerasbn and PyTorch paths; auto: mixed_bfloat16 on a GPU
 
 
 QUICK = {"datasets": ("digits",), "epochs": 2, "limit": 512}
@@ -113,17 +121,51 @@ def _load(dataset: str, config: BenchConfig):
     return data.limit(limit, val=min(2000, len(data.x_val)))
 
 
+def _on_gpu() -> bool:
+    """Whether the Keras backend of this process trains on a GPU."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.devices()[0].platform == "gpu"
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    return False
+
+
+def _precision(config: BenchConfig, gpu: bool) -> str:
+    if config.precision != "auto":
+        return config.precision
+    # 16-bit compute pays off on GPU tensor cores; on CPUs without bf16 units it is slower.
+    return "mixed_bfloat16" if gpu else "float32"
+
+
 def _run_kerasbn(dataset: str, variant: str, config: BenchConfig) -> dict:
     from kerasbn.train import default_config, train
 
     data = _load(dataset, config)
+    overrides = {"batch_size": config.batch_size} if config.batch_size else {}
     train_config = default_config(
-        dataset, epochs=config.epochs, verbose=0, augment=False, seed=config.seed
+        dataset,
+        epochs=config.epochs,
+        verbose=0,
+        augment=False,
+        seed=config.seed,
+        precision=_precision(config, _on_gpu()),
+        **overrides,
     )
     result = train(data, variant, train_config)
     seconds, images_per_s = _steady(list(result.history["train_seconds"]), result.train_examples)
     return {
         "batch_size": result.global_batch_size,
+        "precision": train_config.precision,
         "seconds_per_epoch": seconds,
         "images_per_s": images_per_s,
         "val_accuracy": float(result.history["val_accuracy"].iloc[-1]),
@@ -160,6 +202,7 @@ def _run_naive(dataset: str, variant: str, config: BenchConfig) -> dict:
     seconds, images_per_s = _steady(timer.train_seconds, len(x_train))
     return {
         "batch_size": 32,
+        "precision": "float32",
         "seconds_per_epoch": seconds,
         "images_per_s": images_per_s,
         "val_accuracy": float(fit.history["val_accuracy"][-1]),
@@ -198,14 +241,26 @@ def _torch_model(dataset: str, variant: str):
     if v.head_dropout:
         layers.append(nn.Dropout(v.head_dropout))
     layers.append(nn.Linear(arch.dense_units, arch.num_classes))
-    return nn.Sequential(*layers)
+    model = nn.Sequential(*layers)
+    # Keras' initializers, not PyTorch's: he_normal (truncated) for conv and hidden
+    # kernels, glorot_uniform for the classifier, zero biases. PyTorch's smaller default
+    # makes early BN activations tiny, and its eval-mode statistics lag far behind.
+    for module in model:
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            if module is model[-1]:
+                nn.init.xavier_uniform_(module.weight)
+            else:
+                fan_in = module.weight[0].numel()
+                std = math.sqrt(2.0 / fan_in) / 0.87962566103423978  # Keras' truncation
+                nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return model
 
 
 def _run_torch(dataset: str, variant: str, config: BenchConfig) -> dict:
-    try:
-        import torch
-    except ImportError:
-        return {"skipped": "PyTorch is not installed (pip install torch to include it)"}
+    import torch
+
     from kerasbn.train import default_config
 
     data = _load(dataset, config)
@@ -213,12 +268,18 @@ def _run_torch(dataset: str, variant: str, config: BenchConfig) -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = _torch_model(dataset, variant).to(device)
     train_config = default_config(dataset)
-    optimizer = torch.optim.Adam(model.parameters(), lr=train_config.learning_rate)
+    # Keras' Adam epsilon (PyTorch's default is 1e-8).
+    optimizer = torch.optim.Adam(model.parameters(), lr=train_config.learning_rate, eps=1e-7)
     loss_fn = torch.nn.CrossEntropyLoss()
     # NCHW uint8 tensors; each batch is scaled to [0, 1] on the fly, as in kerasbn.
     x = torch.from_numpy(np.ascontiguousarray(data.x_train.transpose(0, 3, 1, 2)))
     y = torch.from_numpy(data.y_train.astype(np.int64))
-    batch = train_config.batch_size
+    batch = config.batch_size or train_config.batch_size
+    precision = _precision(config, device == "cuda")
+    # The same mixed precision as Keras' policy: 16-bit matmuls/convs under autocast.
+    half = {"mixed_bfloat16": torch.bfloat16, "mixed_float16": torch.float16}.get(precision)
+    autocast = torch.autocast(device, dtype=half, enabled=half is not None)
+    scaler = torch.amp.GradScaler(device, enabled=half == torch.float16)
     rng = np.random.default_rng(config.seed)
     seconds = []
     for _ in range(config.epochs):
@@ -230,8 +291,11 @@ def _run_torch(dataset: str, variant: str, config: BenchConfig) -> dict:
             xb = x[idx].to(device).float().div_(255)
             yb = y[idx].to(device)
             optimizer.zero_grad(set_to_none=True)
-            loss_fn(model(xb), yb).backward()
-            optimizer.step()
+            with autocast:
+                loss = loss_fn(model(xb).float(), yb)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         if device == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
@@ -245,6 +309,7 @@ def _run_torch(dataset: str, variant: str, config: BenchConfig) -> dict:
     seconds_per_epoch, images_per_s = _steady(seconds, len(x))
     out = {
         "batch_size": batch,
+        "precision": precision,
         "seconds_per_epoch": seconds_per_epoch,
         "images_per_s": images_per_s,
         "val_accuracy": accuracy,
@@ -255,7 +320,12 @@ def _run_torch(dataset: str, variant: str, config: BenchConfig) -> dict:
     return out
 
 
-_RUNNERS = {"kerasbn": _run_kerasbn, "naive": _run_naive, "torch": _run_torch}
+_RUNNERS = {
+    "kerasbn": _run_kerasbn,
+    "kerasbn-jax": _run_kerasbn,
+    "naive": _run_naive,
+    "torch": _run_torch,
+}
 
 
 def _gpu_peak_mb() -> float | None:
@@ -281,8 +351,14 @@ def _child(spec: str) -> None:
     out = _RUNNERS[job["path"]](job["dataset"], job["variant"], config)
     out["wall_seconds"] = time.perf_counter() - start
     out["peak_rss_mb"] = _peak_rss_mb()
-    if job["path"] != "torch" and "gpu_peak_mb" not in out:
-        out["gpu_peak_mb"] = _gpu_peak_mb()
+    if job["path"] != "torch":
+        import keras
+
+        out["backend"] = keras.backend.backend()
+        if "gpu_peak_mb" not in out:
+            out["gpu_peak_mb"] = _gpu_peak_mb()
+    else:
+        out["backend"] = "torch eager"
     print("BENCH " + json.dumps(out), flush=True)
 
 
@@ -310,11 +386,22 @@ def run_benchmark(config: BenchConfig, log=print) -> BenchResult:
                     "variant": variant,
                     "config": asdict(config),
                 }
+                needs = _NEEDS.get(path)
+                if needs and importlib.util.find_spec(needs) is None:
+                    note = f"{needs} is not installed (pip install {needs} to include it)"
+                    notes.append(f"{path}: {note}")
+                    log(f"[bench] {dataset} {variant} {path}: skipped ({note})")
+                    continue
+                env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **_PATH_ENV.get(path, {})}
+                if path == "torch":
+                    # kerasbn's package imports Keras; on its torch backend the PyTorch
+                    # path does not also load TensorFlow (about 400 MB of RSS).
+                    env["KERAS_BACKEND"] = "torch"
                 done = subprocess.run(
                     [sys.executable, "-m", "kerasbn.bench", "--child", json.dumps(job)],
                     capture_output=True,
                     text=True,
-                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+                    env=env,
                 )
                 lines = [ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")]
                 if done.returncode != 0 or not lines:
@@ -322,10 +409,6 @@ def run_benchmark(config: BenchConfig, log=print) -> BenchResult:
                         f"benchmark of {path} on {dataset}/{variant} failed:\n{done.stderr[-3000:]}"
                     )
                 out = json.loads(lines[-1][len("BENCH ") :])
-                if "skipped" in out:
-                    notes.append(f"{path}: {out['skipped']}")
-                    log(f"[bench] {dataset} {variant} {path}: skipped ({out['skipped']})")
-                    continue
                 row = {"dataset": dataset, "variant": variant, "path": path, **out}
                 rows.append(row)
                 log(
@@ -345,9 +428,10 @@ def run_benchmark(config: BenchConfig, log=print) -> BenchResult:
 def _ratios(table: pd.DataFrame) -> pd.DataFrame:
     wide = table.pivot_table(index=["dataset", "variant"], columns="path", values="images_per_s")
     out = pd.DataFrame(index=wide.index)
-    for other in ("naive", "torch"):
-        if "kerasbn" in wide and other in wide:
-            out[f"kerasbn / {other}"] = wide["kerasbn"] / wide[other]
+    for ours in ("kerasbn", "kerasbn-jax"):
+        for other in ("naive", "torch"):
+            if ours in wide and other in wide:
+                out[f"{ours} / {other}"] = wide[ours] / wide[other]
     return out.reset_index()
 
 
@@ -356,7 +440,9 @@ def to_markdown(result: BenchResult) -> str:
         "dataset": "data set",
         "variant": "variant",
         "path": "path",
+        "backend": "backend",
         "batch_size": "batch",
+        "precision": "precision",
         "images_per_s": "train img/s",
         "seconds_per_epoch": "s / epoch",
         "val_accuracy": "val acc",
@@ -393,6 +479,8 @@ def to_markdown(result: BenchResult) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from kerasbn.train import PRECISIONS
+
     parser = argparse.ArgumentParser(
         prog="python -m kerasbn.bench",
         description="Training throughput of kerasbn vs the naive Keras path vs PyTorch eager.",
@@ -403,6 +491,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=BenchConfig.epochs, help="1 warm-up + timed")
     parser.add_argument("--limit", type=int, default=BenchConfig.limit, help="training images")
     parser.add_argument("--data-dir")
+    parser.add_argument(
+        "--batch-size", type=int, help="kerasbn and PyTorch batch (default: per data set)"
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", *PRECISIONS),
+        help="kerasbn and PyTorch compute precision; auto: mixed_bfloat16 on a GPU, "
+        "else float32 (the naive path always uses Keras' float32 default)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny offline run (digits)")
     parser.add_argument("--out", help="also write the table as JSON and Markdown here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -417,6 +515,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         epochs=args.epochs,
         limit=args.limit,
         data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        precision=args.precision,
     )
     if args.quick:
         config = replace(config, **QUICK)

@@ -20,8 +20,11 @@ def test_quick_benchmark_produces_every_figure(tmp_path, capsys):
         assert row["images_per_s"] > 0 and row["peak_rss_mb"] > 0
         assert 0 < row["fraction_of_matmul_peak"] < 10
         assert 0 <= row["val_accuracy"] <= 1
-    if "torch" not in paths:
-        assert "PyTorch is not installed" in (tmp_path / "bench.md").read_text()
+        assert row["backend"]
+    markdown = (tmp_path / "bench.md").read_text()
+    for path, package in (("torch", "torch"), ("kerasbn-jax", "jax")):
+        if path not in paths:
+            assert f"{path}: {package} is not installed" in markdown
 
 
 def test_forward_flops_counts_convs_and_dense_layers():

@@ -122,3 +122,28 @@ def test_mixed_precision_computes_in_16_bits_and_saves_float32(digits, quick_con
     assert all(layer.dtype_policy.name in ("float32", "uint8") for layer in served.layers[1:])
     x = digits.x_test[:64]
     np.testing.assert_allclose(served.predict(x, verbose=0), model.predict(x, verbose=0), atol=0.05)
+
+
+@pytest.mark.parametrize("drop_remainder", [False, True])
+def test_tf_data_pipeline_serves_exactly_the_pydatasets_batches(drop_remainder):
+    import keras
+
+    from kerasbn.train import EpochBatches
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the tf.data pipeline is TensorFlow's feed")
+    x = np.arange(50 * 2 * 2, dtype=np.uint8).reshape(50, 2, 2, 1)
+    y = np.arange(50, dtype=np.int64)
+    batches = EpochBatches(x, y, 8, seed=3, drop_remainder=drop_remainder)
+    feed = batches.pipeline(1, 3)  # epochs 1 and 2, as when resuming after epoch 1
+    assert int(feed.cardinality()) == 2 * len(batches)
+    want = []
+    for epoch in (1, 2):
+        batches.epoch = epoch
+        want += [batches[i] for i in range(len(batches))]
+    got = [(xb.numpy(), yb.numpy()) for xb, yb in feed]
+    assert len(got) == len(want) == 2 * (6 if drop_remainder else 7)
+    for (gx, gy), (wx, wy) in zip(got, want, strict=True):
+        np.testing.assert_array_equal(gx, wx)
+        np.testing.assert_array_equal(gy, wy)
+    assert not np.array_equal(want[0][1], want[len(batches)][1])  # epochs differ
