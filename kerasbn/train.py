@@ -276,12 +276,19 @@ class EpochTimer(keras.callbacks.Callback):
         self._start = time.perf_counter()
         self._train_end = None
 
+    def _finished(self) -> float:
+        # JAX dispatches steps asynchronously: the loop can reach validation while the
+        # device still works through the queued steps. Reading one weight back waits for
+        # the last step (all of a step's outputs come from one computation).
+        keras.ops.convert_to_numpy(self.model.trainable_variables[-1])
+        return time.perf_counter()
+
     def on_test_begin(self, logs=None):
         if self._train_end is None:
-            self._train_end = time.perf_counter()
+            self._train_end = self._finished()
 
     def on_epoch_end(self, epoch, logs=None):
-        end = time.perf_counter()
+        end = self._finished()
         self.seconds.append(end - self._start)
         self.train_seconds.append((self._train_end or end) - self._start)
 
