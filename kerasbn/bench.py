@@ -57,9 +57,10 @@ class BenchConfig:
     seed: int = 0
     batch_size: int | None = None  # kerasbn and PyTorch paths; None: the data set's default
     precision: str = "auto"  # kerasbn and PyTorch paths; auto: mixed_bfloat16 on a GPU
+    repeats: int = 2  # rounds over the paths, in alternating order; medians are reported
 
 
-QUICK = {"datasets": ("digits",), "epochs": 2, "limit": 512}
+QUICK = {"datasets": ("digits",), "epochs": 2, "limit": 512, "repeats": 1}
 
 
 # ------------------------------------------------------------------ measurement helpers
@@ -373,56 +374,77 @@ class BenchResult:
     notes: list[str] = field(default_factory=list)
 
 
+def _run_child(path: str, dataset: str, variant: str, config: BenchConfig) -> dict:
+    job = {"path": path, "dataset": dataset, "variant": variant, "config": asdict(config)}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **_PATH_ENV.get(path, {})}
+    if path == "torch":
+        # kerasbn's package imports Keras; on its torch backend the PyTorch path does
+        # not also load TensorFlow (about 400 MB of RSS).
+        env["KERAS_BACKEND"] = "torch"
+    done = subprocess.run(
+        [sys.executable, "-m", "kerasbn.bench", "--child", json.dumps(job)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"benchmark of {path} on {dataset}/{variant} failed:\n{done.stderr[-3000:]}"
+        )
+    return json.loads(lines[-1][len("BENCH ") :])
+
+
 def run_benchmark(config: BenchConfig, log=print) -> BenchResult:
-    peak = matmul_peak()
-    log(f"[bench] float32 matmul peak (NumPy BLAS, 2048^3): {peak / 1e9:.1f} GFLOP/s")
-    rows, notes = [], []
+    peaks = [matmul_peak()]
+    log(f"[bench] float32 matmul peak (NumPy BLAS, 2048^3): {peaks[0] / 1e9:.1f} GFLOP/s")
+    paths, notes = [], []
+    for path in config.paths:
+        needs = _NEEDS.get(path)
+        if needs and importlib.util.find_spec(needs) is None:
+            notes.append(f"{path}: {needs} is not installed (pip install {needs} to include it)")
+            log(f"[bench] {path}: skipped ({notes[-1]})")
+        else:
+            paths.append(path)
+    rows = []
     for dataset in config.datasets:
         for variant in config.variants:
-            for path in config.paths:
-                job = {
-                    "path": path,
-                    "dataset": dataset,
-                    "variant": variant,
-                    "config": asdict(config),
-                }
-                needs = _NEEDS.get(path)
-                if needs and importlib.util.find_spec(needs) is None:
-                    note = f"{needs} is not installed (pip install {needs} to include it)"
-                    notes.append(f"{path}: {note}")
-                    log(f"[bench] {dataset} {variant} {path}: skipped ({note})")
-                    continue
-                env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **_PATH_ENV.get(path, {})}
-                if path == "torch":
-                    # kerasbn's package imports Keras; on its torch backend the PyTorch
-                    # path does not also load TensorFlow (about 400 MB of RSS).
-                    env["KERAS_BACKEND"] = "torch"
-                done = subprocess.run(
-                    [sys.executable, "-m", "kerasbn.bench", "--child", json.dumps(job)],
-                    capture_output=True,
-                    text=True,
-                    env=env,
-                )
-                lines = [ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")]
-                if done.returncode != 0 or not lines:
-                    raise RuntimeError(
-                        f"benchmark of {path} on {dataset}/{variant} failed:\n{done.stderr[-3000:]}"
+            # Shared machines drift: alternate the order of the paths between rounds so
+            # a slow spell does not land on one path only, and report medians.
+            for round_ in range(config.repeats):
+                for path in paths if round_ % 2 == 0 else paths[::-1]:
+                    out = _run_child(path, dataset, variant, config)
+                    rows.append({"dataset": dataset, "variant": variant, "path": path, **out})
+                    log(
+                        f"[bench] {dataset} {variant} {path}: {out['images_per_s']:,.0f} img/s, "
+                        f"{out['seconds_per_epoch']:.2f} s/epoch, val acc "
+                        f"{out['val_accuracy']:.4f}, peak RSS {out['peak_rss_mb']:,.0f} MB"
                     )
-                out = json.loads(lines[-1][len("BENCH ") :])
-                row = {"dataset": dataset, "variant": variant, "path": path, **out}
-                rows.append(row)
-                log(
-                    f"[bench] {dataset} {variant} {path}: {out['images_per_s']:,.0f} img/s, "
-                    f"{out['seconds_per_epoch']:.2f} s/epoch, val acc {out['val_accuracy']:.4f}, "
-                    f"peak RSS {out['peak_rss_mb']:,.0f} MB"
-                )
-    table = pd.DataFrame(rows)
+    # The peak again at the end: the best of both is the machine's capacity.
+    peaks.append(matmul_peak())
+    peak = max(peaks)
+    log(f"[bench] float32 matmul peak at the end: {peaks[1] / 1e9:.1f} GFLOP/s")
+    table = _median_rows(pd.DataFrame(rows))
     # FLOPs per image are the model's, the same for every path of a (dataset, variant).
     flops = table.groupby(["dataset", "variant"])["flops_per_image"].transform("max")
     table["model_gflops_per_s"] = 3 * flops * table["images_per_s"] / 1e9
     table["fraction_of_matmul_peak"] = table["model_gflops_per_s"] * 1e9 / peak
     ratios = _ratios(table)
     return BenchResult(table, ratios, peak, notes)
+
+
+def _median_rows(raw: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, variant, path): the median of its rounds, peak memory max."""
+    keys = ["dataset", "variant", "path"]
+    grouped = raw.groupby(keys, sort=False)
+    table = grouped.median(numeric_only=True)
+    for column in ("peak_rss_mb", "gpu_peak_mb"):
+        if column in raw:
+            table[column] = grouped[column].max()
+    for column in raw.columns.difference(table.columns).difference(keys):
+        table[column] = grouped[column].first()
+    table["rounds"] = grouped.size()
+    return table.reset_index()
 
 
 def _ratios(table: pd.DataFrame) -> pd.DataFrame:
@@ -450,6 +472,7 @@ def to_markdown(result: BenchResult) -> str:
         "gpu_peak_mb": "GPU peak MB",
         "model_gflops_per_s": "model GFLOP/s",
         "fraction_of_matmul_peak": "of matmul peak",
+        "rounds": "rounds",
     }
     table = result.table[[c for c in cols if c in result.table]].rename(columns=cols)
     fmt = {
@@ -492,6 +515,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=BenchConfig.limit, help="training images")
     parser.add_argument("--data-dir")
     parser.add_argument(
+        "--repeats", type=int, default=BenchConfig.repeats, help="rounds over the paths"
+    )
+    parser.add_argument(
         "--batch-size", type=int, help="kerasbn and PyTorch batch (default: per data set)"
     )
     parser.add_argument(
@@ -517,15 +543,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         data_dir=args.data_dir,
         batch_size=args.batch_size,
         precision=args.precision,
+        repeats=args.repeats,
     )
     if args.quick:
         config = replace(config, **QUICK)
     bad = [p for p in config.paths if p not in PATHS]
-    if bad or config.epochs < 2:
+    if bad or config.epochs < 2 or config.repeats < 1:
         parser.exit(
             2,
-            f"error: paths must be among {', '.join(PATHS)} and --epochs at least 2 (one "
-            f"warm-up, one timed). Received: paths={config.paths}, epochs={config.epochs}\n",
+            f"error: paths must be among {', '.join(PATHS)}, --epochs at least 2 (one "
+            f"warm-up, one timed) and --repeats at least 1. Received: paths={config.paths}, "
+            f"epochs={config.epochs}, repeats={config.repeats}\n",
         )
     result = run_benchmark(config)
     markdown = to_markdown(result)

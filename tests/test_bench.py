@@ -40,3 +40,28 @@ def test_bad_paths_exit_2(capsys):
         main(["--paths", "kerasbn,jaxpr"])
     assert exit_info.value.code == 2
     assert "paths must be among" in capsys.readouterr().err
+
+
+def test_rounds_are_reduced_to_medians_with_the_peak_memory():
+    import pandas as pd
+
+    from kerasbn.bench import _median_rows
+
+    raw = pd.DataFrame(
+        [
+            {
+                "dataset": "d",
+                "variant": "v",
+                "path": p,
+                "images_per_s": ips,
+                "peak_rss_mb": rss,
+                "gpu_peak_mb": None,
+                "backend": "tensorflow",
+            }
+            for p, ips, rss in [("a", 100, 5), ("b", 50, 7), ("a", 300, 9), ("a", 200, 1)]
+        ]
+    )
+    table = _median_rows(raw).set_index("path")
+    assert table.loc["a", "images_per_s"] == 200 and table.loc["a", "peak_rss_mb"] == 9
+    assert table.loc["a", "rounds"] == 3 and table.loc["b", "rounds"] == 1
+    assert table.loc["b", "backend"] == "tensorflow"
