@@ -103,7 +103,7 @@ def test_experiments_notebook_runs(shared_data_dir, tmp_path):
 
 # Notebooks whose committed outputs still have to come from their full-data run. A
 # strict xfail: once the outputs are committed the test passes and this entry must go.
-AWAITING_FULL_RUN = {"01_compare_mnist.ipynb", "02_cifar10_bn_dropout.ipynb", "03_inference.ipynb"}
+AWAITING_FULL_RUN = {"02_cifar10_bn_dropout.ipynb"}
 
 
 @pytest.mark.parametrize(
