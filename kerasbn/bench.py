@@ -52,7 +52,7 @@ class BenchConfig:
     variants: tuple[str, ...] = ("base", "bn+dropout")
     paths: tuple[str, ...] = PATHS
     epochs: int = 3  # the first is warm-up; the rest are timed
-    limit: int | None = 10_000  # training images per epoch (None: the whole set)
+    limit: int | None = 4096  # training images per epoch (None: the whole set)
     data_dir: str | None = None
     seed: int = 0
     batch_size: int | None = None  # kerasbn and PyTorch paths; None: the data set's default
