@@ -43,7 +43,12 @@ __all__ = ["BenchConfig", "forward_flops", "main", "matmul_peak", "run_benchmark
 PATHS = ("kerasbn", "kerasbn-jax", "naive", "torch")
 # Paths that need an optional package, and the environment their subprocess runs in.
 _NEEDS = {"kerasbn-jax": "jax", "torch": "torch"}
-_PATH_ENV = {"kerasbn-jax": {"KERAS_BACKEND": "jax"}}
+_PATH_ENV = {
+    "kerasbn-jax": {"KERAS_BACKEND": "jax"},
+    # kerasbn's package imports Keras; on its torch backend the PyTorch path does not
+    # also load TensorFlow (about 400 MB of RSS).
+    "torch": {"KERAS_BACKEND": "torch"},
+}
 
 
 @dataclass(frozen=True)
@@ -377,10 +382,6 @@ class BenchResult:
 def _run_child(path: str, dataset: str, variant: str, config: BenchConfig) -> dict:
     job = {"path": path, "dataset": dataset, "variant": variant, "config": asdict(config)}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **_PATH_ENV.get(path, {})}
-    if path == "torch":
-        # kerasbn's package imports Keras; on its torch backend the PyTorch path does
-        # not also load TensorFlow (about 400 MB of RSS).
-        env["KERAS_BACKEND"] = "torch"
     done = subprocess.run(
         [sys.executable, "-m", "kerasbn.bench", "--child", json.dumps(job)],
         capture_output=True,

@@ -363,7 +363,7 @@ class EpochBatches(keras.utils.PyDataset):
 
         On TensorFlow that is a ``tf.data`` pipeline that gathers each batch from the
         uint8 arrays in C++ and prefetches it while the previous step runs (measured on 2
-        CPU cores: about 1.9x the training throughput of feeding this ``PyDataset``,
+        CPU cores: about 1.85x the training throughput of feeding this ``PyDataset``,
         whose Python batch assembly competes with TensorFlow's threads for the cores);
         ``fit`` then needs ``steps_per_epoch=len(self)`` so its iterator runs on across
         epochs. Elsewhere (JAX, or sharded multi-worker feeding) it is this object.
