@@ -147,3 +147,17 @@ def test_tf_data_pipeline_serves_exactly_the_pydatasets_batches(drop_remainder):
         np.testing.assert_array_equal(gx, wx)
         np.testing.assert_array_equal(gy, wy)
     assert not np.array_equal(want[0][1], want[len(batches)][1])  # epochs differ
+
+
+def test_non_deterministic_training_switches_op_determinism_off_again(digits, quick_config):
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("op determinism is a TensorFlow switch")
+    from tensorflow.python.framework import config as tf_config
+
+    train(digits.limit(128), "base", quick_config(epochs=1, deterministic=True))
+    assert tf_config.is_op_determinism_enabled()
+    result = train(digits.limit(128), "base", quick_config(epochs=1, deterministic=False))
+    assert not tf_config.is_op_determinism_enabled()
+    assert np.isfinite(result.history["loss"]).all()
