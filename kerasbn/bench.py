@@ -4,7 +4,9 @@ For each data set and variant it times, on the same machine in the same run:
 
 1. ``kerasbn``: kerasbn's own training path (:func:`kerasbn.train`) on the default Keras
    backend (``KERAS_BACKEND``, TensorFlow unless set), and ``kerasbn-jax``: the same path
-   on Keras' JAX backend (skipped with a note when JAX is absent);
+   on Keras' JAX backend (skipped with a note when JAX is absent); on request
+   (``--paths``), ``kerasbn-unfused``: kerasbn's path with Keras' own BN instead of the
+   fused kernel (``TrainConfig.fused_bn=False``), to see what fusing is worth;
 2. ``naive``: what the tutorials do: the same Keras model, ``model.fit`` on float32
    NumPy arrays with default settings (batch 32, Keras' own shuffling);
 3. ``torch``: the same architecture and optimizer in PyTorch eager mode (skipped with a
@@ -40,7 +42,8 @@ import pandas as pd
 
 __all__ = ["BenchConfig", "forward_flops", "main", "matmul_peak", "run_benchmark"]
 
-PATHS = ("kerasbn", "kerasbn-jax", "naive", "torch")
+PATHS = ("kerasbn", "kerasbn-jax", "naive", "torch", "kerasbn-unfused")
+DEFAULT_PATHS = PATHS[:4]
 # Paths that need an optional package, and the environment their subprocess runs in.
 _NEEDS = {"kerasbn-jax": "jax", "torch": "torch"}
 _PATH_ENV = {
@@ -55,7 +58,7 @@ _PATH_ENV = {
 class BenchConfig:
     datasets: tuple[str, ...] = ("mnist", "cifar10")
     variants: tuple[str, ...] = ("base", "bn+dropout")
-    paths: tuple[str, ...] = PATHS
+    paths: tuple[str, ...] = DEFAULT_PATHS
     epochs: int = 3  # the first is warm-up; the rest are timed
     limit: int | None = 4096  # training images per epoch (None: the whole set)
     data_dir: str | None = None
@@ -153,7 +156,9 @@ def _precision(config: BenchConfig, gpu: bool) -> str:
     return "mixed_bfloat16" if gpu else "float32"
 
 
-def _run_kerasbn(dataset: str, variant: str, config: BenchConfig) -> dict:
+def _run_kerasbn(
+    dataset: str, variant: str, config: BenchConfig, fused_bn: bool | str = "auto"
+) -> dict:
     from kerasbn.train import default_config, train
 
     data = _load(dataset, config)
@@ -165,6 +170,7 @@ def _run_kerasbn(dataset: str, variant: str, config: BenchConfig) -> dict:
         augment=False,
         seed=config.seed,
         precision=_precision(config, _on_gpu()),
+        fused_bn=fused_bn,
         **overrides,
     )
     result = train(data, variant, train_config)
@@ -331,6 +337,9 @@ _RUNNERS = {
     "kerasbn-jax": _run_kerasbn,
     "naive": _run_naive,
     "torch": _run_torch,
+    "kerasbn-unfused": lambda dataset, variant, config: _run_kerasbn(
+        dataset, variant, config, fused_bn=False
+    ),
 }
 
 
@@ -452,7 +461,7 @@ def _ratios(table: pd.DataFrame) -> pd.DataFrame:
     wide = table.pivot_table(index=["dataset", "variant"], columns="path", values="images_per_s")
     out = pd.DataFrame(index=wide.index)
     for ours in ("kerasbn", "kerasbn-jax"):
-        for other in ("naive", "torch"):
+        for other in ("naive", "torch", "kerasbn-unfused"):
             if ours in wide and other in wide:
                 out[f"{ours} / {other}"] = wide[ours] / wide[other]
     return out.reset_index()
@@ -511,7 +520,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--datasets", default="mnist,cifar10")
     parser.add_argument("--variants", default="base,bn+dropout")
-    parser.add_argument("--paths", default=",".join(PATHS), help=f"subset of {', '.join(PATHS)}")
+    parser.add_argument(
+        "--paths", default=",".join(DEFAULT_PATHS), help=f"subset of {', '.join(PATHS)}"
+    )
     parser.add_argument("--epochs", type=int, default=BenchConfig.epochs, help="1 warm-up + timed")
     parser.add_argument("--limit", type=int, default=BenchConfig.limit, help="training images")
     parser.add_argument("--data-dir")

@@ -101,6 +101,10 @@ def _settings_differ(out_dir: Path, settings: dict) -> list[str]:
     except (OSError, ValueError):
         return ["config.json (unreadable)"]
     old, new = _comparable(stored), _comparable(settings)
+    if isinstance(old.get("train_config"), dict):
+        # A training setting added after the run started reads as its default there.
+        defaults = _comparable({"train_config": asdict(TrainConfig())})["train_config"]
+        old["train_config"] = {**defaults, **old["train_config"]}
     return [k for k in _RESUME_KEYS if old.get(k) != new.get(k)]
 
 

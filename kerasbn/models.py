@@ -9,6 +9,7 @@ import keras
 from keras import layers
 
 from kerasbn.architectures import Architecture, get_architecture
+from kerasbn.layers import FusedBatchNormalization
 from kerasbn.variants import Variant, get_variant
 
 __all__ = ["build_model", "count_layers", "inference_copy"]
@@ -37,11 +38,12 @@ def _augmentation(x, arch: Architecture, seed: int | None):
     )(x)
 
 
-def _batch_norm(variant: Variant, name: str) -> layers.BatchNormalization:
+def _batch_norm(variant: Variant, name: str, fused: bool) -> layers.BatchNormalization:
     # Keras accepts synchronized=True on TensorFlow only; JAX's data-parallel (SPMD)
     # training already computes batch statistics over the global batch.
     synchronized = variant.sync_bn and keras.backend.backend() == "tensorflow"
-    return layers.BatchNormalization(
+    layer_class = FusedBatchNormalization if fused else layers.BatchNormalization
+    return layer_class(
         momentum=variant.bn_momentum,
         epsilon=variant.bn_epsilon,
         synchronized=synchronized,
@@ -49,7 +51,7 @@ def _batch_norm(variant: Variant, name: str) -> layers.BatchNormalization:
     )
 
 
-def _conv_unit(x, filters: int, variant: Variant, prefix: str):
+def _conv_unit(x, filters: int, variant: Variant, prefix: str, fused_bn: bool):
     # Conv -> BN -> ReLU; BN's beta makes a conv bias redundant.
     x = layers.Conv2D(
         filters,
@@ -60,7 +62,7 @@ def _conv_unit(x, filters: int, variant: Variant, prefix: str):
         name=f"{prefix.replace('#', 'conv')}",
     )(x)
     if variant.batch_norm:
-        x = _batch_norm(variant, prefix.replace("#", "bn"))(x)
+        x = _batch_norm(variant, prefix.replace("#", "bn"), fused_bn)(x)
     return layers.ReLU(name=prefix.replace("#", "relu"))(x)
 
 
@@ -70,6 +72,7 @@ def build_model(
     *,
     augment: bool | None = None,
     seed: int | None = None,
+    fused_bn: bool = False,
 ) -> keras.Model:
     """Build the uncompiled CNN for ``dataset`` in the given ``variant``.
 
@@ -86,6 +89,9 @@ def build_model(
         augment: training-time pad-and-crop + horizontal flip; ``None`` uses the data
             set's default (on for CIFAR-10 only).
         seed: seed of the augmentation layers (``None``: Keras' global seed).
+        fused_bn: use :class:`~kerasbn.layers.FusedBatchNormalization` (TensorFlow's
+            fused kernel; the same variables and results) instead of Keras' BN. Training
+            turns it on for TensorFlow; the default keeps a plain Keras model.
 
     Returns:
         A ``keras.Model`` taking uint8 images of the data set's shape and returning class
@@ -103,7 +109,7 @@ def build_model(
         x = _augmentation(x, arch, seed)
     for i, filters in enumerate(arch.blocks, start=1):
         for j, width in enumerate(filters, start=1):
-            x = _conv_unit(x, width, variant, f"block{i}_#{j}")
+            x = _conv_unit(x, width, variant, f"block{i}_#{j}", fused_bn)
         x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
         if variant.block_dropout:
             x = layers.Dropout(variant.block_dropout, name=f"block{i}_dropout")(x)
@@ -116,7 +122,7 @@ def build_model(
         name="head_dense",
     )(x)
     if variant.batch_norm:
-        x = _batch_norm(variant, "head_bn")(x)
+        x = _batch_norm(variant, "head_bn", fused_bn)(x)
     x = layers.ReLU(name="head_relu")(x)
     if variant.head_dropout:
         x = layers.Dropout(variant.head_dropout, name="head_dropout")(x)
@@ -146,7 +152,7 @@ def dtype_policy(name: str):
 
 def inference_copy(model: keras.Model, dataset: str | Architecture, variant: str | Variant):
     """The same trained network without its training-only augmentation layers, with
-    plain (unsynchronized) BN and float32 layers.
+    plain (unsynchronized, unfused) Keras BN and float32 layers.
 
     Keras' random preprocessing layers default to ``training=True`` when a model is
     called directly (``model(x)``, or the function ``model.export`` serves), so a saved
@@ -158,9 +164,11 @@ def inference_copy(model: keras.Model, dataset: str | Architecture, variant: str
     synced = any(getattr(layer, "synchronized", False) for layer in model.layers)
     mixed = any(layer.dtype_policy.name.startswith("mixed") for layer in model.layers)
     augmented = any(layer.name.startswith("augment_") for layer in model.layers)
-    if not (synced or mixed or augmented):
+    fused = count_layers(model, FusedBatchNormalization) > 0
+    if not (synced or mixed or augmented or fused):
         return model
-    # Synchronized BN only matters while training; a plain BN loads on every backend.
+    # Synchronized and fused BN only matter while training; a plain BN loads on every
+    # backend and without kerasbn.
     # A mixed-precision net keeps float32 weights, so its float32 copy is exact and
     # serves on any device.
     with dtype_policy("float32"):

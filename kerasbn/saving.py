@@ -33,6 +33,7 @@ import pandas as pd
 from kerasbn._io import atomic_path, write_json
 from kerasbn._lock import FolderLock
 from kerasbn._versions import library_versions
+from kerasbn.layers import unfuse_batch_norm
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -140,10 +141,14 @@ def list_models(folder: str | os.PathLike = "saved_models") -> pd.DataFrame:
 
 
 def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict) -> Path:
-    """Save ``model`` as ``.keras`` with a JSON sidecar, and record it in the manifest."""
+    """Save ``model`` as ``.keras`` with a JSON sidecar, and record it in the manifest.
+
+    Fused BN layers are saved as Keras' plain ``BatchNormalization`` (same weights).
+    """
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"Models are saved in the native .keras format. Received: {str(path)!r}")
+    model = unfuse_batch_norm(model)
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
     write_json(sidecar_path(path), metadata)

@@ -27,6 +27,14 @@ def test_quick_benchmark_produces_every_figure(tmp_path, capsys):
             assert f"{path}: {package} is not installed" in markdown
 
 
+def test_unfused_path_measures_what_fusing_bn_is_worth(tmp_path, capsys):
+    argv = ["--quick", "--variants", "bn", "--paths", "kerasbn,kerasbn-unfused"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    assert "kerasbn / kerasbn-unfused" in capsys.readouterr().out
+    rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
+    assert sorted(row["path"] for row in rows) == ["kerasbn", "kerasbn-unfused"]
+
+
 def test_forward_flops_counts_convs_and_dense_layers():
     model = build_model("digits", "base", augment=False)
     # conv 8x8x16 (3x3x1), conv 4x4x32 (3x3x16), dense 2*2*32 -> 64, dense 64 -> 10
