@@ -9,6 +9,9 @@ The flat public API::
     kerasbn.compare("digits", "base,bn,bn+dropout")
 """
 
+# First: TensorFlow reads its CPU settings when it is imported (see _tfenv).
+from kerasbn import _tfenv  # noqa: F401, I001
+
 from kerasbn._lock import FolderLockedError
 from kerasbn.architectures import Architecture, get_architecture, list_architectures
 from kerasbn.comparison import CompareResult, compare

@@ -370,6 +370,10 @@ def _child(spec: str) -> None:
         import keras
 
         out["backend"] = keras.backend.backend()
+        if out["backend"] == "tensorflow":
+            # oneDNN decides much of TensorFlow's CPU speed; no mark: TensorFlow's own choice.
+            onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+            out["backend"] += {None: "", "1": " +oneDNN", "0": " -oneDNN"}.get(onednn, "")
         if "gpu_peak_mb" not in out:
             out["gpu_peak_mb"] = _gpu_peak_mb()
     else:
@@ -391,6 +395,14 @@ class BenchResult:
 def _run_child(path: str, dataset: str, variant: str, config: BenchConfig) -> dict:
     job = {"path": path, "dataset": dataset, "variant": variant, "config": asdict(config)}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **_PATH_ENV.get(path, {})}
+    if path == "naive":
+        # The tutorials' TensorFlow: its own CPU defaults, not kerasbn's oneDNN default.
+        from kerasbn import _tfenv
+
+        env.pop(_tfenv.ONEDNN_VARIABLE, None)
+        if _tfenv.USER_ONEDNN is not None:
+            env[_tfenv.ONEDNN_VARIABLE] = _tfenv.USER_ONEDNN
+        env[_tfenv.KEEP_TF_DEFAULTS_VARIABLE] = "1"
     done = subprocess.run(
         [sys.executable, "-m", "kerasbn.bench", "--child", json.dumps(job)],
         capture_output=True,

@@ -201,7 +201,7 @@ class TrainResult:
     global_batch_size: int
     diverged: bool = False
     architecture: Architecture | None = None  # None: the data set's own
-    diverged_at: str | None = None  # where the loss became NaN / Inf
+    diverged_at: str | None = None  # where the loss became NaN / Inf / > DIVERGED_LOSS
     resumed_from_epoch: int = 0  # epochs restored from a checkpoint
     learning_rate: float | None = None  # peak rate after scaling for the replicas
     lr_rule: str = ""
@@ -523,8 +523,14 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         shutil.rmtree(self.backup_dir, ignore_errors=True)
 
 
+# A mean cross-entropy this large (a network at chance scores ln(classes), about 2.3)
+# only comes from weights that blew up: float rounding decides whether such a run ends
+# in NaN or in a finite 1e20, and either way it has diverged.
+DIVERGED_LOSS = 1e6
+
+
 class DivergedError(RuntimeError):
-    """The training loss became NaN or Inf."""
+    """The training loss became NaN, Inf or larger than ``DIVERGED_LOSS``."""
 
     def __init__(self, epoch: int, batch: int, loss) -> None:
         super().__init__(f"loss became {loss} at epoch {epoch}, batch {batch}")
@@ -532,7 +538,8 @@ class DivergedError(RuntimeError):
 
 
 class _StopOnNaN(keras.callbacks.TerminateOnNaN):
-    """Keras' NaN check, raising a :class:`DivergedError` that says where it happened.
+    """Keras' NaN check plus ``DIVERGED_LOSS``, raising a :class:`DivergedError` that
+    says where it happened.
 
     Raising (not a graceful stop) keeps the last good checkpoint: no callback's
     ``on_epoch_end`` runs on the diverged weights.
@@ -553,10 +560,13 @@ class _StopOnNaN(keras.callbacks.TerminateOnNaN):
         self.epoch = epoch
 
     def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
         try:
             super().on_batch_end(batch, logs)
         except RuntimeError as exc:
-            raise DivergedError(self.epoch + 1, batch + 1, (logs or {}).get("loss")) from exc
+            raise DivergedError(self.epoch + 1, batch + 1, loss) from exc
+        if loss is not None and float(loss) > DIVERGED_LOSS:
+            raise DivergedError(self.epoch + 1, batch + 1, float(loss))
 
 
 def set_determinism(enabled: bool) -> None:
@@ -624,7 +634,8 @@ def train(
     Returns:
         A :class:`TrainResult` with the fitted model and a per-epoch history frame
         (epoch, loss, accuracy, val_loss, val_accuracy, seconds, train_seconds). A run
-        whose loss became NaN or Inf stops there and comes back with ``diverged=True``.
+        whose loss became NaN, Inf or > 1e6 stops there and comes back with
+        ``diverged=True``.
     """
     data = _as_dataset(data, data_dir)
     variant = get_variant(variant)
@@ -697,6 +708,7 @@ def train(
         diverged_at is not None
         or len(history) < config.epochs
         or not np.all(np.isfinite(history["loss"]))
+        or bool((history["loss"] > DIVERGED_LOSS).any())
     )
     return TrainResult(
         model=model,

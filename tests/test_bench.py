@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from kerasbn import _tfenv
 from kerasbn.bench import forward_flops, main, matmul_peak
 from kerasbn.models import build_model
 
@@ -21,6 +22,10 @@ def test_quick_benchmark_produces_every_figure(tmp_path, capsys):
         assert 0 < row["fraction_of_matmul_peak"] < 10
         assert 0 <= row["val_accuracy"] <= 1
         assert row["backend"]
+    backends = {row["path"]: row["backend"] for row in rows}
+    if _tfenv.USER_ONEDNN is None and backends["kerasbn"].startswith("tensorflow"):
+        # kerasbn turns oneDNN on; the naive path keeps TensorFlow's own defaults.
+        assert backends["kerasbn"] == "tensorflow +oneDNN" and backends["naive"] == "tensorflow"
     markdown = (tmp_path / "bench.md").read_text()
     for path, package in (("torch", "torch"), ("kerasbn-jax", "jax")):
         if path not in paths:

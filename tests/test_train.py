@@ -161,3 +161,18 @@ def test_non_deterministic_training_switches_op_determinism_off_again(digits, qu
     result = train(digits.limit(128), "base", quick_config(epochs=1, deterministic=False))
     assert not tf_config.is_op_determinism_enabled()
     assert np.isfinite(result.history["loss"]).all()
+
+
+@pytest.mark.parametrize(
+    ("loss", "diverges"), [(2.3, False), (float("nan"), True), (float("inf"), True), (1e20, True)]
+)
+def test_divergence_check_catches_nan_inf_and_blown_up_losses(loss, diverges):
+    from kerasbn.train import DivergedError, _StopOnNaN
+
+    check = _StopOnNaN()
+    check.on_epoch_begin(1)
+    if diverges:
+        with pytest.raises(DivergedError, match="at epoch 2, batch 4"):
+            check.on_batch_end(3, {"loss": loss})
+    else:
+        check.on_batch_end(3, {"loss": loss})

@@ -1,0 +1,42 @@
+"""kerasbn's TensorFlow CPU default (oneDNN on) and the ways to keep TensorFlow's own."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kerasbn._tfenv import apply_cpu_defaults
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, "1"),
+        ({"TF_ENABLE_ONEDNN_OPTS": "0"}, "0"),  # the user's explicit choice wins
+        ({"KERASBN_TF_DEFAULTS": "1"}, None),  # TensorFlow decides by itself
+        ({"KERASBN_TF_DEFAULTS": "0"}, "1"),
+    ],
+)
+def test_onednn_default_respects_the_user(environ, expected):
+    environ = dict(environ)
+    apply_cpu_defaults(environ)
+    assert environ.get("TF_ENABLE_ONEDNN_OPTS") == expected
+
+
+def test_importing_kerasbn_turns_onednn_on_in_tensorflow():
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    env.pop("KERASBN_TF_DEFAULTS", None)
+    code = (
+        "import os, kerasbn, keras\n"
+        "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], keras.backend.backend())\n"
+        "if keras.backend.backend() == 'tensorflow':\n"
+        "    from tensorflow.python.util import _pywrap_util_port\n"
+        "    print(_pywrap_util_port.IsMklEnabled())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[0] == "1"
+    if out[1] == "tensorflow":
+        assert out[2] == "True"
