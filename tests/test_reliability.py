@@ -391,3 +391,23 @@ def test_rerun_without_out_resumes_the_newest_matching_folder(digits, tmp_path, 
     assert again.out_dir == first.out_dir
     other = compare(digits, "base", replace(config, epochs=2), save_models=None, limit=200)
     assert other.out_dir != first.out_dir  # other settings: a new folder
+
+
+def test_a_run_started_before_a_new_setting_existed_still_resumes(tmp_path):
+    from kerasbn.comparison import _settings_differ
+
+    config = default_config("digits", epochs=2, verbose=0)
+    settings = {
+        "dataset": "digits",
+        "variants": ["bn"],
+        "seeds": [0],
+        "train_config": config.to_dict(),
+        "save_models": None,
+    }
+    older = json.loads(json.dumps(settings))
+    del older["train_config"]["fused_bn"]  # a field this version added
+    (tmp_path / "config.json").write_text(json.dumps(older))
+    assert _settings_differ(tmp_path, settings) == []
+    # A field the old run set to something else than the default still differs.
+    changed = {**settings, "train_config": {**settings["train_config"], "fused_bn": False}}
+    assert _settings_differ(tmp_path, changed) == ["train_config"]
