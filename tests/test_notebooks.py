@@ -101,24 +101,7 @@ def test_experiments_notebook_runs(shared_data_dir, tmp_path):
     assert _figures(book) >= 4
 
 
-# Notebooks whose committed outputs still have to come from their full-data run. A
-# strict xfail: once the outputs are committed the test passes and this entry must go.
-AWAITING_FULL_RUN = {"02_cifar10_bn_dropout.ipynb"}
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(
-            path,
-            id=path.name,
-            marks=pytest.mark.xfail(strict=True, reason="full-data run not committed yet")
-            if path.name in AWAITING_FULL_RUN
-            else (),
-        )
-        for path in sorted(NOTEBOOKS.glob("*.ipynb"))
-    ],
-)
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
 def test_committed_notebook_carries_outputs_and_stays_small(path):
     book = nbformat.read(path, as_version=4)
     code = [c for c in book.cells if c.cell_type == "code"]
