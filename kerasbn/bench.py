@@ -40,17 +40,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kerasbn import _tfenv
+
 __all__ = ["BenchConfig", "forward_flops", "main", "matmul_peak", "run_benchmark"]
 
 PATHS = ("kerasbn", "kerasbn-jax", "naive", "torch", "kerasbn-unfused")
 DEFAULT_PATHS = PATHS[:4]
-# Paths that need an optional package, and the environment their subprocess runs in.
+# Paths that need an optional package, and the environment their subprocess runs in
+# (None: the variable is removed).
 _NEEDS = {"kerasbn-jax": "jax", "torch": "torch"}
-_PATH_ENV = {
+_PATH_ENV: dict[str, dict[str, str | None]] = {
     "kerasbn-jax": {"KERAS_BACKEND": "jax"},
     # kerasbn's package imports Keras; on its torch backend the PyTorch path does not
     # also load TensorFlow (about 400 MB of RSS).
     "torch": {"KERAS_BACKEND": "torch"},
+    # The tutorials' TensorFlow: its own CPU defaults (the user's setting before
+    # kerasbn's oneDNN default), not kerasbn's.
+    "naive": {
+        _tfenv.ONEDNN_VARIABLE: _tfenv.USER_ONEDNN,
+        _tfenv.KEEP_TF_DEFAULTS_VARIABLE: "1",
+    },
 }
 
 
@@ -372,7 +381,7 @@ def _child(spec: str) -> None:
         out["backend"] = keras.backend.backend()
         if out["backend"] == "tensorflow":
             # oneDNN decides much of TensorFlow's CPU speed; no mark: TensorFlow's own choice.
-            onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+            onednn = os.environ.get(_tfenv.ONEDNN_VARIABLE)
             out["backend"] += {None: "", "1": " +oneDNN", "0": " -oneDNN"}.get(onednn, "")
         if "gpu_peak_mb" not in out:
             out["gpu_peak_mb"] = _gpu_peak_mb()
@@ -395,14 +404,7 @@ class BenchResult:
 def _run_child(path: str, dataset: str, variant: str, config: BenchConfig) -> dict:
     job = {"path": path, "dataset": dataset, "variant": variant, "config": asdict(config)}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **_PATH_ENV.get(path, {})}
-    if path == "naive":
-        # The tutorials' TensorFlow: its own CPU defaults, not kerasbn's oneDNN default.
-        from kerasbn import _tfenv
-
-        env.pop(_tfenv.ONEDNN_VARIABLE, None)
-        if _tfenv.USER_ONEDNN is not None:
-            env[_tfenv.ONEDNN_VARIABLE] = _tfenv.USER_ONEDNN
-        env[_tfenv.KEEP_TF_DEFAULTS_VARIABLE] = "1"
+    env = {name: value for name, value in env.items() if value is not None}
     done = subprocess.run(
         [sys.executable, "-m", "kerasbn.bench", "--child", json.dumps(job)],
         capture_output=True,
