@@ -529,6 +529,12 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
 DIVERGED_LOSS = 1e6
 
 
+def _blown_up(loss) -> np.ndarray:
+    """Where a loss (a value or an array of them) counts as diverged."""
+    loss = np.asarray(loss, dtype="float64")
+    return ~np.isfinite(loss) | (loss > DIVERGED_LOSS)
+
+
 class DivergedError(RuntimeError):
     """The training loss became NaN, Inf or larger than ``DIVERGED_LOSS``."""
 
@@ -565,7 +571,7 @@ class _StopOnNaN(keras.callbacks.TerminateOnNaN):
             super().on_batch_end(batch, logs)
         except RuntimeError as exc:
             raise DivergedError(self.epoch + 1, batch + 1, loss) from exc
-        if loss is not None and float(loss) > DIVERGED_LOSS:
+        if loss is not None and _blown_up(loss):
             raise DivergedError(self.epoch + 1, batch + 1, float(loss))
 
 
@@ -707,8 +713,7 @@ def train(
     diverged = (
         diverged_at is not None
         or len(history) < config.epochs
-        or not np.all(np.isfinite(history["loss"]))
-        or bool((history["loss"] > DIVERGED_LOSS).any())
+        or bool(_blown_up(history["loss"]).any())
     )
     return TrainResult(
         model=model,
