@@ -13,12 +13,13 @@ The flat public API::
 from kerasbn import _tfenv  # noqa: F401, I001
 
 from kerasbn._lock import FolderLockedError
+from kerasbn._logging import configure_logging
 from kerasbn.architectures import Architecture, get_architecture, list_architectures
 from kerasbn.comparison import CompareResult, compare
 from kerasbn.data import DataError, Dataset, get_dataset_info, list_datasets, load_dataset
-from kerasbn.distribute import DistributionError
 from kerasbn.inference import Prediction, predict, prepare_images
 from kerasbn.models import build_model
+from kerasbn.presets import Preset, get_preset
 from kerasbn.report import plot_curves, summarize, summary_markdown
 from kerasbn.saving import (
     ModelFileError,
@@ -28,6 +29,9 @@ from kerasbn.saving import (
     read_sidecar,
     save_model,
 )
+
+# Through the old module name: importing it here first keeps ``kerasbn.train`` the
+# function even after a user's ``from kerasbn.train import TrainConfig``.
 from kerasbn.train import (
     TrainConfig,
     TrainResult,
@@ -36,6 +40,7 @@ from kerasbn.train import (
     get_strategy,
     train,
 )
+from kerasbn.training.distribute import DistributionError
 from kerasbn.variants import Variant, get_variant, list_variants, register_variant
 
 __version__ = "0.1.0"
@@ -50,16 +55,19 @@ __all__ = [
     "ModelFileError",
     "Dataset",
     "Prediction",
+    "Preset",
     "TrainConfig",
     "TrainResult",
     "Variant",
     "build_model",
     "compare",
+    "configure_logging",
     "default_config",
     "evaluate",
     "export_saved_model",
     "get_architecture",
     "get_dataset_info",
+    "get_preset",
     "get_strategy",
     "get_variant",
     "list_architectures",

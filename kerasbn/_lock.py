@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["FolderLock", "FolderLockedError"]
+__all__ = ["FolderLock", "FolderLockedError", "process_start_time"]
 
 LOCK_NAME = ".kerasbn.lock"
 
@@ -25,7 +25,7 @@ class FolderLockedError(RuntimeError):
     """Another live process holds the folder's lock."""
 
 
-def _start_time(pid: int) -> str | None:
+def process_start_time(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (Linux), to tell a reused pid from the owner."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -48,7 +48,7 @@ def _alive(info: dict) -> bool:
         return False
     except PermissionError:
         pass  # exists, owned by someone else
-    started = _start_time(pid)
+    started = process_start_time(pid)
     if started == "zombie":
         return False
     # A different start time means the pid was reused by an unrelated process.
@@ -72,7 +72,7 @@ class FolderLock:
         return {
             "pid": os.getpid(),
             "host": socket.gethostname(),
-            "start_time": _start_time(os.getpid()),
+            "start_time": process_start_time(os.getpid()),
             "started": _dt.datetime.now().isoformat(timespec="seconds"),
         }
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 
+__all__ = ["KEEP_TF_DEFAULTS_VARIABLE", "ONEDNN_VARIABLE", "USER_ONEDNN", "apply_cpu_defaults"]
+
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 KEEP_TF_DEFAULTS_VARIABLE = "KERASBN_TF_DEFAULTS"
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import platform
 
+__all__ = ["library_versions"]
+
 
 def library_versions(devices: bool = False) -> dict:
     """Python, Keras (and its backend), NumPy, pandas and, where installed, TensorFlow.

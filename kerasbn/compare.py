@@ -1,12 +1,12 @@
-"""``python -m kerasbn.compare``: the command-line entry point.
+"""``python -m kerasbn.compare``: runs :func:`kerasbn.cli.compare.main`.
 
-The logic is in :mod:`kerasbn.comparison` so the package never imports this module
-(``kerasbn.compare`` stays the function, and ``-m`` runs without a runpy warning).
+The flags live in :mod:`kerasbn.cli.compare`. The package never imports this module, so
+``kerasbn.compare`` stays what the package names so (and ``-m`` runs without a runpy warning).
 """
 
 import sys
 
-from kerasbn.comparison import main
+from kerasbn.cli.compare import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,5 +1,5 @@
-"""Train several variants on one data set and export a comparison (the logic behind
-``python -m kerasbn.compare``).
+"""Train several variants on one data set and export a comparison: :func:`compare`,
+the logic behind ``python -m kerasbn.compare`` (whose flags are in :mod:`kerasbn.cli.compare`).
 
     python -m kerasbn.compare --dataset mnist --variants base,bn,bn+dropout
 
@@ -21,14 +21,14 @@ A run that is killed can be resumed by running the same command again (with the 
 ``--out``, or with none: the newest unfinished matching folder under ``runs/`` is
 picked up). Finished runs are read back, the interrupted one continues from its last
 completed epoch, and the result equals an uninterrupted run's. A lock file keeps a
-second process out of a folder in use.
+second process out of a folder in use (:mod:`kerasbn.runfolder`).
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
+import logging
 import math
 import os
 import shutil
@@ -40,26 +40,26 @@ from pathlib import Path
 
 import pandas as pd
 
-from kerasbn._io import remove_stale_temps, write_json, write_text
-from kerasbn._lock import FolderLock, FolderLockedError
+from kerasbn._io import write_json, write_text
 from kerasbn._versions import library_versions
-from kerasbn.data import DataError, Dataset, list_datasets, load_dataset
-from kerasbn.distribute import STRATEGIES, DistributionError, Placement, resolve
+from kerasbn.data import Dataset, load_dataset
 from kerasbn.report import HISTORY_COLUMNS, plot_curves, run_row, summarize, write_tables
+from kerasbn.runfolder import ResumeRule, RunFolder, copy_state, default_out_dir
 from kerasbn.saving import save_model
-from kerasbn.train import (
+from kerasbn.training import (
     EPOCH_COLUMNS,
-    LR_SCALING_RULES,
-    PRECISIONS,
     TrainConfig,
+    batch_plan,
     default_config,
     evaluate,
-    scaled_learning_rate,
     train,
 )
-from kerasbn.variants import Variant, get_variant, list_variants, parse_variants
+from kerasbn.training.distribute import Placement, resolve
+from kerasbn.variants import DEFAULT_VARIANTS, Variant, get_variant, parse_variants
 
-__all__ = ["CompareResult", "compare", "find_resumable", "main"]
+__all__ = ["RESUME_RULE", "CompareResult", "compare", "find_resumable"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -71,89 +71,18 @@ class CompareResult:
     model_paths: dict[str, Path]
 
 
-COMPLETE = "complete.json"
-# Settings that must match for a folder to be resumed (verbosity may change).
-_RESUME_KEYS = ("dataset", "variants", "seeds", "train_config", "save_models")
-
-
-def default_out_dir(dataset: str, root: str | os.PathLike = "runs") -> Path:
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    folder = Path(root) / f"{stamp}-{dataset}"
-    suffix = 1
-    while folder.exists():  # two runs started within one second
-        suffix += 1
-        folder = Path(root) / f"{stamp}.{suffix}-{dataset}"
-    return folder
-
-
-def _comparable(settings: dict) -> dict:
-    # JSON round trip: tuples become lists, as in the stored config.json.
-    picked = json.loads(json.dumps({k: settings.get(k) for k in _RESUME_KEYS}, default=str))
-    if isinstance(picked.get("train_config"), dict):
-        picked["train_config"].pop("verbose", None)
-    return picked
-
-
-def _settings_differ(out_dir: Path, settings: dict) -> list[str]:
-    """Which resume settings of the unfinished run in ``out_dir`` differ from these."""
-    try:
-        stored = json.loads((out_dir / "config.json").read_text())
-    except (OSError, ValueError):
-        return ["config.json (unreadable)"]
-    old, new = _comparable(stored), _comparable(settings)
-    if isinstance(old.get("train_config"), dict):
-        # A training setting added after the run started reads as its default there.
-        defaults = _comparable({"train_config": asdict(TrainConfig())})["train_config"]
-        old["train_config"] = {**defaults, **old["train_config"]}
-    return [k for k in _RESUME_KEYS if old.get(k) != new.get(k)]
+# Settings that must match for a folder to be resumed (verbosity may change, and a
+# training setting added after a run started reads as its default there).
+RESUME_RULE = ResumeRule(
+    keys=("dataset", "variants", "seeds", "train_config", "save_models"),
+    may_change={"train_config": ("verbose",)},
+    defaults={"train_config": asdict(TrainConfig())},
+)
 
 
 def find_resumable(dataset: str, settings: dict, root: str | os.PathLike = "runs") -> Path | None:
     """The newest unfinished folder under ``root`` started with the same settings."""
-    root = Path(root)
-    if not root.is_dir():
-        return None
-    for folder in sorted(root.glob(f"*-{dataset}"), reverse=True):
-        if (
-            (folder / "config.json").exists()
-            and not (folder / COMPLETE).exists()
-            and not _settings_differ(folder, settings)
-        ):
-            return folder
-    return None
-
-
-def _check_out_dir(out_dir: Path, settings: dict) -> bool:
-    """Whether ``out_dir`` (locked by us) resumes an unfinished run; raise if it may not
-    be used."""
-    # (A summary without run records is a folder from before runs could resume.)
-    if (out_dir / COMPLETE).exists() or (
-        (out_dir / "summary.csv").exists() and not (out_dir / "runs").exists()
-    ):
-        raise FileExistsError(
-            f"{out_dir} already holds the results of an earlier, finished run. Pass a new "
-            "--out folder, or move that one away; nothing was overwritten."
-        )
-    if not (out_dir / "config.json").exists():
-        return False
-    differ = _settings_differ(out_dir, settings)
-    if differ:
-        raise FileExistsError(
-            f"{out_dir} already holds the results of an unfinished run with other settings "
-            f"({', '.join(differ)}); resuming it with these would mix results. Re-run the "
-            "original command to resume it, or pass a new --out; nothing was overwritten."
-        )
-    return True
-
-
-def _lock_out_dir(out_dir: Path) -> FolderLock:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        return FolderLock(out_dir).acquire()
-    except OSError as exc:
-        raise PermissionError(
-            f"Cannot write to the output folder {out_dir} ({exc}). Pass a writable --out."
-        ) from exc
+    return RunFolder.find(root, dataset, RESUME_RULE, settings)
 
 
 def _model_metadata(data: Dataset, variant: Variant, config: TrainConfig, row: dict, out_dir):
@@ -194,10 +123,10 @@ def _train_one(
         # A diverged net's test score would read as "low accuracy"; it is not one.
         scores = {"test_loss": math.nan, "test_accuracy": math.nan}
         scores["test_examples"] = len(data.x_test)
-        print(f"[kerasbn] {tag}: diverged ({result.diverged_at}); no model saved", flush=True)
+        log.info("%s: diverged (%s); no model saved", tag, result.diverged_at)
     else:
         scores = evaluate(result.model, data)
-        print(f"[kerasbn] {tag}: test accuracy {100 * scores['test_accuracy']:.2f}%", flush=True)
+        log.info("%s: test accuracy %.2f%%", tag, 100 * scores["test_accuracy"])
     row = run_row(result, scores)
     saved = None
     if model_path is not None and not result.diverged:
@@ -217,7 +146,7 @@ def _train_one(
 
 def compare(
     dataset: str | Dataset,
-    variants: Sequence[str | Variant] | str = "all",
+    variants: Sequence[str | Variant] | str = DEFAULT_VARIANTS,
     config: TrainConfig | None = None,
     *,
     seeds: int = 1,
@@ -233,8 +162,8 @@ def compare(
     Args:
         dataset: a data set name or an already loaded :class:`~kerasbn.data.Dataset`.
         variants: names, :class:`~kerasbn.variants.Variant` objects, or a comma string
-            such as ``"base,bn"`` / ``"all"``.
-        config: training settings (default: :func:`~kerasbn.train.default_config`).
+            such as ``"base,bn"`` / ``"all"`` (default: ``base,bn,bn+dropout``, as the CLI).
+        config: training settings (default: :func:`~kerasbn.training.default_config`).
         seeds: how many seeds per variant; the table shows mean ± std over them.
         out_dir: output folder. A folder holding an unfinished run with the same settings
             is resumed; one with a finished run, or other settings, is refused. ``None``:
@@ -278,7 +207,7 @@ def compare(
     }
     out_dir = Path(out_dir) if out_dir is not None else None
     settings["distribution"] = distribution = _distribution(placement, config)
-    print(f"[kerasbn] {distribution['summary']}", flush=True)
+    log.info("%s", distribution["summary"])
     if placement.is_chief:
         if out_dir is None:
             out_dir = find_resumable(data.name, settings) or default_out_dir(data.name)
@@ -288,14 +217,14 @@ def compare(
     # same code into a private folder that is deleted afterwards. They start from a copy
     # of the chief's folder (when --out is on storage every machine sees) so that they
     # resume at the same point as the chief.
-    print(
-        f"[kerasbn] worker {placement.process_index} of {placement.processes}: results "
-        "are written by the chief only",
-        flush=True,
+    log.info(
+        "worker %d of %d: results are written by the chief only",
+        placement.process_index,
+        placement.processes,
     )
     with tempfile.TemporaryDirectory(prefix=f"kerasbn-worker{placement.process_index}-") as tmp:
         private = Path(tmp) / "run"
-        _mirror_chief_state(out_dir, private)
+        copy_state(out_dir, private)
         result = _compare_into(
             private,
             Path(tmp) / "models" if models_dir is not None else None,
@@ -308,18 +237,6 @@ def compare(
     return replace(result, out_dir=None, model_paths={})
 
 
-def _mirror_chief_state(chief_dir: Path | None, private: Path) -> None:
-    private.mkdir(parents=True)
-    if chief_dir is None or not chief_dir.is_dir():
-        return
-    for name in ("config.json", COMPLETE):
-        if (chief_dir / name).exists():
-            shutil.copy2(chief_dir / name, private / name)
-    for name in ("runs", "backup", "logs"):
-        if (chief_dir / name).is_dir():
-            shutil.copytree(chief_dir / name, private / name)
-
-
 def _compare_into(
     out_dir: Path,
     models_dir: Path | None,
@@ -329,46 +246,33 @@ def _compare_into(
     seeds: int,
     settings: dict,
 ) -> CompareResult:
-    out_dir = Path(out_dir)
-    lock = _lock_out_dir(out_dir)
-    try:
-        resuming = _check_out_dir(out_dir, settings)
-        if resuming:
-            print(f"[kerasbn] resuming the unfinished run in {out_dir}", flush=True)
-            for folder in (out_dir, out_dir / "logs", out_dir / "runs"):
-                remove_stale_temps(folder)
-        else:
-            write_json(
-                out_dir / "config.json",
-                {
-                    **settings,
-                    "command": sys.argv if Path(sys.argv[0]).name.startswith("compare") else None,
-                    "started": _dt.datetime.now().isoformat(timespec="seconds"),
-                    "versions": library_versions(devices=True),
-                },
-            )
-        return _run_all(data, variants, config, seeds, out_dir, models_dir)
-    finally:
-        lock.release()
+    record = {
+        "command": sys.argv if Path(sys.argv[0]).name.startswith("compare") else None,
+        "started": _dt.datetime.now().isoformat(timespec="seconds"),
+        "versions": library_versions(devices=True),
+    }
+    with RunFolder(out_dir, RESUME_RULE).open(settings, record) as folder:
+        if folder.resuming:
+            log.info("resuming the unfinished run in %s", out_dir)
+        return _run_all(data, variants, config, seeds, folder, models_dir)
 
 
 def _distribution(placement: Placement, config: TrainConfig) -> dict:
     """How the run is spread and what that does to batch and learning rate (printed and
     stored in config.json)."""
-    global_batch = config.batch_size * placement.replicas
-    learning_rate, rule = scaled_learning_rate(config, placement.replicas)
+    plan = batch_plan(config, placement.replicas)
     summary = (
         f"strategy {placement.strategy} ({placement.backend}): {placement.replicas} "
-        f"replica(s) in {placement.processes} process(es); global batch {global_batch} = "
-        f"{config.batch_size} per replica x {placement.replicas}; learning rate {rule}"
+        f"replica(s) in {placement.processes} process(es); global batch {plan.global_batch} = "
+        f"{config.batch_size} per replica x {placement.replicas}; learning rate {plan.lr_rule}"
     )
     return {
         **placement.describe(),
-        "per_replica_batch": config.batch_size,
-        "global_batch": global_batch,
-        "learning_rate": learning_rate,
-        "lr_rule": rule,
-        "drop_remainder": placement.replicas > 1,
+        "per_replica_batch": plan.per_replica_batch,
+        "global_batch": plan.global_batch,
+        "learning_rate": plan.learning_rate,
+        "lr_rule": plan.lr_rule,
+        "drop_remainder": plan.drop_remainder,
         "summary": summary,
     }
 
@@ -378,9 +282,10 @@ def _run_all(
     variants: Sequence[Variant],
     config: TrainConfig,
     seeds: int,
-    out_dir: Path,
+    folder: RunFolder,
     models_dir: Path | None,
 ) -> CompareResult:
+    out_dir = folder.path
     histories: list[pd.DataFrame] = []
     run_rows: list[dict] = []
     model_paths: dict[str, Path] = {}
@@ -393,10 +298,10 @@ def _run_all(
             tag = f"{data.name}-{variant.name}-seed{seed}"
             record_path = out_dir / "runs" / f"{tag}.json"
             if record_path.exists():
-                print(f"[kerasbn] {tag}: finished earlier, read back", flush=True)
+                log.info("%s: finished earlier, read back", tag)
                 record = json.loads(record_path.read_text())
             else:
-                print(f"[kerasbn] training {tag} ({len(data.x_train)} images)", flush=True)
+                log.info("training %s (%d images)", tag, len(data.x_train))
                 model_path = None
                 if models_dir is not None and k == 0:
                     model_path = models_dir / f"{data.name}-{variant.name}.keras"
@@ -422,138 +327,7 @@ def _run_all(
             plot_curves(history, summary, out_dir / "curves.png", title=title)
     shutil.rmtree(out_dir / "backup", ignore_errors=True)
     # Written last: its presence says every file above is final.
-    write_json(
-        out_dir / COMPLETE,
-        {
-            "finished": _dt.datetime.now().isoformat(timespec="seconds"),
-            "runs": len(run_rows),
-            "diverged_runs": int(runs["diverged"].astype(bool).sum()),
-        },
+    folder.complete(
+        {"runs": len(run_rows), "diverged_runs": int(runs["diverged"].astype(bool).sum())}
     )
     return CompareResult(out_dir, summary, history, runs, model_paths)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m kerasbn.compare",
-        description="Train BatchNorm / Dropout variants on one data set and export a "
-        "comparison table, per-epoch history, overfitting curves and saved models.",
-    )
-    parser.add_argument("--dataset", default="mnist", help=f"one of {', '.join(list_datasets())}")
-    parser.add_argument(
-        "--variants",
-        default="base,bn,bn+dropout",
-        help=f"comma list of {', '.join(list_variants())}, or 'all' (default: %(default)s)",
-    )
-    parser.add_argument("--epochs", type=int, help="default: per data set")
-    parser.add_argument("--batch-size", type=int, help="per replica; default: per data set")
-    parser.add_argument("--learning-rate", type=float, help="default: per data set")
-    parser.add_argument("--seeds", type=int, default=1, help="seeds per variant (mean ± std)")
-    parser.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
-    parser.add_argument(
-        "--data-dir",
-        help="local data folder (default: $KERASBN_DATA_DIR, else tensorflow-datasets)",
-    )
-    parser.add_argument("--out", help="output folder (default: runs/<time>-<dataset>)")
-    parser.add_argument("--limit", type=int, help="use only the first N training examples")
-    parser.add_argument(
-        "--save-models",
-        default="saved_models",
-        help="folder for trained .keras models (default: %(default)s)",
-    )
-    parser.add_argument("--no-save-models", action="store_true", help="save no model")
-    parser.add_argument(
-        "--augment",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="pad-and-crop + flip augmentation (default: on for cifar10)",
-    )
-    parser.add_argument(
-        "--strategy",
-        choices=STRATEGIES,
-        default="auto",
-        help="auto: several machines when TF_CONFIG names them, else all local GPUs when "
-        "there are several, else one device (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--sync-bn",
-        action="store_true",
-        help="compute BN batch statistics over the global batch of all replicas",
-    )
-    parser.add_argument(
-        "--lr-scaling",
-        choices=LR_SCALING_RULES,
-        default="auto",
-        help="learning rate vs replicas: auto = sqrt for Adam, linear for SGD",
-    )
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=None,
-        help="mixed_bfloat16 / mixed_float16 compute in 16 bits on GPUs (BN statistics, "
-        "softmax and weights stay float32; default: float32)",
-    )
-    parser.add_argument(
-        "--verbose",
-        type=int,
-        default=1,
-        choices=(0, 1, 2),
-        help="Keras progress: 0 silent, 1 bar, 2 one line per epoch",
-    )
-    return parser
-
-
-def _config_from_args(args: argparse.Namespace) -> TrainConfig:
-    overrides = {
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate,
-        "augment": args.augment,
-        "seed": args.seed,
-        "verbose": args.verbose,
-        "strategy": args.strategy,
-        "lr_scaling": args.lr_scaling,
-        "precision": args.precision,
-    }
-    return default_config(args.dataset, **{k: v for k, v in overrides.items() if v is not None})
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        # Validate everything cheap before loading data or training.
-        variants = parse_variants(args.variants)
-        config = _config_from_args(args)
-        if args.limit is not None and args.limit <= 0:
-            raise ValueError(
-                f"--limit must be a positive number of examples. Received: {args.limit}"
-            )
-        result = compare(
-            args.dataset,
-            variants,
-            config,
-            seeds=args.seeds,
-            out_dir=args.out,
-            save_models=None if args.no_save_models else args.save_models,
-            limit=args.limit,
-            data_dir=args.data_dir,
-            sync_bn=args.sync_bn,
-        )
-    except (
-        ValueError,
-        DataError,
-        FileExistsError,
-        PermissionError,
-        FileNotFoundError,
-        FolderLockedError,
-        DistributionError,
-    ) as exc:
-        parser.exit(2, f"error: {exc}\n")
-    if result.out_dir is None:  # a multi-worker run's non-chief worker
-        return 0
-    print((result.out_dir / "summary.md").read_text())
-    print(f"[kerasbn] results in {result.out_dir}")
-    for path in result.model_paths.values():
-        print(f"[kerasbn] saved model {path}")
-    return 0

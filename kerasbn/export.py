@@ -1,30 +1,12 @@
-"""``python -m kerasbn.export --model M.keras --out DIR``: a TensorFlow SavedModel for serving.
+"""``python -m kerasbn.export``: runs :func:`kerasbn.cli.export.main`.
 
-The model is loaded with every check of :func:`kerasbn.load_model`; the SavedModel's
-``serve`` function takes uint8 images (N, H, W, C) and returns class probabilities.
+The flags live in :mod:`kerasbn.cli.export`. The package never imports this module, so
+nothing shadows a package name (and ``-m`` runs without a runpy warning).
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
-from collections.abc import Sequence
 
-from kerasbn.saving import ModelFileError, export_saved_model
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kerasbn.export", description=__doc__)
-    parser.add_argument("--model", required=True, help="the .keras file to export")
-    parser.add_argument("--out", required=True, help="a new folder for the SavedModel")
-    args = parser.parse_args(argv)
-    try:
-        out = export_saved_model(args.model, args.out)
-    except (FileNotFoundError, FileExistsError, ModelFileError) as exc:
-        parser.exit(2, f"error: {exc}\n")
-    print(f"[kerasbn] SavedModel written to {out} (signature 'serve': uint8 images -> probs)")
-    return 0
-
+from kerasbn.cli.export import main
 
 if __name__ == "__main__":
     sys.exit(main())

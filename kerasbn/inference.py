@@ -1,4 +1,5 @@
-"""Prediction on new images: input checks, the predict API and its command line.
+"""Prediction on new images: input checks, reading input files, and the predict API
+(the command line is :mod:`kerasbn.cli.predict`).
 
     python -m kerasbn.predict --model saved_models/mnist-bn.keras digit.png more/ batch.npy
 
@@ -11,10 +12,7 @@ range.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +20,18 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kerasbn.data import IMAGE_SUFFIXES
-from kerasbn.saving import ModelFileError, load_model, read_manifest, read_sidecar
+from kerasbn.images import IMAGE_SUFFIXES, decode_image
+from kerasbn.saving import load_model, read_manifest, read_sidecar
 
-__all__ = ["Prediction", "class_names_for", "main", "predict", "prepare_images"]
+__all__ = [
+    "INPUT_SUFFIXES",
+    "Prediction",
+    "class_names_for",
+    "expand_inputs",
+    "predict",
+    "prepare_images",
+    "read_input_file",
+]
 
 INPUT_SUFFIXES = (*IMAGE_SUFFIXES, ".npy")
 
@@ -181,27 +187,29 @@ def class_names_for(model_path: str | os.PathLike, num_classes: int) -> list[str
     return [str(i) for i in range(num_classes)]
 
 
-# --------------------------------------------------------------------------- CLI
+# --------------------------------------------------------------------------- files
 
 
-def _read_file(path: Path) -> np.ndarray:
+def read_input_file(path: Path) -> np.ndarray:
+    """The pixels of one input: a ``.npy`` array (never unpickled) or a PNG / JPEG image.
+
+    Raises:
+        ValueError: the file cannot be read as either (the message names it).
+    """
     if path.suffix.lower() == ".npy":
         try:
             return np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             raise ValueError(f"{path} is not a readable .npy array ({exc}).") from exc
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(path) as img:
-            if img.mode not in ("L", "RGB", "RGBA"):
-                img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
-            return np.asarray(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return decode_image(path)
+    except ValueError as exc:
         raise ValueError(f"{path} is not a readable image ({exc}).") from exc
 
 
-def _expand_inputs(paths: Sequence[str]) -> tuple[list[Path], list[dict]]:
+def expand_inputs(paths: Sequence[str]) -> tuple[list[Path], list[dict]]:
+    """The files named by ``paths`` (a folder stands for its images and arrays), and an
+    ``{"input", "error"}`` record for each path that names none."""
     files, errors = [], []
     for raw in paths:
         path = Path(raw)
@@ -217,69 +225,3 @@ def _expand_inputs(paths: Sequence[str]) -> tuple[list[Path], list[dict]]:
         else:
             errors.append({"input": str(path), "error": f"{path} does not exist."})
     return files, errors
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m kerasbn.predict",
-        description="Predict classes of PNG/JPEG images, .npy arrays or folders of them "
-        "with a saved kerasbn model.",
-    )
-    parser.add_argument(
-        "--model", required=True, help="a .keras file, e.g. saved_models/mnist-bn.keras"
-    )
-    parser.add_argument("inputs", nargs="+", help="image files, .npy arrays or folders")
-    parser.add_argument("--top-k", type=int, default=3, help="classes shown per image")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--resize", action="store_true", help="resize images to the model size")
-    parser.add_argument("--allow-h5", action="store_true", help="also load legacy .h5 models")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Exit status: 0 all predicted, 1 some inputs failed (the rest predicted), 2 bad usage
-    or a refused model."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.top_k < 1:
-        parser.exit(2, f"error: --top-k must be at least 1. Received: {args.top_k}\n")
-    try:
-        model = load_model(args.model, allow_h5=args.allow_h5)
-    except (FileNotFoundError, ModelFileError) as exc:
-        parser.exit(2, f"error: {exc}\n")
-    input_shape = tuple(model.input_shape[1:])
-    names = class_names_for(args.model, int(model.output_shape[-1]))
-
-    files, errors = _expand_inputs(args.inputs)
-    results = []
-    for path in files:
-        try:
-            batch = prepare_images(_read_file(path), input_shape, resize=args.resize)
-        except ValueError as exc:
-            errors.append({"input": str(path), "error": str(exc)})
-            continue
-        ids, probs = predict(model, batch).top_k(args.top_k)
-        for i in range(len(batch)):
-            label = str(path) if len(batch) == 1 else f"{path}[{i}]"
-            results.append(
-                {
-                    "input": label,
-                    "top_k": [
-                        {"class_id": int(c), "class_name": names[int(c)], "probability": float(p)}
-                        for c, p in zip(ids[i], probs[i], strict=True)
-                    ],
-                }
-            )
-    if args.json:
-        report = {"model": args.model, "predictions": results, "errors": errors}
-        print(json.dumps(report, indent=2))
-    else:
-        width = max([len(r["input"]) for r in results] + [5])
-        for r in results:
-            cells = "  ".join(
-                f"{t['class_name']} {100 * t['probability']:6.2f}%" for t in r["top_k"]
-            )
-            print(f"{r['input']:<{width}}  {cells}")
-    for err in errors:
-        print(f"error: {err['error']}", file=sys.stderr)
-    return 1 if errors else 0

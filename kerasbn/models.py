@@ -12,7 +12,7 @@ from kerasbn.architectures import Architecture, get_architecture
 from kerasbn.layers import FusedBatchNormalization
 from kerasbn.variants import Variant, get_variant
 
-__all__ = ["build_model", "count_layers", "inference_copy"]
+__all__ = ["build_model", "count_layers", "dtype_policy", "inference_copy"]
 
 # Pad-and-crop by 4 pixels on a 32-pixel image, as in the standard CIFAR-10 recipe.
 _SHIFT_PIXELS = 4

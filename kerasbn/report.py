@@ -1,4 +1,4 @@
-"""Comparison tables and overfitting curves from per-epoch histories.
+"""Comparison tables from per-epoch histories (the figures are in :mod:`kerasbn.plots`).
 
 Inputs are plain pandas frames, so notebooks can rebuild any table or figure from a run
 folder's ``history.csv`` and ``runs.csv``.
@@ -12,17 +12,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kerasbn._io import atomic_path, write_text
-from kerasbn.train import EPOCH_COLUMNS, TrainResult
+from kerasbn._io import write_text
+from kerasbn.plots import plot_curves
+from kerasbn.training import EPOCH_COLUMNS, TrainResult
 
 __all__ = [
     "HISTORY_COLUMNS",
     "SUMMARY_COLUMNS",
+    "format_mean_std",
     "plot_curves",
     "run_metrics",
     "run_row",
     "summarize",
     "summary_markdown",
+    "write_tables",
 ]
 
 # Learning figures only: with the timing columns left out (they live in logs/<run>.csv),
@@ -153,10 +156,13 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-def _pct(mean: float, std: float) -> str:
+def format_mean_std(mean: float, std: float, scale: float = 100.0, digits: int = 2) -> str:
+    """``"mean ± std"`` scaled (percent by default); ``"n/a"`` without a mean, the mean
+    alone without a std (one seed)."""
     if np.isnan(mean):
         return "n/a"
-    return f"{100 * mean:.2f}" + ("" if np.isnan(std) else f" ± {100 * std:.2f}")
+    text = f"{scale * mean:.{digits}f}"
+    return text + ("" if np.isnan(std) else f" ± {scale * std:.{digits}f}")
 
 
 def summary_markdown(summary: pd.DataFrame, title: str | None = None) -> str:
@@ -167,7 +173,7 @@ def summary_markdown(summary: pd.DataFrame, title: str | None = None) -> str:
             "params": summary["params"].map("{:,}".format),
             "seeds": summary["seeds"],
             "test acc % (mean ± std)": [
-                "diverged" if d == n else _pct(m, s)
+                "diverged" if d == n else format_mean_std(m, s)
                 for m, s, d, n in zip(
                     summary["test_accuracy_mean"],
                     summary["test_accuracy_std"],
@@ -201,77 +207,7 @@ def summary_markdown(summary: pd.DataFrame, title: str | None = None) -> str:
 
 
 def write_tables(summary: pd.DataFrame, out_dir: str | os.PathLike, title: str) -> None:
+    """``summary.csv`` and ``summary.md`` in ``out_dir``, each written atomically."""
     out_dir = Path(out_dir)
     write_text(out_dir / "summary.csv", summary.to_csv(index=False))
     write_text(out_dir / "summary.md", summary_markdown(summary, title))
-
-
-def pyplot():
-    """matplotlib.pyplot on the non-interactive Agg backend (works on headless machines)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Write ``fig`` as PNG atomically (temp file + rename) and close it."""
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    pyplot().close(fig)
-    return Path(path)
-
-
-def plot_curves(
-    history: pd.DataFrame, summary: pd.DataFrame, path: str | os.PathLike, title: str = ""
-) -> Path:
-    """Loss and accuracy per epoch (train solid, val dashed, one colour per variant; mean
-    over seeds with a ±std band) and a test-accuracy bar chart, in one PNG."""
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), gridspec_kw={"width_ratios": [1, 1, 0.8]})
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    variants = list(dict.fromkeys(history["variant"]))
-    for k, variant in enumerate(variants):
-        colour = colours[k % len(colours)]
-        per_epoch = history[history["variant"] == variant].groupby("epoch")
-        for ax, metric in zip(axes[:2], ("loss", "accuracy"), strict=True):
-            for prefix, style in (("", "-"), ("val_", "--")):
-                col = prefix + metric
-                mean, std = per_epoch[col].mean(), per_epoch[col].std(ddof=1)
-                label = f"{variant} {'val' if prefix else 'train'}"
-                ax.plot(mean.index, mean.values, style, color=colour, label=label)
-                if std.notna().any():
-                    ax.fill_between(mean.index, mean - std, mean + std, color=colour, alpha=0.15)
-    for ax, metric in zip(axes[:2], ("loss", "accuracy"), strict=True):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
-        ax.set_title(f"{metric}: train (solid) vs validation (dashed)")
-        ax.grid(alpha=0.3)
-    if axes[1].get_legend_handles_labels()[0]:  # nothing to label if every run diverged
-        axes[1].legend(fontsize=8, ncol=2)
-    bars = summary.set_index("variant").loc[variants]
-    acc = 100 * bars["test_accuracy_mean"].to_numpy(dtype=float)
-    err = 100 * bars["test_accuracy_std"].fillna(0).to_numpy(dtype=float)
-    axes[2].bar(
-        variants,
-        acc,
-        yerr=err,
-        capsize=4,
-        color=[colours[k % len(colours)] for k in range(len(variants))],
-    )
-    finite = acc[np.isfinite(acc)]
-    if finite.size:
-        low = max(0.0, float(finite.min()) - max(2.0, 3 * float(err.max(initial=0))))
-        axes[2].set_ylim(low, min(100.0, float(finite.max()) + 1.0))
-    bottom = axes[2].get_ylim()[0]
-    for x, value in enumerate(acc):
-        text, y = (f"{value:.2f}", value) if np.isfinite(value) else ("diverged", bottom)
-        axes[2].annotate(text, (x, y), ha="center", va="bottom", fontsize=8)
-    axes[2].set_ylabel("test accuracy (%)")
-    axes[2].set_title("test accuracy (mean ± std over seeds)")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return save_figure(fig, path)

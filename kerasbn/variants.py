@@ -9,7 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Variant", "get_variant", "list_variants", "register_variant", "parse_variants"]
+from kerasbn.registry import Registry
+
+__all__ = [
+    "DEFAULT_VARIANTS",
+    "Variant",
+    "get_variant",
+    "list_variants",
+    "parse_variants",
+    "register_variant",
+    "unregister_variant",
+]
+
+# What a comparison trains when no variant is named (CLI and compare() alike).
+DEFAULT_VARIANTS = "base,bn,bn+dropout"
 
 
 @dataclass(frozen=True)
@@ -55,45 +68,37 @@ class Variant:
         return self.block_dropout > 0 or self.head_dropout > 0
 
 
-_REGISTRY: dict[str, Variant] = {}
+VARIANTS: Registry[Variant] = Registry("variant", normalize=lambda name: name.strip().lower())
 
 
 def register_variant(variant: Variant, *, overwrite: bool = False) -> Variant:
     """Add a variant to the registry (``overwrite=True`` to replace one of the same name)."""
-    if variant.name in _REGISTRY and not overwrite:
-        raise ValueError(
-            f"A variant named {variant.name!r} is already registered; pass overwrite=True to "
-            f"replace it. Received: {variant!r}"
-        )
-    _REGISTRY[variant.name] = variant
-    return variant
+    return VARIANTS.register(variant.name, variant, overwrite=overwrite)
+
+
+def unregister_variant(name: str) -> Variant:
+    """Remove a registered variant (e.g. one a test or a notebook added for a while)."""
+    return VARIANTS.unregister(name)
 
 
 def list_variants() -> list[str]:
     """Registered variant names, in registration order."""
-    return list(_REGISTRY)
+    return VARIANTS.names()
 
 
 def get_variant(name: str | Variant) -> Variant:
     """The registered :class:`Variant` called ``name`` (a Variant passes through)."""
-    if isinstance(name, Variant):
-        return name
-    key = name.strip().lower()
-    if key not in _REGISTRY:
-        raise ValueError(
-            f"Unknown variant. Valid variants are: {', '.join(_REGISTRY)}. Received: {name!r}"
-        )
-    return _REGISTRY[key]
+    return name if isinstance(name, Variant) else VARIANTS.lookup(name)
 
 
 def parse_variants(spec: str) -> list[Variant]:
     """Parse a comma list such as ``"base,bn+dropout"`` or ``"all"`` (duplicates removed)."""
     if spec.strip().lower() == "all":
-        return [_REGISTRY[name] for name in _REGISTRY]
+        return list(VARIANTS.values())
     names = [part.strip() for part in spec.split(",") if part.strip()]
     if not names:
         raise ValueError(
-            f"No variant given. Valid variants are: {', '.join(_REGISTRY)} or 'all'. "
+            f"No variant given. Valid variants are: {', '.join(VARIANTS)} or 'all'. "
             f"Received: {spec!r}"
         )
     variants = [get_variant(name) for name in names]

@@ -21,7 +21,7 @@ def main(out: Path) -> None:
     import keras
 
     from kerasbn._io import write_json, write_text
-    from kerasbn.report import pyplot, save_figure
+    from kerasbn.plots import pyplot, save_figure
     from kerasbn.saving import save_model
 
     plt = pyplot()

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from kerasbn import _tfenv
-from kerasbn.bench import forward_flops, main, matmul_peak
+from kerasbn.bench import forward_flops, matmul_peak, median_rows
+from kerasbn.cli.bench import main
 from kerasbn.models import build_model
 
 
@@ -58,8 +59,6 @@ def test_bad_paths_exit_2(capsys):
 def test_rounds_are_reduced_to_medians_with_the_peak_memory():
     import pandas as pd
 
-    from kerasbn.bench import _median_rows
-
     raw = pd.DataFrame(
         [
             {
@@ -74,7 +73,7 @@ def test_rounds_are_reduced_to_medians_with_the_peak_memory():
             for p, ips, rss in [("a", 100, 5), ("b", 50, 7), ("a", 300, 9), ("a", 200, 1)]
         ]
     )
-    table = _median_rows(raw).set_index("path")
+    table = median_rows(raw).set_index("path")
     assert table.loc["a", "images_per_s"] == 200 and table.loc["a", "peak_rss_mb"] == 9
     assert table.loc["a", "rounds"] == 3 and table.loc["b", "rounds"] == 1
     assert table.loc["b", "backend"] == "tensorflow"

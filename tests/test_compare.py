@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from kerasbn import compare, default_config, load_model, predict
-from kerasbn.comparison import main
+from kerasbn.cli.compare import main
 from kerasbn.report import HISTORY_COLUMNS, SUMMARY_COLUMNS
 
 

@@ -355,7 +355,7 @@ def test_real_cifar10_jpeg_archive(shared_data_dir):
 
 
 def test_network_probe_has_a_hard_deadline(monkeypatch):
-    from kerasbn import data as data_module
+    from kerasbn.data import sources
 
     monkeypatch.delenv("KERASBN_OFFLINE", raising=False)
 
@@ -363,7 +363,7 @@ def test_network_probe_has_a_hard_deadline(monkeypatch):
         time.sleep(5)  # a DNS lookup that hangs far past the deadline
         raise OSError("timed out")
 
-    monkeypatch.setattr(data_module.socket, "create_connection", stalled_connection)
+    monkeypatch.setattr(sources.socket, "create_connection", stalled_connection)
     start = time.monotonic()
-    assert data_module._online(timeout=0.5) is False
+    assert sources.is_online(timeout=0.5) is False
     assert time.monotonic() - start < 5

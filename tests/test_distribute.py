@@ -17,9 +17,9 @@ import time
 import pytest
 
 from kerasbn import default_config
-from kerasbn.comparison import main
-from kerasbn.distribute import DistributionError, cluster_from_env
-from kerasbn.train import scaled_learning_rate
+from kerasbn.cli.compare import main
+from kerasbn.training import scaled_learning_rate
+from kerasbn.training.distribute import DistributionError, cluster_from_env
 
 ENV = {**os.environ, "KERASBN_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 ENV.pop("TF_CONFIG", None)
@@ -161,7 +161,7 @@ def test_cli_mirrored_records_batch_and_learning_rate_rule(tmp_path):
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from kerasbn.comparison import main
+    from kerasbn.cli.compare import main
     raise SystemExit(main([
         "--dataset", "digits", "--variants", "base,bn", "--epochs", "1", "--strategy",
         "mirrored", "--sync-bn", "--batch-size", "16", "--out", {str(tmp_path / "out")!r},

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kerasbn.cli.experiments import main
 from kerasbn.experiments import get_experiment, list_experiments, run_experiment
-from kerasbn.experiments.__main__ import main
 from kerasbn.experiments.numpy_bn import Config as NumpyConfig
 from kerasbn.experiments.numpy_bn import bn_backward, bn_forward, gradient_check
 

@@ -21,7 +21,7 @@ from kerasbn import (
     prepare_images,
     train,
 )
-from kerasbn.inference import main
+from kerasbn.cli.predict import main
 from kerasbn.saving import read_manifest
 
 
@@ -219,7 +219,7 @@ def test_export_saved_model_matches_keras(dataset, tmp_path):
 
 
 def test_export_cli(tmp_path):
-    from kerasbn.export import main as export_main
+    from kerasbn.cli.export import main as export_main
 
     path = tmp_path / "m.keras"
     build_model("digits", "bn").save(path)

@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 
 from kerasbn import compare, default_config, load_model
-from kerasbn._lock import FolderLock, FolderLockedError, _start_time
-from kerasbn.comparison import main
-from kerasbn.train import train
+from kerasbn._lock import FolderLock, FolderLockedError, process_start_time
+from kerasbn.cli.compare import main
+from kerasbn.training import train
 
 TESTS = Path(__file__).resolve().parent
 ENV = {**os.environ, "KERASBN_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -164,7 +164,7 @@ def _hold_lock_with(pid: int, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / ".kerasbn.lock").write_text(
         json.dumps(
-            {"pid": pid, "host": socket.gethostname(), "start_time": _start_time(pid)},
+            {"pid": pid, "host": socket.gethostname(), "start_time": process_start_time(pid)},
         )
     )
 
@@ -228,7 +228,7 @@ JAX_DIVERGE = """
 import json, sys, threading
 import keras
 from kerasbn import default_config, load_dataset
-from kerasbn.train import ResumableBackup, train
+from kerasbn.training import ResumableBackup, train
 
 class Probe(keras.callbacks.Callback):
     async_safe = True
@@ -394,7 +394,8 @@ def test_rerun_without_out_resumes_the_newest_matching_folder(digits, tmp_path, 
 
 
 def test_a_run_started_before_a_new_setting_existed_still_resumes(tmp_path):
-    from kerasbn.comparison import _settings_differ
+    from kerasbn.comparison import RESUME_RULE
+    from kerasbn.runfolder import RunFolder
 
     config = default_config("digits", epochs=2, verbose=0)
     settings = {
@@ -407,7 +408,12 @@ def test_a_run_started_before_a_new_setting_existed_still_resumes(tmp_path):
     older = json.loads(json.dumps(settings))
     del older["train_config"]["fused_bn"]  # a field this version added
     (tmp_path / "config.json").write_text(json.dumps(older))
-    assert _settings_differ(tmp_path, settings) == []
+    folder = RunFolder(tmp_path, RESUME_RULE)
+    assert folder.differences(settings) == []
     # A field the old run set to something else than the default still differs.
     changed = {**settings, "train_config": {**settings["train_config"], "fused_bn": False}}
-    assert _settings_differ(tmp_path, changed) == ["train_config"]
+    assert folder.differences(changed) == ["train_config"]
+    # verbosity may change on resume; the data set may not.
+    louder = {**settings, "train_config": {**settings["train_config"], "verbose": 2}}
+    assert folder.differences(louder) == []
+    assert folder.differences({**settings, "dataset": "mnist"}) == ["dataset"]

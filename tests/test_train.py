@@ -25,13 +25,14 @@ def test_default_configs_differ_per_dataset_and_validate():
 
 
 def test_warmup_then_cosine_and_short_runs_still_decay():
-    from kerasbn.train import _learning_rate
+    from kerasbn.training import learning_rate_schedule
 
-    schedule = _learning_rate(default_config("cifar10", learning_rate=1e-2, warmup_epochs=2), 10)
+    warm = default_config("cifar10", learning_rate=1e-2, warmup_epochs=2)
+    schedule = learning_rate_schedule(warm, 10)
     assert float(schedule(0)) == pytest.approx(1e-3)  # 10% of the peak
     assert float(schedule(20)) == pytest.approx(1e-2)  # the peak after 2 epochs
     assert float(schedule(149)) < 1e-3  # decayed by the end of 15 epochs
-    short = _learning_rate(default_config("cifar10", epochs=1, learning_rate=1e-2), 10)
+    short = learning_rate_schedule(default_config("cifar10", epochs=1, learning_rate=1e-2), 10)
     assert float(short(0)) == pytest.approx(1e-2) and float(short(9)) < 1e-2
     with pytest.raises(ValueError, match="warmup_epochs"):
         default_config("cifar10", warmup_epochs=-1)
@@ -128,7 +129,7 @@ def test_mixed_precision_computes_in_16_bits_and_saves_float32(digits, quick_con
 def test_tf_data_pipeline_serves_exactly_the_pydatasets_batches(drop_remainder):
     import keras
 
-    from kerasbn.train import EpochBatches
+    from kerasbn.training import EpochBatches
 
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the tf.data pipeline is TensorFlow's feed")
@@ -167,9 +168,9 @@ def test_non_deterministic_training_switches_op_determinism_off_again(digits, qu
     ("loss", "diverges"), [(2.3, False), (float("nan"), True), (float("inf"), True), (1e20, True)]
 )
 def test_divergence_check_catches_nan_inf_and_blown_up_losses(loss, diverges):
-    from kerasbn.train import DivergedError, _StopOnNaN
+    from kerasbn.training import DivergedError, StopOnDivergence
 
-    check = _StopOnNaN()
+    check = StopOnDivergence()
     check.on_epoch_begin(1)
     if diverges:
         with pytest.raises(DivergedError, match="at epoch 2, batch 4"):

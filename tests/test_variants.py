@@ -1,7 +1,7 @@
 import pytest
 
 from kerasbn import Variant, get_variant, list_variants, register_variant
-from kerasbn.variants import _REGISTRY, parse_variants
+from kerasbn.variants import parse_variants, unregister_variant
 
 
 def test_registry_has_the_four_core_variants():
@@ -43,4 +43,4 @@ def test_register_variant_refuses_silent_overwrite_and_validates_rates():
     try:
         assert get_variant("test-heavy-dropout") is custom
     finally:
-        _REGISTRY.pop("test-heavy-dropout")
+        unregister_variant("test-heavy-dropout")

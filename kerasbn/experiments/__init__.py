@@ -9,15 +9,23 @@ figure(s) into the output folder. ``--quick`` shrinks the run for tests.
 
 from __future__ import annotations
 
-import datetime as _dt
 import importlib
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kerasbn.experiments._common import ExperimentResult
+from kerasbn.registry import Registry
+from kerasbn.runfolder import default_out_dir
 
-__all__ = ["Experiment", "ExperimentResult", "get_experiment", "list_experiments", "run_experiment"]
+__all__ = [
+    "EXPERIMENTS",
+    "Experiment",
+    "ExperimentResult",
+    "get_experiment",
+    "list_experiments",
+    "run_experiment",
+]
 
 
 @dataclass(frozen=True)
@@ -33,55 +41,50 @@ class Experiment:
         return importlib.import_module(f"kerasbn.experiments.{self.module}")
 
 
-_EXPERIMENTS = {
-    e.name: e
-    for e in (
-        Experiment(
-            "breast-cancer-mlp",
-            "BN on raw, unscaled inputs lets plain SGD learn "
-            "(tutorial: 61.4% val without BN, 99.1% with)",
-            "breast_cancer",
-        ),
-        Experiment(
-            "init-scale-sweep",
-            "with BN an MLP trains across weight scales from 1 to "
-            "1e-4; without BN it stalls at large and small scales",
-            "init_scale",
-            ("mnist",),
-        ),
-        Experiment(
-            "cifar10-cnn",
-            "BN and Dropout in the plain Keras CIFAR-10 CNN (tutorial: "
-            "77.9% val after 10 epochs with both)",
-            "cifar10_cnn",
-            ("cifar10",),
-        ),
-        Experiment(
-            "numpy-reference",
-            "BN written in NumPy matches Keras' forward and backward pass, and trains the same MLP",
-            "numpy_bn",
-        ),
-        Experiment(
-            "mnist-mlp",
-            "BN in a small MNIST MLP: training vs inference mode, train and test curves",
-            "mnist_mlp",
-            ("mnist",),
-        ),
-    )
-}
+EXPERIMENTS: Registry[Experiment] = Registry("experiment")
+for _experiment in (
+    Experiment(
+        "breast-cancer-mlp",
+        "BN on raw, unscaled inputs lets plain SGD learn "
+        "(tutorial: 61.4% val without BN, 99.1% with)",
+        "breast_cancer",
+    ),
+    Experiment(
+        "init-scale-sweep",
+        "with BN an MLP trains across weight scales from 1 to "
+        "1e-4; without BN it stalls at large and small scales",
+        "init_scale",
+        ("mnist",),
+    ),
+    Experiment(
+        "cifar10-cnn",
+        "BN and Dropout in the plain Keras CIFAR-10 CNN (tutorial: "
+        "77.9% val after 10 epochs with both)",
+        "cifar10_cnn",
+        ("cifar10",),
+    ),
+    Experiment(
+        "numpy-reference",
+        "BN written in NumPy matches Keras' forward and backward pass, and trains the same MLP",
+        "numpy_bn",
+    ),
+    Experiment(
+        "mnist-mlp",
+        "BN in a small MNIST MLP: training vs inference mode, train and test curves",
+        "mnist_mlp",
+        ("mnist",),
+    ),
+):
+    EXPERIMENTS.register(_experiment.name, _experiment)
 
 
 def list_experiments() -> list[str]:
-    return list(_EXPERIMENTS)
+    return EXPERIMENTS.names()
 
 
 def get_experiment(name: str) -> Experiment:
-    if name not in _EXPERIMENTS:
-        raise ValueError(
-            f"Unknown experiment. Valid experiments are: {', '.join(_EXPERIMENTS)}. "
-            f"Received: {name!r}"
-        )
-    return _EXPERIMENTS[name]
+    """The :class:`Experiment` called ``name`` (a ValueError listing valid names if unknown)."""
+    return EXPERIMENTS.lookup(name)
 
 
 def run_experiment(
@@ -107,9 +110,6 @@ def run_experiment(
     if quick:
         config = replace(config, **module.QUICK)
     config = replace(config, **overrides)
-    if out_dir is None:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out_dir = Path("runs") / "experiments" / f"{stamp}-{name}"
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(name, "runs/experiments")
     out_dir.mkdir(parents=True, exist_ok=True)
     return module.run(config, out_dir, data_dir)

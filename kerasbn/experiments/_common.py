@@ -13,12 +13,15 @@ import pandas as pd
 
 from kerasbn._io import write_json, write_text
 from kerasbn._versions import library_versions
-from kerasbn.report import pyplot, save_figure  # noqa: F401 - re-exported for experiments
+from kerasbn.plots import plot_mean_band, pyplot, save_figure
+from kerasbn.report import format_mean_std
+from kerasbn.training import compile_classifier
 
 __all__ = [
     "ExperimentResult",
     "fit_per_epoch",
     "mean_std",
+    "plot_mean_band",
     "pyplot",
     "save_figure",
     "train_versions",
@@ -40,12 +43,12 @@ class ExperimentResult:
 
 def mean_std(values, scale: float = 100.0, digits: int = 2) -> str:
     """'mean ± std' of ``values`` (std only with two or more finite values)."""
-    arr = np.asarray(values, dtype=float) * scale
+    arr = np.asarray(values, dtype=float)
     finite = arr[np.isfinite(arr)]
     if finite.size == 0:
         return "n/a"
-    text = f"{finite.mean():.{digits}f}"
-    return text + (f" ± {finite.std(ddof=1):.{digits}f}" if finite.size > 1 else "")
+    std = finite.std(ddof=1) if finite.size > 1 else np.nan
+    return format_mean_std(finite.mean(), std, scale, digits)
 
 
 def fit_per_epoch(
@@ -105,9 +108,7 @@ def train_versions(
         for seed in seeds:
             keras.utils.set_random_seed(seed)
             model = build()
-            model.compile(
-                optimizer=optimizer(), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-            )
+            compile_classifier(model, optimizer())
             h = fit_per_epoch(
                 model,
                 x,

@@ -18,11 +18,14 @@ import pandas as pd
 from kerasbn.experiments._common import (
     ExperimentResult,
     mean_std,
+    plot_mean_band,
     pyplot,
     save_figure,
     train_versions,
     write_outputs,
 )
+
+__all__ = ["QUICK", "Config", "run"]
 
 VERSIONS = (("no BN", False), ("BN on inputs", True))
 # The tutorial's figures (validation accuracy after 30 epochs).
@@ -121,11 +124,9 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for version, colour in (("no BN", "tab:red"), ("BN on inputs", "tab:blue")):
-        per_epoch = history[history["version"] == version].groupby("epoch")
+        runs = history[history["version"] == version]
         for ax, col in ((axes[0], "val_accuracy"), (axes[1], "val_loss")):
-            mean, std = per_epoch[col].mean(), per_epoch[col].std(ddof=1)
-            ax.plot(mean.index, mean, color=colour, label=version)
-            ax.fill_between(mean.index, mean - std, mean + std, color=colour, alpha=0.2)
+            plot_mean_band(ax, runs, col, colour=colour, label=version, alpha=0.2)
     axes[0].axhline(majority, color="grey", ls=":", label="majority class")
     axes[0].set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
     axes[1].set(xlabel="epoch", ylabel="validation loss", title="validation loss", yscale="log")

@@ -18,8 +18,10 @@ from kerasbn.architectures import Architecture
 from kerasbn.data import load_dataset
 from kerasbn.experiments._common import ExperimentResult, mean_std, write_outputs
 from kerasbn.report import plot_curves, run_row, summarize, summary_markdown
-from kerasbn.train import default_config, evaluate, train
+from kerasbn.training import default_config, evaluate, train
 from kerasbn.variants import Variant
+
+__all__ = ["QUICK", "Config", "run"]
 
 REFERENCE_BN_DROPOUT_VAL = 0.779  # the tutorial's validation accuracy after 10 epochs
 

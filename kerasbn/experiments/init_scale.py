@@ -26,6 +26,8 @@ from kerasbn.experiments._common import (
     write_outputs,
 )
 
+__all__ = ["QUICK", "Config", "run"]
+
 
 @dataclass(frozen=True)
 class Config:

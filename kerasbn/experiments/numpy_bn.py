@@ -22,6 +22,9 @@ import pandas as pd
 from kerasbn._io import write_text
 from kerasbn.data import load_dataset
 from kerasbn.experiments._common import ExperimentResult, pyplot, save_figure, write_outputs
+from kerasbn.training import compile_classifier
+
+__all__ = ["QUICK", "Config", "bn_backward", "bn_forward", "gradient_check", "run"]
 
 
 @dataclass(frozen=True)
@@ -212,11 +215,7 @@ def train_both(config: Config) -> tuple[pd.DataFrame, dict]:
 
     keras.utils.set_random_seed(config.seed)
     model = keras_mlp(config)
-    model.compile(
-        optimizer=keras.optimizers.SGD(config.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    compile_classifier(model, keras.optimizers.SGD(config.learning_rate))
     w1 = model.get_layer("dense").get_weights()[0]
     gamma, beta, _, _ = model.get_layer("bn").get_weights()
     w2, b2 = model.get_layer("predictions").get_weights()

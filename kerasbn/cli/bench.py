@@ -1,0 +1,97 @@
+"""``python -m kerasbn.bench``: the flags, calling :func:`kerasbn.bench.run_benchmark`.
+
+Exit status: 0 measured, 2 bad flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from kerasbn._io import write_json, write_text
+from kerasbn._logging import configure_logging
+from kerasbn.bench import DEFAULT_PATHS, PATHS, QUICK, BenchConfig, run_benchmark, to_markdown
+from kerasbn.bench.child import child_main
+from kerasbn.training import PRECISIONS
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m kerasbn.bench",
+        description="Training throughput of kerasbn vs the naive Keras path vs PyTorch eager.",
+    )
+    parser.add_argument("--datasets", default="mnist,cifar10")
+    parser.add_argument("--variants", default="base,bn+dropout")
+    parser.add_argument(
+        "--paths", default=",".join(DEFAULT_PATHS), help=f"subset of {', '.join(PATHS)}"
+    )
+    parser.add_argument("--epochs", type=int, default=BenchConfig.epochs, help="1 warm-up + timed")
+    parser.add_argument("--limit", type=int, default=BenchConfig.limit, help="training images")
+    parser.add_argument("--data-dir")
+    parser.add_argument(
+        "--repeats", type=int, default=BenchConfig.repeats, help="rounds over the paths"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, help="kerasbn and PyTorch batch (default: per data set)"
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", *PRECISIONS),
+        help="kerasbn and PyTorch compute precision; auto: mixed_bfloat16 on a GPU, "
+        "else float32 (the naive path always uses Keras' float32 default)",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny offline run (digits)")
+    parser.add_argument("--out", help="also write the table as JSON and Markdown here")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child_main(args.child)
+        return 0
+    configure_logging()
+    config = BenchConfig(
+        datasets=tuple(args.datasets.split(",")),
+        variants=tuple(args.variants.split(",")),
+        paths=tuple(args.paths.split(",")),
+        epochs=args.epochs,
+        limit=args.limit,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        repeats=args.repeats,
+    )
+    if args.quick:
+        config = replace(config, **QUICK)
+    bad = [p for p in config.paths if p not in PATHS]
+    if bad or config.epochs < 2 or config.repeats < 1:
+        parser.exit(
+            2,
+            f"error: paths must be among {', '.join(PATHS)}, --epochs at least 2 (one "
+            f"warm-up, one timed) and --repeats at least 1. Received: paths={config.paths}, "
+            f"epochs={config.epochs}, repeats={config.repeats}\n",
+        )
+    result = run_benchmark(config)
+    markdown = to_markdown(result)
+    print(markdown)
+    if args.out:
+        out = Path(args.out)
+        write_text(out / "bench.md", markdown)
+        write_json(
+            out / "bench.json",
+            {
+                "config": asdict(config),
+                "peak_flops": result.peak_flops,
+                "rows": result.table.to_dict("records"),
+                "machine": platform.platform(),
+                "cpus": os.cpu_count(),
+                "date": time.strftime("%Y-%m-%d"),
+            },
+        )
+    return 0

@@ -1,0 +1,147 @@
+"""``python -m kerasbn.compare``: the flags, calling :func:`kerasbn.compare`.
+
+Exit status: 0 done, 2 bad input (unknown name, bad value, unusable data or output
+folder), with one ``error: ...`` line that says how to fix it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from kerasbn._lock import FolderLockedError
+from kerasbn._logging import configure_logging
+from kerasbn.comparison import compare
+from kerasbn.data import DataError, list_datasets
+from kerasbn.training import LR_SCALING_RULES, PRECISIONS, TrainConfig, default_config
+from kerasbn.training.distribute import STRATEGIES, DistributionError
+from kerasbn.variants import DEFAULT_VARIANTS, list_variants, parse_variants
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m kerasbn.compare",
+        description="Train BatchNorm / Dropout variants on one data set and export a "
+        "comparison table, per-epoch history, overfitting curves and saved models.",
+    )
+    parser.add_argument("--dataset", default="mnist", help=f"one of {', '.join(list_datasets())}")
+    parser.add_argument(
+        "--variants",
+        default=DEFAULT_VARIANTS,
+        help=f"comma list of {', '.join(list_variants())}, or 'all' (default: %(default)s)",
+    )
+    parser.add_argument("--epochs", type=int, help="default: per data set")
+    parser.add_argument("--batch-size", type=int, help="per replica; default: per data set")
+    parser.add_argument("--learning-rate", type=float, help="default: per data set")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per variant (mean ± std)")
+    parser.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
+    parser.add_argument(
+        "--data-dir",
+        help="local data folder (default: $KERASBN_DATA_DIR, else tensorflow-datasets)",
+    )
+    parser.add_argument("--out", help="output folder (default: runs/<time>-<dataset>)")
+    parser.add_argument("--limit", type=int, help="use only the first N training examples")
+    parser.add_argument(
+        "--save-models",
+        default="saved_models",
+        help="folder for trained .keras models (default: %(default)s)",
+    )
+    parser.add_argument("--no-save-models", action="store_true", help="save no model")
+    parser.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pad-and-crop + flip augmentation (default: on for cifar10)",
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="auto",
+        help="auto: several machines when TF_CONFIG names them, else all local GPUs when "
+        "there are several, else one device (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sync-bn",
+        action="store_true",
+        help="compute BN batch statistics over the global batch of all replicas",
+    )
+    parser.add_argument(
+        "--lr-scaling",
+        choices=LR_SCALING_RULES,
+        default="auto",
+        help="learning rate vs replicas: auto = sqrt for Adam, linear for SGD",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="mixed_bfloat16 / mixed_float16 compute in 16 bits on GPUs (BN statistics, "
+        "softmax and weights stay float32; default: float32)",
+    )
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        default=1,
+        choices=(0, 1, 2),
+        help="Keras progress: 0 silent, 1 bar, 2 one line per epoch",
+    )
+    return parser
+
+
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    overrides = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "augment": args.augment,
+        "seed": args.seed,
+        "verbose": args.verbose,
+        "strategy": args.strategy,
+        "lr_scaling": args.lr_scaling,
+        "precision": args.precision,
+    }
+    return default_config(args.dataset, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        # Validate everything cheap before loading data or training.
+        variants = parse_variants(args.variants)
+        config = _config_from_args(args)
+        if args.limit is not None and args.limit <= 0:
+            raise ValueError(
+                f"--limit must be a positive number of examples. Received: {args.limit}"
+            )
+        result = compare(
+            args.dataset,
+            variants,
+            config,
+            seeds=args.seeds,
+            out_dir=args.out,
+            save_models=None if args.no_save_models else args.save_models,
+            limit=args.limit,
+            data_dir=args.data_dir,
+            sync_bn=args.sync_bn,
+        )
+    except (
+        ValueError,
+        DataError,
+        FileExistsError,
+        PermissionError,
+        FileNotFoundError,
+        FolderLockedError,
+        DistributionError,
+    ) as exc:
+        parser.exit(2, f"error: {exc}\n")
+    if result.out_dir is None:  # a multi-worker run's non-chief worker
+        return 0
+    print((result.out_dir / "summary.md").read_text())
+    print(f"[kerasbn] results in {result.out_dir}")
+    for path in result.model_paths.values():
+        print(f"[kerasbn] saved model {path}")
+    return 0

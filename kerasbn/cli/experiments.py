@@ -1,0 +1,45 @@
+"""``python -m kerasbn.experiments list | run NAME [--quick] [--out DIR]``.
+
+Exit status: 0 done, 2 an unknown experiment or unusable data.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from kerasbn._logging import configure_logging
+from kerasbn.data import DataError
+from kerasbn.experiments import get_experiment, list_experiments, run_experiment
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m kerasbn.experiments", description="Named BatchNorm experiments."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="name the experiments and their claims")
+    run = sub.add_parser("run", help="run one experiment")
+    run.add_argument("name", help=", ".join(list_experiments()))
+    run.add_argument("--quick", action="store_true", help="shrunken settings (for tests)")
+    run.add_argument("--out", help="output folder (default runs/experiments/<time>-<name>)")
+    run.add_argument("--data-dir", help="local data folder (default $KERASBN_DATA_DIR)")
+    args = parser.parse_args(argv)
+    configure_logging()
+    if args.command == "list":
+        for name in list_experiments():
+            print(f"{name:<20} {get_experiment(name).claim}")
+        return 0
+    try:
+        result = run_experiment(
+            args.name, quick=args.quick, out_dir=args.out, data_dir=args.data_dir
+        )
+    except (ValueError, DataError) as exc:
+        parser.exit(2, f"error: {exc}\n")
+    print((result.out_dir / "summary.md").read_text())
+    for figure in result.figures:
+        print(f"[kerasbn] figure {figure}")
+    print(f"[kerasbn] results in {result.out_dir}")
+    return 0

@@ -1,0 +1,101 @@
+"""Figures: matplotlib set up for headless machines, atomic PNG writes, mean ± std bands,
+and the comparison's curves."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kerasbn._io import atomic_path
+
+__all__ = ["plot_curves", "plot_mean_band", "pyplot", "save_figure"]
+
+
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (works on headless machines)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Write ``fig`` as PNG atomically (temp file + rename) and close it."""
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    pyplot().close(fig)
+    return Path(path)
+
+
+def plot_mean_band(
+    ax,
+    runs: pd.DataFrame,
+    column: str,
+    *,
+    colour,
+    label: str,
+    by: str = "epoch",
+    style: str = "-",
+    alpha: float = 0.15,
+) -> None:
+    """``column``'s mean over the runs (seeds) per ``by`` value as a line, with a ±std band
+    where there are several runs."""
+    grouped = runs.groupby(by)[column]
+    mean, std = grouped.mean(), grouped.std(ddof=1)
+    ax.plot(mean.index, mean.values, style, color=colour, label=label)
+    if std.notna().any():
+        ax.fill_between(mean.index, mean - std, mean + std, color=colour, alpha=alpha)
+
+
+def plot_curves(
+    history: pd.DataFrame, summary: pd.DataFrame, path: str | os.PathLike, title: str = ""
+) -> Path:
+    """Loss and accuracy per epoch (train solid, val dashed, one colour per variant; mean
+    over seeds with a ±std band) and a test-accuracy bar chart, in one PNG."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), gridspec_kw={"width_ratios": [1, 1, 0.8]})
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    variants = list(dict.fromkeys(history["variant"]))
+    for k, variant in enumerate(variants):
+        colour = colours[k % len(colours)]
+        runs = history[history["variant"] == variant]
+        for ax, metric in zip(axes[:2], ("loss", "accuracy"), strict=True):
+            for prefix, style in (("", "-"), ("val_", "--")):
+                label = f"{variant} {'val' if prefix else 'train'}"
+                plot_mean_band(ax, runs, prefix + metric, colour=colour, label=label, style=style)
+    for ax, metric in zip(axes[:2], ("loss", "accuracy"), strict=True):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric}: train (solid) vs validation (dashed)")
+        ax.grid(alpha=0.3)
+    if axes[1].get_legend_handles_labels()[0]:  # nothing to label if every run diverged
+        axes[1].legend(fontsize=8, ncol=2)
+    bars = summary.set_index("variant").loc[variants]
+    acc = 100 * bars["test_accuracy_mean"].to_numpy(dtype=float)
+    err = 100 * bars["test_accuracy_std"].fillna(0).to_numpy(dtype=float)
+    axes[2].bar(
+        variants,
+        acc,
+        yerr=err,
+        capsize=4,
+        color=[colours[k % len(colours)] for k in range(len(variants))],
+    )
+    finite = acc[np.isfinite(acc)]
+    if finite.size:
+        low = max(0.0, float(finite.min()) - max(2.0, 3 * float(err.max(initial=0))))
+        axes[2].set_ylim(low, min(100.0, float(finite.max()) + 1.0))
+    bottom = axes[2].get_ylim()[0]
+    for x, value in enumerate(acc):
+        text, y = (f"{value:.2f}", value) if np.isfinite(value) else ("diverged", bottom)
+        axes[2].annotate(text, (x, y), ha="center", va="bottom", fontsize=8)
+    axes[2].set_ylabel("test accuracy (%)")
+    axes[2].set_title("test accuracy (mean ± std over seeds)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -1,0 +1,203 @@
+"""The output-folder protocol: one writer, resume or refuse, ``complete.json`` last.
+
+A run folder holds ``config.json`` (the settings it was started with), the results so
+far, and finally ``complete.json``, written once every other file is final. Opening a
+folder:
+
+* takes its lock (:class:`~kerasbn._lock.FolderLock`): a second live writer is refused;
+* refuses a finished folder, and an unfinished one started with other settings
+  (nothing is overwritten; the message names the settings that differ);
+* resumes an unfinished folder with the same settings, after removing temporary files
+  that a killed writer left behind;
+* otherwise writes ``config.json`` and starts.
+
+Which settings must match is a :class:`ResumeRule`; settings that may change on resume
+(verbosity) and fields added to a settings record after a folder was started are part
+of it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kerasbn._io import remove_stale_temps, write_json
+from kerasbn._lock import FolderLock
+
+__all__ = ["COMPLETE", "CONFIG", "ResumeRule", "RunFolder", "copy_state", "default_out_dir"]
+
+COMPLETE = "complete.json"
+CONFIG = "config.json"
+
+
+def default_out_dir(name: str, root: str | os.PathLike = "runs") -> Path:
+    """A new folder ``<root>/<YYYYmmdd-HHMMSS>-<name>`` (``.2``, ``.3`` ... when two runs
+    start within one second)."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = Path(root) / f"{stamp}-{name}"
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = Path(root) / f"{stamp}.{suffix}-{name}"
+    return folder
+
+
+def _json_copy(value):
+    # The form config.json stores: tuples become lists, other objects their text.
+    return json.loads(json.dumps(value, default=str))
+
+
+@dataclass(frozen=True)
+class ResumeRule:
+    """Which settings must match for a folder to be resumed.
+
+    Attributes:
+        keys: top-level settings compared.
+        may_change: per key, fields that may differ on resume (e.g. verbosity).
+        defaults: per key, the values of fields added after a folder was started; a
+            stored record lacking such a field reads as that default.
+    """
+
+    keys: tuple[str, ...]
+    may_change: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    defaults: dict[str, dict] = field(default_factory=dict)
+
+    def _comparable(self, settings: dict, fill: bool) -> dict:
+        picked = _json_copy({key: settings.get(key) for key in self.keys})
+        for key, value in picked.items():
+            if not isinstance(value, dict):
+                continue
+            if fill and key in self.defaults:
+                value = picked[key] = {**_json_copy(self.defaults[key]), **value}
+            for name in self.may_change.get(key, ()):
+                value.pop(name, None)
+        return picked
+
+    def differences(self, stored: dict, settings: dict) -> list[str]:
+        """The keys whose stored value differs from ``settings``."""
+        old, new = self._comparable(stored, fill=True), self._comparable(settings, fill=False)
+        return [key for key in self.keys if old.get(key) != new.get(key)]
+
+
+class RunFolder:
+    """One output folder under the protocol of the module docstring.
+
+    Use as ``with RunFolder(path, rule).open(settings) as folder:``; ``folder.resuming``
+    says whether an unfinished run continues.
+    """
+
+    def __init__(self, path: str | os.PathLike, rule: ResumeRule) -> None:
+        self.path, self.rule = Path(path), rule
+        self.resuming = False
+        self._lock: FolderLock | None = None
+
+    @property
+    def finished(self) -> bool:
+        # (A summary without run records is a folder from before runs could resume.)
+        return (self.path / COMPLETE).exists() or (
+            (self.path / "summary.csv").exists() and not (self.path / "runs").exists()
+        )
+
+    def differences(self, settings: dict) -> list[str]:
+        """Which settings of the run stored here differ from ``settings``."""
+        try:
+            stored = json.loads((self.path / CONFIG).read_text())
+        except (OSError, ValueError):
+            return [f"{CONFIG} (unreadable)"]
+        return self.rule.differences(stored, settings)
+
+    def resumable(self, settings: dict) -> bool:
+        """An unfinished run with these settings is stored here."""
+        return (
+            (self.path / CONFIG).exists()
+            and not (self.path / COMPLETE).exists()
+            and not self.differences(settings)
+        )
+
+    @classmethod
+    def find(cls, root: str | os.PathLike, name: str, rule: ResumeRule, settings: dict):
+        """The newest unfinished ``<root>/*-<name>`` folder started with ``settings``."""
+        root = Path(root)
+        if not root.is_dir():
+            return None
+        for path in sorted(root.glob(f"*-{name}"), reverse=True):
+            if cls(path, rule).resumable(settings):
+                return path
+        return None
+
+    def open(self, settings: dict, record: dict | None = None) -> RunFolder:
+        """Lock, then resume or start (writing ``config.json``: ``settings`` plus
+        ``record``); raises ``FileExistsError`` for a folder that may not be used and
+        ``PermissionError`` for one that cannot be written."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock = FolderLock(self.path).acquire()
+        except OSError as exc:
+            raise PermissionError(
+                f"Cannot write to the output folder {self.path} ({exc}). Pass a writable --out."
+            ) from exc
+        try:
+            self.resuming = self._check(settings)
+            if self.resuming:
+                for folder in (self.path, *(p for p in self.path.iterdir() if p.is_dir())):
+                    remove_stale_temps(folder)
+            else:
+                write_json(self.path / CONFIG, {**settings, **(record or {})})
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _check(self, settings: dict) -> bool:
+        if self.finished:
+            raise FileExistsError(
+                f"{self.path} already holds the results of an earlier, finished run. Pass a "
+                "new --out folder, or move that one away; nothing was overwritten."
+            )
+        if not (self.path / CONFIG).exists():
+            return False
+        differ = self.differences(settings)
+        if differ:
+            raise FileExistsError(
+                f"{self.path} already holds the results of an unfinished run with other "
+                f"settings ({', '.join(differ)}); resuming it with these would mix results. "
+                "Re-run the original command to resume it, or pass a new --out; nothing was "
+                "overwritten."
+            )
+        return True
+
+    def complete(self, info: dict) -> None:
+        """Write ``complete.json`` (``info`` plus the time): every other file is final."""
+        write_json(
+            self.path / COMPLETE,
+            {"finished": _dt.datetime.now().isoformat(timespec="seconds"), **info},
+        )
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def copy_state(source: Path | None, target: Path, folders=("runs", "backup", "logs")) -> None:
+    """Copy a run folder's settings, records and checkpoints (not its tables) into a new
+    ``target``, e.g. so a multi-worker run's workers resume where the chief does."""
+    target.mkdir(parents=True)
+    if source is None or not source.is_dir():
+        return
+    for name in (CONFIG, COMPLETE):
+        if (source / name).exists():
+            shutil.copy2(source / name, target / name)
+    for name in folders:
+        if (source / name).is_dir():
+            shutil.copytree(source / name, target / name)

@@ -1,0 +1,58 @@
+"""Training one variant: settings, the feed, callbacks, the loop, and where it runs.
+
+* :mod:`~kerasbn.training.config`: :class:`TrainConfig`, defaults, learning-rate rules;
+* :mod:`~kerasbn.training.batches`: :class:`EpochBatches` and its ``tf.data`` feed;
+* :mod:`~kerasbn.training.callbacks`: timer, random streams, log, checkpoint, divergence;
+* :mod:`~kerasbn.training.loop`: :func:`train` and :func:`evaluate`;
+* :mod:`~kerasbn.training.distribute`: one device, several, or several machines.
+"""
+
+from kerasbn.training.batches import EpochBatches
+from kerasbn.training.callbacks import (
+    DIVERGED_LOSS,
+    EPOCH_COLUMNS,
+    DivergedError,
+    EpochLog,
+    EpochRandomness,
+    EpochTimer,
+    ResumableBackup,
+    StopOnDivergence,
+)
+from kerasbn.training.config import (
+    LR_SCALING_RULES,
+    PRECISIONS,
+    BatchPlan,
+    TrainConfig,
+    batch_plan,
+    compile_classifier,
+    default_config,
+    learning_rate_schedule,
+    scaled_learning_rate,
+)
+from kerasbn.training.loop import TrainResult, evaluate, get_strategy, set_determinism, train
+
+__all__ = [
+    "DIVERGED_LOSS",
+    "EPOCH_COLUMNS",
+    "LR_SCALING_RULES",
+    "PRECISIONS",
+    "BatchPlan",
+    "DivergedError",
+    "EpochBatches",
+    "EpochLog",
+    "EpochRandomness",
+    "EpochTimer",
+    "ResumableBackup",
+    "StopOnDivergence",
+    "TrainConfig",
+    "TrainResult",
+    "batch_plan",
+    "compile_classifier",
+    "default_config",
+    "evaluate",
+    "get_strategy",
+    "learning_rate_schedule",
+    "scaled_learning_rate",
+    "set_determinism",
+    "train",
+]
