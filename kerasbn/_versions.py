@@ -1,10 +1,15 @@
-"""The library versions recorded with every result, saved model and experiment."""
+"""What produced a result: library versions, the command line, kerasbn's version and
+git commit (recorded with every result, saved model and experiment)."""
 
 from __future__ import annotations
 
 import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
 
-__all__ = ["library_versions"]
+__all__ = ["command_line", "library_versions", "provenance"]
 
 
 def library_versions(devices: bool = False) -> dict:
@@ -31,3 +36,37 @@ def library_versions(devices: bool = False) -> dict:
     if devices:
         versions["devices"] = [d.name for d in tf.config.list_logical_devices()]
     return versions
+
+
+def command_line(module: str) -> str | None:
+    """The command that started this process, as ``python -m <module> <args>`` when it
+    was that module's CLI (else ``None``: called from Python)."""
+    if Path(sys.argv[0]).stem != module.rsplit(".", 1)[-1]:
+        return None
+    return shlex.join(["python", "-m", module, *sys.argv[1:]])
+
+
+def provenance() -> dict:
+    """kerasbn's version and, when it runs from a git checkout, the commit and whether
+    tracked files differ from it (``git: None`` for an installed copy)."""
+    from kerasbn import __version__
+
+    package = Path(__file__).resolve().parent
+    git = None
+    try:
+        # Only when kerasbn's own files are tracked there (not a copy in a venv that
+        # happens to sit inside some repository).
+        tracked = _git(package, "ls-files", "--error-unmatch", "__init__.py")
+        if tracked.returncode == 0:
+            commit = _git(package, "rev-parse", "HEAD").stdout.strip()
+            status = _git(package, "status", "--porcelain", "--untracked-files=no", ".")
+            git = {"commit": commit, "dirty": bool(status.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        pass  # no git, or it hung: the version alone is recorded
+    return {"kerasbn_version": __version__, "git": git}
+
+
+def _git(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10
+    )

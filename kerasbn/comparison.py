@@ -32,18 +32,18 @@ import logging
 import math
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from kerasbn._io import write_json, write_text
-from kerasbn._versions import library_versions
+from kerasbn._io import atomic_path, write_json
+from kerasbn._versions import command_line, library_versions, provenance
 from kerasbn.data import Dataset, load_dataset
-from kerasbn.report import HISTORY_COLUMNS, plot_curves, run_row, summarize, write_tables
+from kerasbn.report import HISTORY_COLUMNS, run_row, write_results
 from kerasbn.runfolder import ResumeRule, RunFolder, copy_state, default_out_dir
 from kerasbn.saving import save_model
 from kerasbn.training import (
@@ -52,10 +52,12 @@ from kerasbn.training import (
     batch_plan,
     default_config,
     evaluate,
+    predict_test_classes,
     train,
 )
 from kerasbn.training.distribute import Placement, resolve
 from kerasbn.variants import DEFAULT_VARIANTS, Variant, get_variant, parse_variants
+from kerasbn.verdicts import choose_baseline
 
 __all__ = ["RESUME_RULE", "CompareResult", "compare", "find_resumable"]
 
@@ -69,14 +71,17 @@ class CompareResult:
     history: pd.DataFrame
     runs: pd.DataFrame
     model_paths: dict[str, Path]
+    verdicts: pd.DataFrame | None = None  # each variant against the baseline
 
 
-# Settings that must match for a folder to be resumed (verbosity may change, and a
-# training setting added after a run started reads as its default there).
+# Settings that must match for a folder to be resumed (verbosity may change, a
+# training setting added after a run started reads as its default there, and more
+# seeds may be added to a finished comparison).
 RESUME_RULE = ResumeRule(
     keys=("dataset", "variants", "seeds", "train_config", "save_models"),
     may_change={"train_config": ("verbose",)},
     defaults={"train_config": asdict(TrainConfig())},
+    may_grow=("seeds",),
 )
 
 
@@ -127,6 +132,13 @@ def _train_one(
     else:
         scores = evaluate(result.model, data)
         log.info("%s: test accuracy %.2f%%", tag, 100 * scores["test_accuracy"])
+    predictions = None
+    classes = None if result.diverged else predict_test_classes(result.model, data)
+    if classes is not None:
+        # Per-image predictions: what a one-seed McNemar comparison of two runs needs.
+        predictions = f"predictions/{tag}.npy"
+        with atomic_path(out_dir / predictions, suffix=".npy") as tmp:
+            np.save(tmp, classes, allow_pickle=False)
     row = run_row(result, scores)
     saved = None
     if model_path is not None and not result.diverged:
@@ -136,6 +148,7 @@ def _train_one(
         "row": row,
         "history": result.history.to_dict("records"),
         "model": saved,
+        "predictions": predictions,
         "resumed_from_epoch": result.resumed_from_epoch,
     }
     # The record marks the run finished; only then is its checkpoint dropped.
@@ -155,6 +168,7 @@ def compare(
     limit: int | None = None,
     data_dir: str | os.PathLike | None = None,
     sync_bn: bool = False,
+    baseline: str | None = None,
 ) -> CompareResult:
     """Train each variant with ``seeds`` seeds (``config.seed``, ``config.seed + 1``, ...)
     and write the comparison files into ``out_dir`` (see the module docstring).
@@ -173,6 +187,8 @@ def compare(
         limit: keep only the first ``limit`` training examples.
         data_dir: local data folder (default: ``KERASBN_DATA_DIR`` or tensorflow-datasets).
         sync_bn: synchronize BN batch statistics across replicas in every variant.
+        baseline: the variant every other one is judged against in ``verdicts.csv``
+            (default: ``base`` when compared, else the first variant).
 
     In a multi-worker run (``TF_CONFIG``) only the chief writes anything; the other
     workers train in lockstep and return a result whose ``out_dir`` is ``None``.
@@ -190,6 +206,7 @@ def compare(
             raise ValueError(f"No variant given. Received: {variants!r}")
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1. Received: {seeds}")
+    baseline = choose_baseline([v.name for v in variants], baseline)
     config = config or default_config(dataset if isinstance(dataset, str) else dataset.name)
     # Before anything else: a multi-worker set-up must precede other backend work.
     placement = resolve(config.strategy)
@@ -211,7 +228,8 @@ def compare(
     if placement.is_chief:
         if out_dir is None:
             out_dir = find_resumable(data.name, settings) or default_out_dir(data.name)
-        return _compare_into(out_dir, models_dir, data, variants, config, seeds, settings)
+        job = _Job(data, variants, config, seeds, baseline, models_dir)
+        return _compare_into(out_dir, job, settings)
     # The other workers of a multi-worker run take part in every collective step, saves
     # included (JAX's multi-process arrays need all processes there), so they run the
     # same code into a private folder that is deleted afterwards. They start from a copy
@@ -225,36 +243,37 @@ def compare(
     with tempfile.TemporaryDirectory(prefix=f"kerasbn-worker{placement.process_index}-") as tmp:
         private = Path(tmp) / "run"
         copy_state(out_dir, private)
-        result = _compare_into(
-            private,
-            Path(tmp) / "models" if models_dir is not None else None,
-            data,
-            variants,
-            config,
-            seeds,
-            settings,
-        )
+        models = Path(tmp) / "models" if models_dir is not None else None
+        job = _Job(data, variants, config, seeds, baseline, models)
+        result = _compare_into(private, job, settings)
     return replace(result, out_dir=None, model_paths={})
 
 
-def _compare_into(
-    out_dir: Path,
-    models_dir: Path | None,
-    data: Dataset,
-    variants: Sequence[Variant],
-    config: TrainConfig,
-    seeds: int,
-    settings: dict,
-) -> CompareResult:
+@dataclass(frozen=True)
+class _Job:
+    """What one comparison trains, and where its models go."""
+
+    data: Dataset
+    variants: list[Variant]
+    config: TrainConfig
+    seeds: int
+    baseline: str
+    models_dir: Path | None
+
+
+def _compare_into(out_dir: Path, job: _Job, settings: dict) -> CompareResult:
     record = {
-        "command": sys.argv if Path(sys.argv[0]).name.startswith("compare") else None,
+        "command": command_line("kerasbn.compare"),
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
         "versions": library_versions(devices=True),
+        **provenance(),
     }
     with RunFolder(out_dir, RESUME_RULE).open(settings, record) as folder:
-        if folder.resuming:
+        if folder.extended:
+            log.info("adding seeds to the finished run in %s", out_dir)
+        elif folder.resuming:
             log.info("resuming the unfinished run in %s", out_dir)
-        return _run_all(data, variants, config, seeds, folder, models_dir)
+        return _run_all(job, folder)
 
 
 def _distribution(placement: Placement, config: TrainConfig) -> dict:
@@ -277,23 +296,18 @@ def _distribution(placement: Placement, config: TrainConfig) -> dict:
     }
 
 
-def _run_all(
-    data: Dataset,
-    variants: Sequence[Variant],
-    config: TrainConfig,
-    seeds: int,
-    folder: RunFolder,
-    models_dir: Path | None,
-) -> CompareResult:
+def _run_all(job: _Job, folder: RunFolder) -> CompareResult:
+    data, variants, config, models_dir = job.data, job.variants, job.config, job.models_dir
     out_dir = folder.path
     histories: list[pd.DataFrame] = []
     run_rows: list[dict] = []
     model_paths: dict[str, Path] = {}
+    correct: dict[tuple[str, int], np.ndarray] = {}
     title = f"{data.name}: " + ", ".join(v.name for v in variants)
     if any(v.sync_bn and v.batch_norm for v in variants):
         title += " (BN statistics synchronized across replicas)"
     for variant in variants:
-        for k in range(seeds):
+        for k in range(job.seeds):
             seed = config.seed + k
             tag = f"{data.name}-{variant.name}-seed{seed}"
             record_path = out_dir / "runs" / f"{tag}.json"
@@ -316,18 +330,19 @@ def _run_all(
             )
             if record["model"]:
                 model_paths[variant.name] = Path(record["model"])
+            if record.get("predictions"):  # absent in folders from before verdicts
+                classes = np.load(out_dir / record["predictions"], allow_pickle=False)
+                correct[(variant.name, seed)] = classes == data.y_test[: len(classes)]
             # Tables are rewritten after every run, so a long comparison shows its
             # finished variants while the rest trains.
             history = pd.concat(histories, ignore_index=True)[HISTORY_COLUMNS]
             runs = pd.DataFrame(run_rows)
-            summary = summarize(runs)
-            write_text(out_dir / "history.csv", history.to_csv(index=False))
-            write_text(out_dir / "runs.csv", runs.to_csv(index=False))
-            write_tables(summary, out_dir, title)
-            plot_curves(history, summary, out_dir / "curves.png", title=title)
+            summary, verdict_table = write_results(
+                out_dir, history, runs, title, job.baseline, correct
+            )
     shutil.rmtree(out_dir / "backup", ignore_errors=True)
     # Written last: its presence says every file above is final.
     folder.complete(
         {"runs": len(run_rows), "diverged_runs": int(runs["diverged"].astype(bool).sum())}
     )
-    return CompareResult(out_dir, summary, history, runs, model_paths)
+    return CompareResult(out_dir, summary, history, runs, model_paths, verdict_table)

@@ -11,7 +11,13 @@ import pandas as pd
 
 from kerasbn._io import atomic_path
 
-__all__ = ["plot_curves", "plot_mean_band", "pyplot", "save_figure"]
+__all__ = [
+    "plot_curves",
+    "plot_differences",
+    "plot_mean_band",
+    "pyplot",
+    "save_figure",
+]
 
 
 def pyplot():
@@ -56,7 +62,8 @@ def plot_curves(
     history: pd.DataFrame, summary: pd.DataFrame, path: str | os.PathLike, title: str = ""
 ) -> Path:
     """Loss and accuracy per epoch (train solid, val dashed, one colour per variant; mean
-    over seeds with a ±std band) and a test-accuracy bar chart, in one PNG."""
+    over seeds with a ±std band) and a test-accuracy bar chart with 95% intervals, in one
+    PNG."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), gridspec_kw={"width_ratios": [1, 1, 0.8]})
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -77,7 +84,10 @@ def plot_curves(
         axes[1].legend(fontsize=8, ncol=2)
     bars = summary.set_index("variant").loc[variants]
     acc = 100 * bars["test_accuracy_mean"].to_numpy(dtype=float)
-    err = 100 * bars["test_accuracy_std"].fillna(0).to_numpy(dtype=float)
+    # Error bars: the 95% interval (over seeds, or over test images for one seed).
+    low_ci = 100 * bars["test_accuracy_ci_low"].to_numpy(dtype=float)
+    high_ci = 100 * bars["test_accuracy_ci_high"].to_numpy(dtype=float)
+    err = np.nan_to_num(np.vstack([acc - low_ci, high_ci - acc]), nan=0.0).clip(min=0)
     axes[2].bar(
         variants,
         acc,
@@ -87,15 +97,49 @@ def plot_curves(
     )
     finite = acc[np.isfinite(acc)]
     if finite.size:
-        low = max(0.0, float(finite.min()) - max(2.0, 3 * float(err.max(initial=0))))
-        axes[2].set_ylim(low, min(100.0, float(finite.max()) + 1.0))
+        low = max(0.0, float(finite.min()) - max(2.0, 1.5 * float(err.max(initial=0))))
+        axes[2].set_ylim(low, min(100.0, float(np.nanmax(acc + err[1])) + 1.0))
     bottom = axes[2].get_ylim()[0]
+    if bottom > 0:  # bars that do not start at zero must say so
+        axes[2].text(
+            0.01, 0.01, f"y axis starts at {bottom:.1f}%", transform=axes[2].transAxes, fontsize=8
+        )
     for x, value in enumerate(acc):
         text, y = (f"{value:.2f}", value) if np.isfinite(value) else ("diverged", bottom)
         axes[2].annotate(text, (x, y), ha="center", va="bottom", fontsize=8)
     axes[2].set_ylabel("test accuracy (%)")
-    axes[2].set_title("test accuracy (mean ± std over seeds)")
+    axes[2].set_title("test accuracy (mean, 95% interval)")
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_differences(verdicts: pd.DataFrame, path: str | os.PathLike, title: str = "") -> Path:
+    """A forest plot: each variant's test-accuracy difference from the baseline (points)
+    with its 95% interval, a line at zero, and the verdict beside it."""
+    plt = pyplot()
+    rows = verdicts[verdicts["metric"] == "test_accuracy"].reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.6 * max(1, len(rows))))
+    y = np.arange(len(rows))[::-1]
+    diff = 100 * rows["difference"].to_numpy(dtype=float)
+    low = 100 * rows["ci_low"].to_numpy(dtype=float)
+    high = 100 * rows["ci_high"].to_numpy(dtype=float)
+    err = np.nan_to_num(np.vstack([diff - low, high - diff]), nan=0.0).clip(min=0)
+    ax.errorbar(diff, y, xerr=err, fmt="o", capsize=4, color="tab:blue")
+    ax.axvline(0, color="grey", lw=1)
+    for k, row in rows.iterrows():
+        ax.annotate(
+            f"  {row['verdict']} (p={row['p_value']:.2g})" if np.isfinite(row["p_value"]) else "",
+            (diff[k] if np.isfinite(diff[k]) else 0, y[k]),
+            va="bottom",
+            fontsize=8,
+        )
+    ax.set_yticks(y, rows["variant"])
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    baseline = rows["baseline"].iloc[0] if len(rows) else ""
+    ax.set_xlabel(f"test accuracy minus {baseline}'s (percentage points, 95% interval)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(title or f"difference from {baseline}")
     fig.tight_layout()
     return save_figure(fig, path)

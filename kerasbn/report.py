@@ -6,6 +6,7 @@ folder's ``history.csv`` and ``runs.csv``.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -13,18 +14,22 @@ import numpy as np
 import pandas as pd
 
 from kerasbn._io import write_text
-from kerasbn.plots import plot_curves
+from kerasbn.plots import plot_curves, plot_differences
 from kerasbn.training import EPOCH_COLUMNS, TrainResult
+from kerasbn.verdicts import intervals, verdict_markdown, verdicts
 
 __all__ = [
     "HISTORY_COLUMNS",
     "SUMMARY_COLUMNS",
     "format_mean_std",
     "plot_curves",
+    "replace_block",
+    "results_markdown",
     "run_metrics",
     "run_row",
     "summarize",
     "summary_markdown",
+    "write_results",
     "write_tables",
 ]
 
@@ -39,6 +44,9 @@ SUMMARY_COLUMNS = [
     "seeds",
     "test_accuracy_mean",
     "test_accuracy_std",
+    "test_accuracy_ci_low",
+    "test_accuracy_ci_high",
+    "test_accuracy_binomial_std",
     "test_loss_mean",
     "best_val_accuracy",
     "best_val_epoch",
@@ -117,8 +125,10 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
 
     ``runs`` has the columns of :func:`run_metrics` plus dataset, variant, seed, params,
     test_accuracy, test_loss and diverged. Test accuracy is given as mean and sample
-    standard deviation over seeds (std is empty for a single seed); the other figures are
-    means over seeds. Diverged runs are counted, and left out of the means: a variant
+    standard deviation over seeds (std is empty for a single seed) with a 95% interval
+    (Student t over seeds; Wilson over the test images for one seed, see
+    :mod:`kerasbn.verdicts`) and the std the test-set size alone predicts; the other
+    figures are means over seeds. Diverged runs are counted, and left out of the means: a variant
     whose every seed diverged has no figures (NaN), never a misleading low accuracy.
     """
     rows = []
@@ -153,6 +163,13 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
                 "diverged_runs": int(group["diverged"].astype(bool).sum()),
             }
         )
+    accuracy = intervals(runs).query("metric == 'test_accuracy'")
+    accuracy = accuracy.set_index(["dataset", "variant"])
+    for row in rows:
+        interval = accuracy.loc[(row["dataset"], row["variant"])]
+        row["test_accuracy_ci_low"] = interval["ci_low"]
+        row["test_accuracy_ci_high"] = interval["ci_high"]
+        row["test_accuracy_binomial_std"] = interval["binomial_std"]
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -182,6 +199,12 @@ def summary_markdown(summary: pd.DataFrame, title: str | None = None) -> str:
                     strict=True,
                 )
             ],
+            "95% CI %": [
+                "n/a" if np.isnan(lo) else f"[{100 * lo:.2f}, {100 * hi:.2f}]"
+                for lo, hi in zip(
+                    summary["test_accuracy_ci_low"], summary["test_accuracy_ci_high"], strict=True
+                )
+            ],
             "best val acc % (epoch)": [
                 "n/a" if np.isnan(a) else f"{100 * a:.2f} ({e:.0f})"
                 for a, e in zip(
@@ -206,8 +229,118 @@ def summary_markdown(summary: pd.DataFrame, title: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tables(summary: pd.DataFrame, out_dir: str | os.PathLike, title: str) -> None:
-    """``summary.csv`` and ``summary.md`` in ``out_dir``, each written atomically."""
+def write_tables(
+    summary: pd.DataFrame, out_dir: str | os.PathLike, title: str, sections: str = ""
+) -> None:
+    """``summary.csv`` and ``summary.md`` (with ``sections`` appended, e.g. the
+    verdicts) in ``out_dir``, each written atomically."""
     out_dir = Path(out_dir)
     write_text(out_dir / "summary.csv", summary.to_csv(index=False))
-    write_text(out_dir / "summary.md", summary_markdown(summary, title))
+    markdown = summary_markdown(summary, title)
+    write_text(out_dir / "summary.md", markdown + ("\n" + sections if sections else ""))
+
+
+def write_results(
+    out_dir: str | os.PathLike,
+    history: pd.DataFrame,
+    runs: pd.DataFrame,
+    title: str,
+    baseline: str,
+    correct: dict | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every table and figure of a comparison folder, each file written atomically:
+    ``history.csv``, ``runs.csv``, ``summary.csv`` / ``summary.md`` (with the verdict
+    section), ``intervals.csv``, ``verdicts.csv``, ``curves.png`` and, with two or more
+    variants, ``differences.png``. Returns (summary, verdicts)."""
+    out_dir = Path(out_dir)
+    summary = summarize(runs)
+    interval_table = intervals(runs)
+    verdict_table = verdicts(runs, baseline, correct)
+    write_text(out_dir / "history.csv", history.to_csv(index=False))
+    write_text(out_dir / "runs.csv", runs.to_csv(index=False))
+    write_text(out_dir / "intervals.csv", interval_table.to_csv(index=False))
+    write_text(out_dir / "verdicts.csv", verdict_table.to_csv(index=False))
+    write_tables(summary, out_dir, title, verdict_markdown(verdict_table, interval_table))
+    plot_curves(history, summary, out_dir / "curves.png", title=title)
+    if len(verdict_table):
+        plot_differences(verdict_table, out_dir / "differences.png", title=title)
+    return summary, verdict_table
+
+
+def _title(dataset: str) -> str:
+    from kerasbn.data import get_dataset_info
+
+    title = get_dataset_info(dataset).title
+    # The shared CIFAR-10 copy is JPEG-encoded: its figures are not the original's.
+    return f"{title} (JPEG copy)" if dataset == "cifar10" else title
+
+
+def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
+    """The README's results table from finished comparison folders: per variant, mean ±
+    std over seeds with the 95% interval, the verdict against the baseline, and the
+    overfitting figures; then, per folder, the command, commit and seeds it came from.
+
+    Raises:
+        FileNotFoundError: a folder is not a finished comparison (no ``complete.json``);
+            a partial run is never published as complete.
+    """
+    rows, sources = [], []
+    for run_dir in map(Path, run_dirs):
+        if not (run_dir / "complete.json").is_file():
+            raise FileNotFoundError(
+                f"{run_dir} is not a finished comparison (no complete.json). Finish it by "
+                "re-running its command, or leave it out."
+            )
+        config = json.loads((run_dir / "config.json").read_text())
+        summary = pd.read_csv(run_dir / "summary.csv")
+        verdict = pd.read_csv(run_dir / "verdicts.csv").query("metric == 'test_accuracy'")
+        verdict = verdict.set_index("variant")
+        for r in summary.itertuples():
+            if r.variant in verdict.index:
+                v = verdict.loc[r.variant]
+                word = f"{v['verdict']} vs `{v['baseline']}` ({100 * v['difference']:+.2f} pp)"
+            else:
+                word = "baseline"
+            rows.append(
+                {
+                    "data set": _title(r.dataset),
+                    "variant": f"`{r.variant}`",
+                    "seeds": r.seeds,
+                    "epochs": config["train_config"]["epochs"],
+                    "test acc % (mean ± std)": format_mean_std(
+                        r.test_accuracy_mean, r.test_accuracy_std
+                    ),
+                    "95% CI %": f"[{100 * r.test_accuracy_ci_low:.2f}, "
+                    f"{100 * r.test_accuracy_ci_high:.2f}]",
+                    "verdict": word,
+                    "train−val gap (pp)": f"{100 * r.final_train_val_gap:+.2f}",
+                    "val loss − min": f"{r.val_loss_overfit:.4f}",
+                    "epochs to target": "not reached"
+                    if np.isnan(r.epochs_to_target)
+                    else f"{r.epochs_to_target:g} (≥{100 * r.target_val_accuracy:g}% val)",
+                }
+            )
+        git = config.get("git") or {}
+        commit = git.get("commit", "unknown")[:7] + (
+            " with uncommitted changes" if git.get("dirty") else ""
+        )
+        command = config.get("command") or "kerasbn.compare() from Python"
+        sources.append(f"`{command}` (`{run_dir.name}`, code at `{commit}`)")
+    lines = [pd.DataFrame(rows).to_markdown(index=False), ""]
+    lines += [f"Measured by {source}." for source in sources]
+    return "\n".join(lines) + "\n"
+
+
+def replace_block(text: str, name: str, block: str) -> str:
+    """``text`` with what lies between ``<!-- results:NAME -->`` and
+    ``<!-- /results:NAME -->`` replaced by ``block`` (the markers stay)."""
+    start, end = f"<!-- results:{name} -->", f"<!-- /results:{name} -->"
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(
+            f"Expected one {start} ... {end} pair in the file, in that order. Add the two "
+            f"markers where the table belongs. Received: {text.count(start)} start and "
+            f"{text.count(end)} end markers"
+        )
+    before, rest = text.split(start)
+    after = rest.split(end)[1]
+    return f"{before}{start}\n{block.rstrip()}\n{end}{after}"

@@ -9,6 +9,8 @@ folder:
   (nothing is overwritten; the message names the settings that differ);
 * resumes an unfinished folder with the same settings, after removing temporary files
   that a killed writer left behind;
+* reopens a folder, finished or not, whose only difference is a longer list of what
+  may grow (more seeds): the stored list must be its start;
 * otherwise writes ``config.json`` and starts.
 
 Which settings must match is a :class:`ResumeRule`; settings that may change on resume
@@ -46,6 +48,10 @@ def default_out_dir(name: str, root: str | os.PathLike = "runs") -> Path:
     return folder
 
 
+def _now() -> str:
+    return _dt.datetime.now().isoformat(timespec="seconds")
+
+
 def _json_copy(value):
     # The form config.json stores: tuples become lists, other objects their text.
     return json.loads(json.dumps(value, default=str))
@@ -60,11 +66,14 @@ class ResumeRule:
         may_change: per key, fields that may differ on resume (e.g. verbosity).
         defaults: per key, the values of fields added after a folder was started; a
             stored record lacking such a field reads as that default.
+        may_grow: list-valued keys (the seeds) that a later run may extend, finished
+            folder or not: the new list must start with the stored one.
     """
 
     keys: tuple[str, ...]
     may_change: dict[str, tuple[str, ...]] = field(default_factory=dict)
     defaults: dict[str, dict] = field(default_factory=dict)
+    may_grow: tuple[str, ...] = ()
 
     def _comparable(self, settings: dict, fill: bool) -> dict:
         picked = _json_copy({key: settings.get(key) for key in self.keys})
@@ -93,6 +102,7 @@ class RunFolder:
     def __init__(self, path: str | os.PathLike, rule: ResumeRule) -> None:
         self.path, self.rule = Path(path), rule
         self.resuming = False
+        self.extended = False  # a grown key (more seeds) reopened the folder
         self._lock: FolderLock | None = None
 
     @property
@@ -141,7 +151,7 @@ class RunFolder:
                 f"Cannot write to the output folder {self.path} ({exc}). Pass a writable --out."
             ) from exc
         try:
-            self.resuming = self._check(settings)
+            self.resuming = self._check(settings, record or {})
             if self.resuming:
                 for folder in (self.path, *(p for p in self.path.iterdir() if p.is_dir())):
                     remove_stale_temps(folder)
@@ -152,8 +162,9 @@ class RunFolder:
             raise
         return self
 
-    def _check(self, settings: dict) -> bool:
-        if self.finished:
+    def _check(self, settings: dict, record: dict) -> bool:
+        grows = (self.path / CONFIG).exists() and self._grow(settings, record)
+        if self.finished and not grows:
             raise FileExistsError(
                 f"{self.path} already holds the results of an earlier, finished run. Pass a "
                 "new --out folder, or move that one away; nothing was overwritten."
@@ -170,12 +181,40 @@ class RunFolder:
             )
         return True
 
+    def _grow(self, settings: dict, record: dict) -> bool:
+        """Extend the stored run when the only differences are longer ``may_grow`` lists;
+        refuse shorter ones. False when nothing may grow."""
+        differ = self.differences(settings)
+        if not differ or not set(differ) <= set(self.rule.may_grow):
+            return False
+        if (self.path / "summary.csv").exists() and not (self.path / "runs").exists():
+            return False  # from before per-run records: nothing to build on
+        stored = json.loads((self.path / CONFIG).read_text())
+        for key in differ:
+            old, new = stored.get(key), _json_copy(settings.get(key))
+            if not (isinstance(old, list) and isinstance(new, list)):
+                return False
+            if len(new) < len(old) and old[: len(new)] == new:
+                raise FileExistsError(
+                    f"{self.path} holds a run with {key} {old}; this asks for fewer ({new}). "
+                    f"Ask for at least those {len(old)} (more are added to the run), or pass "
+                    "a new --out; nothing was changed."
+                )
+            if new[: len(old)] != old:
+                return False
+        # complete.json goes first: a kill in between leaves an unfinished folder that
+        # the same command extends again.
+        (self.path / COMPLETE).unlink(missing_ok=True)
+        grown = {key: settings[key] for key in differ}
+        # What trained the added part (command, versions, commit) may differ: keep it.
+        history = [*stored.get("extended", []), {"time": _now(), **grown, **record}]
+        write_json(self.path / CONFIG, {**stored, **grown, "extended": history})
+        self.extended = True
+        return True
+
     def complete(self, info: dict) -> None:
         """Write ``complete.json`` (``info`` plus the time): every other file is final."""
-        write_json(
-            self.path / COMPLETE,
-            {"finished": _dt.datetime.now().isoformat(timespec="seconds"), **info},
-        )
+        write_json(self.path / COMPLETE, {"finished": _now(), **info})
 
     def close(self) -> None:
         if self._lock is not None:

@@ -16,6 +16,7 @@ from kerasbn.data import DataError, list_datasets
 from kerasbn.training import LR_SCALING_RULES, PRECISIONS, TrainConfig, default_config
 from kerasbn.training.distribute import STRATEGIES, DistributionError
 from kerasbn.variants import DEFAULT_VARIANTS, list_variants, parse_variants
+from kerasbn.verdicts import choose_baseline
 
 __all__ = ["build_parser", "main"]
 
@@ -35,7 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, help="default: per data set")
     parser.add_argument("--batch-size", type=int, help="per replica; default: per data set")
     parser.add_argument("--learning-rate", type=float, help="default: per data set")
-    parser.add_argument("--seeds", type=int, default=1, help="seeds per variant (mean ± std)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="seeds per variant (mean ± std, paired tests); a larger number on a finished "
+        "--out folder trains only the missing seeds",
+    )
+    parser.add_argument(
+        "--baseline",
+        help="the variant the others are judged against (default: base if compared, "
+        "else the first)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
     parser.add_argument(
         "--data-dir",
@@ -112,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Validate everything cheap before loading data or training.
         variants = parse_variants(args.variants)
+        choose_baseline([v.name for v in variants], args.baseline)
         config = _config_from_args(args)
         if args.limit is not None and args.limit <= 0:
             raise ValueError(
@@ -127,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             limit=args.limit,
             data_dir=args.data_dir,
             sync_bn=args.sync_bn,
+            baseline=args.baseline,
         )
     except (
         ValueError,

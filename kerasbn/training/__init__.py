@@ -29,7 +29,14 @@ from kerasbn.training.config import (
     learning_rate_schedule,
     scaled_learning_rate,
 )
-from kerasbn.training.loop import TrainResult, evaluate, get_strategy, set_determinism, train
+from kerasbn.training.loop import (
+    TrainResult,
+    evaluate,
+    get_strategy,
+    predict_test_classes,
+    set_determinism,
+    train,
+)
 
 __all__ = [
     "DIVERGED_LOSS",
@@ -52,6 +59,7 @@ __all__ = [
     "evaluate",
     "get_strategy",
     "learning_rate_schedule",
+    "predict_test_classes",
     "scaled_learning_rate",
     "set_determinism",
     "train",

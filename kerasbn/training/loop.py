@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 import pandas as pd
 
 from kerasbn.architectures import Architecture
@@ -46,7 +47,14 @@ from kerasbn.training.config import (
 from kerasbn.training.distribute import current_placement, resolve
 from kerasbn.variants import Variant, get_variant
 
-__all__ = ["TrainResult", "evaluate", "get_strategy", "set_determinism", "train"]
+__all__ = [
+    "TrainResult",
+    "evaluate",
+    "get_strategy",
+    "predict_test_classes",
+    "set_determinism",
+    "train",
+]
 
 log = logging.getLogger(__name__)
 
@@ -227,16 +235,12 @@ def train(
     )
 
 
-def evaluate(model: keras.Model, data: Dataset, batch_size: int = 512) -> dict[str, float]:
-    """Test-set loss and accuracy, and how many test images they cover (the test set is
-    used only here). In a multi-worker run every process evaluates its equal share; where
-    batches must split evenly over devices (JAX), a ragged rest of the test set is left
-    out and ``test_examples`` says how many were used."""
+def _test_batches(data: Dataset, batch_size: int) -> EpochBatches:
     placement = current_placement()
     unit = placement.batch_unit
     batch_size = min(batch_size, len(data.x_test))
     batch_size = max(unit, batch_size - batch_size % unit)
-    batches = EpochBatches(
+    return EpochBatches(
         data.x_test,
         data.y_test,
         batch_size,
@@ -245,9 +249,29 @@ def evaluate(model: keras.Model, data: Dataset, batch_size: int = 512) -> dict[s
         drop_remainder=unit > 1,
         shard=(placement.process_index, placement.processes),
     )
+
+
+def evaluate(model: keras.Model, data: Dataset, batch_size: int = 512) -> dict[str, float]:
+    """Test-set loss and accuracy, and how many test images they cover (the test set is
+    used only here). In a multi-worker run every process evaluates its equal share; where
+    batches must split evenly over devices (JAX), a ragged rest of the test set is left
+    out and ``test_examples`` says how many were used."""
+    batches = _test_batches(data, batch_size)
     scores = model.evaluate(batches.pipeline(), verbose=0, return_dict=True)
     return {
         "test_loss": float(scores["loss"]),
         "test_accuracy": float(scores["accuracy"]),
         "test_examples": batches.examples,
     }
+
+
+def predict_test_classes(model: keras.Model, data: Dataset, batch_size: int = 512):
+    """The predicted class of each test image :func:`evaluate` scores, in test-set order
+    (uint8 / int16 ids), for paired per-image comparisons of two models; ``None`` in a
+    multi-worker run, where each process sees only its share."""
+    if current_placement().processes > 1:
+        return None
+    batches = _test_batches(data, batch_size)
+    probabilities = model.predict(batches.pipeline(), verbose=0)
+    dtype = np.uint8 if probabilities.shape[-1] <= 256 else np.int16
+    return np.argmax(probabilities, axis=-1).astype(dtype)

@@ -1,0 +1,35 @@
+"""``python -m kerasbn.results RUN_DIR [RUN_DIR ...] [--into README.md --name NAME]``.
+
+Prints the results table of finished comparison folders, or writes it into a Markdown
+file between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``: how the README's
+tables are made, never by hand. Exit status: 0 written, 2 an unfinished or missing
+folder, or a file without the markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from kerasbn._io import write_text
+from kerasbn.report import replace_block, results_markdown
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kerasbn.results", description=__doc__)
+    parser.add_argument("run_dirs", nargs="+", help="finished compare output folders")
+    parser.add_argument("--into", help="a Markdown file to write the table into")
+    parser.add_argument("--name", default="main", help="the marker name in that file")
+    args = parser.parse_args(argv)
+    try:
+        table = results_markdown(args.run_dirs)
+        if args.into:
+            path = Path(args.into)
+            write_text(path, replace_block(path.read_text(encoding="utf-8"), args.name, table))
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        parser.exit(2, f"error: {exc}\n")
+    print(table, end="")
+    return 0

@@ -1,0 +1,53 @@
+"""The README's results tables come from finished run folders, through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from kerasbn import compare, default_config
+from kerasbn.cli.results import main
+
+
+@pytest.fixture(scope="module")
+def finished(digits, tmp_path_factory):
+    config = default_config("digits", epochs=2, verbose=0)
+    out = tmp_path_factory.mktemp("results") / "run"
+    return compare(digits, "base,bn", config, seeds=2, out_dir=out, save_models=None).out_dir
+
+
+def test_table_is_written_between_the_markers(finished, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n\n<!-- results:digits -->\nold\n<!-- /results:digits -->\nend\n")
+    assert main([str(finished), "--into", str(readme), "--name", "digits"]) == 0
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("# Title") and text.endswith("end\n")
+    summary = pd.read_csv(finished / "summary.csv").set_index("variant")
+    bn = summary.loc["bn"]
+    mean, std = 100 * bn["test_accuracy_mean"], 100 * bn["test_accuracy_std"]
+    assert f"{mean:.2f} ± {std:.2f}" in text
+    low, high = 100 * bn["test_accuracy_ci_low"], 100 * bn["test_accuracy_ci_high"]
+    assert f"[{low:.2f}, {high:.2f}]" in text
+    verdict = pd.read_csv(finished / "verdicts.csv").query("metric == 'test_accuracy'").iloc[0]
+    assert f"{verdict['verdict']} vs `base`" in text
+    commit = (json.loads((finished / "config.json").read_text())["git"] or {}).get("commit")
+    assert f"code at `{(commit or 'unknown')[:7]}" in text
+    assert "| Digits" in text or "| digits" in text
+    assert capsys.readouterr().out.strip().startswith("| data set")
+
+
+def test_unfinished_folder_or_missing_markers_exit_2(finished, tmp_path, capsys):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "config.json").write_text("{}")
+    with pytest.raises(SystemExit) as info:
+        main([str(partial)])
+    assert info.value.code == 2 and "not a finished comparison" in capsys.readouterr().err
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit) as info:
+        main([str(finished), "--into", str(readme)])
+    assert info.value.code == 2 and "<!-- results:main -->" in capsys.readouterr().err
+    assert readme.read_text() == "no markers\n"
