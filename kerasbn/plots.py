@@ -101,9 +101,7 @@ def plot_curves(
         axes[2].set_ylim(low, min(100.0, float(np.nanmax(acc + err[1])) + 1.0))
     bottom = axes[2].get_ylim()[0]
     if bottom > 0:  # bars that do not start at zero must say so
-        axes[2].text(
-            0.01, 0.01, f"y axis starts at {bottom:.1f}%", transform=axes[2].transAxes, fontsize=8
-        )
+        axes[2].set_xlabel(f"(y axis starts at {bottom:.1f}%, not 0)", fontsize=8)
     for x, value in enumerate(acc):
         text, y = (f"{value:.2f}", value) if np.isfinite(value) else ("diverged", bottom)
         axes[2].annotate(text, (x, y), ha="center", va="bottom", fontsize=8)

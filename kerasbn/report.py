@@ -326,7 +326,7 @@ def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
         )
         command = config.get("command") or "kerasbn.compare() from Python"
         sources.append(f"`{command}` (`{run_dir.name}`, code at `{commit}`)")
-    lines = [pd.DataFrame(rows).to_markdown(index=False), ""]
+    lines = [pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True), ""]
     lines += [f"Measured by {source}." for source in sources]
     return "\n".join(lines) + "\n"
 

@@ -210,7 +210,8 @@ def verdict_markdown(verdict_table: pd.DataFrame, interval_table: pd.DataFrame) 
     lines = [
         f"### Verdicts: each variant against `{baseline}` (test accuracy)",
         "",
-        table.to_markdown(index=False),
+        # disable_numparse: keep "+0.65" signed, as written.
+        table.to_markdown(index=False, disable_numparse=True),
         "",
         f"A difference is called detected at p < {stats.ALPHA:.2f} (two-sided, per "
         "comparison); the interval is 95%.",
