@@ -317,7 +317,7 @@ def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
                     "val loss − min": f"{r.val_loss_overfit:.4f}",
                     "epochs to target": "not reached"
                     if np.isnan(r.epochs_to_target)
-                    else f"{r.epochs_to_target:g} (≥{100 * r.target_val_accuracy:g}% val)",
+                    else f"{r.epochs_to_target:.3g} (≥{100 * r.target_val_accuracy:g}% val)",
                 }
             )
         git = config.get("git") or {}
