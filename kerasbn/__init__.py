@@ -15,7 +15,7 @@ from kerasbn import _tfenv  # noqa: F401, I001
 from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
 from kerasbn.architectures import Architecture, get_architecture, list_architectures
-from kerasbn.comparison import CompareResult, compare
+from kerasbn.comparison import CompareResult, compare, load_comparison
 from kerasbn.data import DataError, Dataset, get_dataset_info, list_datasets, load_dataset
 from kerasbn.inference import Prediction, predict, prepare_images
 from kerasbn.models import build_model
@@ -75,6 +75,7 @@ __all__ = [
     "list_models",
     "list_variants",
     "load_dataset",
+    "load_comparison",
     "load_model",
     "plot_curves",
     "predict",

@@ -44,7 +44,7 @@ from kerasbn._io import atomic_path, write_json
 from kerasbn._versions import command_line, library_versions, provenance
 from kerasbn.data import Dataset, load_dataset
 from kerasbn.report import HISTORY_COLUMNS, run_row, write_results
-from kerasbn.runfolder import ResumeRule, RunFolder, copy_state, default_out_dir
+from kerasbn.runfolder import COMPLETE, ResumeRule, RunFolder, copy_state, default_out_dir
 from kerasbn.saving import save_model
 from kerasbn.training import (
     EPOCH_COLUMNS,
@@ -59,7 +59,13 @@ from kerasbn.training.distribute import Placement, resolve
 from kerasbn.variants import DEFAULT_VARIANTS, Variant, get_variant, parse_variants
 from kerasbn.verdicts import choose_baseline
 
-__all__ = ["RESUME_RULE", "CompareResult", "compare", "find_resumable"]
+__all__ = [
+    "RESUME_RULE",
+    "CompareResult",
+    "compare",
+    "find_resumable",
+    "load_comparison",
+]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +89,35 @@ RESUME_RULE = ResumeRule(
     defaults={"train_config": asdict(TrainConfig())},
     may_grow=("seeds",),
 )
+
+
+def load_comparison(out_dir: str | os.PathLike) -> CompareResult:
+    """A finished comparison read back from its folder (tables, verdicts and the saved
+    models' paths), e.g. to show it again in a notebook without retraining.
+
+    Raises:
+        FileNotFoundError: the folder holds no finished comparison (``complete.json``).
+    """
+    out_dir = Path(out_dir)
+    if not (out_dir / COMPLETE).is_file():
+        raise FileNotFoundError(
+            f"{out_dir} holds no finished comparison (no {COMPLETE}). Re-run its compare "
+            "command to finish it, or pass the folder of a finished one."
+        )
+    models = {}
+    for record_path in sorted((out_dir / "runs").glob("*.json")):
+        record = json.loads(record_path.read_text())
+        if record.get("model"):
+            models[record["row"]["variant"]] = Path(record["model"])
+    verdicts = out_dir / "verdicts.csv"  # absent in folders from before verdicts
+    return CompareResult(
+        out_dir,
+        pd.read_csv(out_dir / "summary.csv"),
+        pd.read_csv(out_dir / "history.csv"),
+        pd.read_csv(out_dir / "runs.csv"),
+        models,
+        pd.read_csv(verdicts) if verdicts.exists() else None,
+    )
 
 
 def find_resumable(dataset: str, settings: dict, root: str | os.PathLike = "runs") -> Path | None:

@@ -7,6 +7,7 @@ import pytest
 
 from kerasbn import _tfenv
 from kerasbn.bench import forward_flops, matmul_peak, median_rows
+from kerasbn.bench.table import ratios
 from kerasbn.cli.bench import main
 from kerasbn.models import build_model
 
@@ -15,9 +16,13 @@ def test_quick_benchmark_produces_every_figure(tmp_path, capsys):
     assert main(["--quick", "--variants", "bn+dropout", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "kerasbn / naive" in out and "float32 matmul peak" in out
+    assert "kerasbn / naive-same-batch" in out and "batch size alone" in out
     rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
     paths = {row["path"] for row in rows}
-    assert {"kerasbn", "naive"} <= paths
+    assert {"kerasbn", "naive", "naive-same-batch"} <= paths
+    batches = {row["path"]: row["batch_size"] for row in rows}
+    # digits trains at 32 by default, so both naive paths match kerasbn's batch here.
+    assert batches["naive"] == 32 and batches["naive-same-batch"] == batches["kerasbn"]
     for row in rows:
         assert row["images_per_s"] > 0 and row["peak_rss_mb"] > 0
         assert 0 < row["fraction_of_matmul_peak"] < 10
@@ -75,5 +80,46 @@ def test_rounds_are_reduced_to_medians_with_the_peak_memory():
     )
     table = median_rows(raw).set_index("path")
     assert table.loc["a", "images_per_s"] == 200 and table.loc["a", "peak_rss_mb"] == 9
+    assert table.loc["a", "images_per_s_min"] == 100 and table.loc["a", "images_per_s_max"] == 300
     assert table.loc["a", "rounds"] == 3 and table.loc["b", "rounds"] == 1
     assert table.loc["b", "backend"] == "tensorflow"
+
+
+def test_ratios_are_taken_round_by_round_and_called_a_win_only_when_all_agree():
+    import pandas as pd
+
+    speeds = {  # round -> images/s of kerasbn, naive, torch
+        0: (300, 100, 250),
+        1: (200, 100, 210),
+        2: (240, 120, 200),
+    }
+    raw = pd.DataFrame(
+        [
+            {"dataset": "d", "variant": "v", "path": path, "round": r, "images_per_s": ips}
+            for r, row in speeds.items()
+            for path, ips in zip(("kerasbn", "naive", "torch"), row, strict=True)
+        ]
+    )
+    table = ratios(raw).set_index("ratio")
+    naive = table.loc["kerasbn / naive"]  # 3.0, 2.0, 2.0 per round
+    assert (naive["median"], naive["min"], naive["max"]) == (2.0, 2.0, 3.0)
+    assert naive["verdict"] == "win" and naive["rounds"] == 3
+    torch = table.loc["kerasbn / torch"]  # 1.2, 0.952, 1.2: one round disagrees
+    assert torch["median"] == pytest.approx(1.2) and torch["verdict"] == "mixed"
+    assert "kerasbn / kerasbn-unfused" not in table.index  # that path did not run
+
+
+def test_quick_time_to_accuracy_produces_its_table(tmp_path, capsys):
+    assert (
+        main(["--quick", "--time-to-accuracy", "--variants", "base,bn", "--out", str(tmp_path)])
+        == 0
+    )
+    assert "all 2 variants in" in capsys.readouterr().out
+    rows = json.loads((tmp_path / "time_to_accuracy.json").read_text())["rows"]
+    assert [row["variant"] for row in rows] == ["base", "bn"]
+    for row in rows:
+        assert row["target"] == 0.95 and row["epochs"] == 3  # digits' preset, --quick epochs
+        assert row["total_seconds"] > 0 and 0 < row["best_val_accuracy"] <= 1
+        if row["epochs_to_target"] == row["epochs_to_target"]:  # reached (not NaN)
+            assert 1 <= row["epochs_to_target"] <= 3
+            assert 0 < row["seconds_to_target"] <= row["total_seconds"]

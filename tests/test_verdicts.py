@@ -157,3 +157,17 @@ def test_unknown_baseline_exits_2_before_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Unknown baseline" in err and "base, bn" in err and err.strip().endswith("'dropout'")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_finished_comparison_reads_back_without_training(three_seeds, tmp_path):
+    from kerasbn import load_comparison
+
+    result, _ = three_seeds
+    again = load_comparison(result.out_dir)
+    pd.testing.assert_frame_equal(
+        again.runs, pd.read_csv(result.out_dir / "runs.csv"), check_dtype=False
+    )
+    assert list(again.summary["variant"]) == ["base", "bn", "bn-copy"]
+    assert again.verdicts is not None and len(again.verdicts) == 2 * 4  # 2 variants x 4 metrics
+    with pytest.raises(FileNotFoundError, match="no finished comparison"):
+        load_comparison(tmp_path)

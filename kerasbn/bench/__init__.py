@@ -31,12 +31,13 @@ import logging
 import pandas as pd
 
 from kerasbn.bench.child import NEEDS, run_child
-from kerasbn.bench.config import DEFAULT_PATHS, PATHS, QUICK, BenchConfig
+from kerasbn.bench.config import DEFAULT_PATHS, LEVER_PATHS, PATHS, QUICK, BenchConfig
 from kerasbn.bench.measure import forward_flops, matmul_peak
 from kerasbn.bench.table import BenchResult, median_rows, ratios, to_markdown
 
 __all__ = [
     "DEFAULT_PATHS",
+    "LEVER_PATHS",
     "PATHS",
     "QUICK",
     "BenchConfig",
@@ -72,7 +73,10 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
             for round_ in range(config.repeats):
                 for path in paths if round_ % 2 == 0 else paths[::-1]:
                     out = run_child(path, dataset, variant, config)
-                    rows.append({"dataset": dataset, "variant": variant, "path": path, **out})
+                    rows.append(
+                        {"dataset": dataset, "variant": variant, "path": path, "round": round_}
+                        | out
+                    )
                     log.info(
                         f"{dataset} {variant} {path}: {out['images_per_s']:,.0f} img/s, "
                         f"{out['seconds_per_epoch']:.2f} s/epoch, val acc "
@@ -82,10 +86,11 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
     peaks.append(matmul_peak())
     peak = max(peaks)
     log.info("float32 matmul peak at the end: %.1f GFLOP/s", peaks[1] / 1e9)
-    table = median_rows(pd.DataFrame(rows))
+    raw = pd.DataFrame(rows)
+    table = median_rows(raw)
     # FLOPs per image are the model's, the same for every path of a (dataset, variant).
     flops = table.groupby(["dataset", "variant"])["flops_per_image"].transform("max")
     table["model_gflops_per_s"] = 3 * flops * table["images_per_s"] / 1e9
     table["fraction_of_matmul_peak"] = table["model_gflops_per_s"] * 1e9 / peak
-    path_ratios = ratios(table)
+    path_ratios = ratios(raw)
     return BenchResult(table, path_ratios, peak, notes)

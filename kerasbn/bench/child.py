@@ -22,17 +22,17 @@ __all__ = ["NEEDS", "PATH_ENV", "child_main", "run_child"]
 # Paths that need an optional package, and the environment their subprocess runs in
 # (None: the variable is removed).
 NEEDS = {"kerasbn-jax": "jax", "torch": "torch"}
+# The tutorials' TensorFlow: its own CPU defaults (the user's setting before kerasbn's
+# oneDNN default), not kerasbn's.
+_TF_DEFAULTS = {_tfenv.ONEDNN_VARIABLE: _tfenv.USER_ONEDNN, _tfenv.KEEP_TF_DEFAULTS_VARIABLE: "1"}
 PATH_ENV: dict[str, dict[str, str | None]] = {
     "kerasbn-jax": {"KERAS_BACKEND": "jax"},
     # kerasbn's package imports Keras; on its torch backend the PyTorch path does not
     # also load TensorFlow (about 400 MB of RSS).
     "torch": {"KERAS_BACKEND": "torch"},
-    # The tutorials' TensorFlow: its own CPU defaults (the user's setting before
-    # kerasbn's oneDNN default), not kerasbn's.
-    "naive": {
-        _tfenv.ONEDNN_VARIABLE: _tfenv.USER_ONEDNN,
-        _tfenv.KEEP_TF_DEFAULTS_VARIABLE: "1",
-    },
+    "naive": _TF_DEFAULTS,
+    "naive-same-batch": _TF_DEFAULTS,
+    "kerasbn-no-onednn": {_tfenv.ONEDNN_VARIABLE: "0"},
 }
 
 

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_PATHS", "PATHS", "QUICK", "BenchConfig"]
+__all__ = ["DEFAULT_PATHS", "LEVER_PATHS", "PATHS", "QUICK", "BenchConfig"]
 
-PATHS = ("kerasbn", "kerasbn-jax", "naive", "torch", "kerasbn-unfused")
-DEFAULT_PATHS = PATHS[:4]
+PATHS = (
+    "kerasbn",
+    "kerasbn-jax",
+    "naive",
+    "naive-same-batch",
+    "torch",
+    "kerasbn-unfused",
+    "kerasbn-no-onednn",
+)
+DEFAULT_PATHS = PATHS[:5]
+# Paths that isolate one of kerasbn's levers; run on request (--paths).
+LEVER_PATHS = PATHS[5:]
 
 
 @dataclass(frozen=True)
@@ -21,7 +31,9 @@ class BenchConfig:
     seed: int = 0
     batch_size: int | None = None  # kerasbn and PyTorch paths; None: the data set's default
     precision: str = "auto"  # kerasbn and PyTorch paths; auto: mixed_bfloat16 on a GPU
-    repeats: int = 2  # rounds over the paths, in alternating order; medians are reported
+    # Rounds over the paths, in alternating order: medians are reported, with min and max,
+    # and a ratio counts as a win only when every round agrees.
+    repeats: int = 3
 
 
 QUICK = {"datasets": ("digits",), "epochs": 2, "limit": 512, "repeats": 1}

@@ -2,7 +2,10 @@
 
 * ``kerasbn`` / ``kerasbn-jax`` / ``kerasbn-unfused``: :func:`kerasbn.train` (the last
   with Keras' own BN instead of the fused kernel);
-* ``naive``: the tutorials' ``model.fit`` on float32 arrays with Keras' defaults;
+* ``naive``: the tutorials' ``model.fit`` on float32 arrays with Keras' defaults (batch
+  32, TensorFlow's own CPU settings); ``naive-same-batch``: the same at kerasbn's batch,
+  so that kerasbn's gain over it excludes the batch size;
+* ``kerasbn-no-onednn``: kerasbn's path with TensorFlow's oneDNN kernels off;
 * ``torch``: the same architecture and optimizer in PyTorch eager mode.
 """
 
@@ -82,7 +85,7 @@ def _run_kerasbn(
     }
 
 
-def _run_naive(dataset: str, variant: str, config: BenchConfig) -> dict:
+def _run_naive(dataset: str, variant: str, config: BenchConfig, same_batch: bool = False) -> dict:
     import keras
 
     from kerasbn.models import build_model
@@ -93,12 +96,15 @@ def _run_naive(dataset: str, variant: str, config: BenchConfig) -> dict:
     model = build_model(dataset, variant, augment=False)
     lr = default_config(dataset).learning_rate
     compile_classifier(model, keras.optimizers.Adam(lr))
-    # The tutorial way: float32 copies of the images, fit's defaults (batch 32).
+    # The tutorial way: float32 copies of the images, fit's defaults (batch 32), or the
+    # batch kerasbn's path uses.
+    batch = (config.batch_size or default_config(dataset).batch_size) if same_batch else 32
     x_train, x_val = data.x_train.astype("float32"), data.x_val.astype("float32")
     timer = EpochTimer()
     fit = model.fit(
         x_train,
         data.y_train,
+        batch_size=batch,
         epochs=config.epochs,
         validation_data=(x_val, data.y_val),
         callbacks=[timer],
@@ -106,7 +112,7 @@ def _run_naive(dataset: str, variant: str, config: BenchConfig) -> dict:
     )
     seconds, images_per_s = steady(timer.train_seconds, len(x_train))
     return {
-        "batch_size": 32,
+        "batch_size": batch,
         "precision": "float32",
         "seconds_per_epoch": seconds,
         "images_per_s": images_per_s,
@@ -228,7 +234,11 @@ def _run_torch(dataset: str, variant: str, config: BenchConfig) -> dict:
 RUNNERS = {
     "kerasbn": _run_kerasbn,
     "kerasbn-jax": _run_kerasbn,
+    "kerasbn-no-onednn": _run_kerasbn,  # its subprocess runs with oneDNN off
     "naive": _run_naive,
+    "naive-same-batch": lambda dataset, variant, config: _run_naive(
+        dataset, variant, config, same_batch=True
+    ),
     "torch": _run_torch,
     "kerasbn-unfused": lambda dataset, variant, config: _run_kerasbn(
         dataset, variant, config, fused_bn=False

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-__all__ = ["BenchResult", "median_rows", "ratios", "to_markdown"]
+__all__ = ["RATIOS", "BenchResult", "median_rows", "ratios", "to_markdown"]
 
 
 @dataclass
@@ -17,11 +17,28 @@ class BenchResult:
     notes: list[str] = field(default_factory=list)
 
 
+# (numerator, denominator, what the ratio isolates); shown where both paths ran.
+RATIOS = (
+    ("kerasbn", "naive", "vs the tutorial path (batch 32, TensorFlow defaults)"),
+    ("kerasbn", "naive-same-batch", "vs model.fit at the same batch"),
+    ("kerasbn", "torch", "vs PyTorch eager"),
+    ("naive-same-batch", "naive", "batch size alone"),
+    ("kerasbn", "kerasbn-no-onednn", "oneDNN kernels"),
+    ("kerasbn", "kerasbn-unfused", "fused BN kernel"),
+    ("kerasbn-jax", "naive", "JAX backend vs the tutorial path"),
+    ("kerasbn-jax", "torch", "JAX backend vs PyTorch eager"),
+)
+
+
 def median_rows(raw: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, variant, path): the median of its rounds, peak memory max."""
+    """One row per (dataset, variant, path): the median of its rounds (and the min and
+    max of images/s over them), peak memory max."""
     keys = ["dataset", "variant", "path"]
+    raw = raw.drop(columns="round", errors="ignore")
     grouped = raw.groupby(keys, sort=False)
     table = grouped.median(numeric_only=True)
+    table["images_per_s_min"] = grouped["images_per_s"].min()
+    table["images_per_s_max"] = grouped["images_per_s"].max()
     for column in ("peak_rss_mb", "gpu_peak_mb"):
         if column in raw:
             table[column] = grouped[column].max()
@@ -31,14 +48,37 @@ def median_rows(raw: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-def ratios(table: pd.DataFrame) -> pd.DataFrame:
-    wide = table.pivot_table(index=["dataset", "variant"], columns="path", values="images_per_s")
-    out = pd.DataFrame(index=wide.index)
-    for ours in ("kerasbn", "kerasbn-jax"):
-        for other in ("naive", "torch", "kerasbn-unfused"):
-            if ours in wide and other in wide:
-                out[f"{ours} / {other}"] = wide[ours] / wide[other]
-    return out.reset_index()
+def ratios(raw: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, variant) and pair of paths: the images/s ratio in each round (both
+    paths of a round ran back to back), its median, min and max, and a verdict: ``win``
+    when every round is above 1, ``loss`` when every round is below, else ``mixed``."""
+    if "round" not in raw:
+        raw = raw.assign(round=0)
+    wide = raw.pivot_table(
+        index=["dataset", "variant", "round"], columns="path", values="images_per_s"
+    )
+    rows = []
+    for ours, other, meaning in RATIOS:
+        if ours not in wide or other not in wide:
+            continue
+        per_round = (wide[ours] / wide[other]).dropna()
+        for (dataset, variant), values in per_round.groupby(level=[0, 1], sort=False):
+            verdict = "win" if values.min() > 1 else "loss" if values.max() < 1 else "mixed"
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "variant": variant,
+                    "ratio": f"{ours} / {other}",
+                    "measures": meaning,
+                    "median": float(values.median()),
+                    "min": float(values.min()),
+                    "max": float(values.max()),
+                    "rounds": len(values),
+                    "verdict": verdict,
+                }
+            )
+    columns = ["dataset", "variant", "ratio", "measures", "median", "min", "max", "rounds"]
+    return pd.DataFrame(rows, columns=[*columns, "verdict"])
 
 
 def to_markdown(result: BenchResult) -> str:
@@ -49,7 +89,9 @@ def to_markdown(result: BenchResult) -> str:
         "backend": "backend",
         "batch_size": "batch",
         "precision": "precision",
-        "images_per_s": "train img/s",
+        "images_per_s": "train img/s (median)",
+        "images_per_s_min": "min",
+        "images_per_s_max": "max",
         "seconds_per_epoch": "s / epoch",
         "val_accuracy": "val acc",
         "peak_rss_mb": "peak RSS MB",
@@ -60,7 +102,9 @@ def to_markdown(result: BenchResult) -> str:
     }
     table = result.table[[c for c in cols if c in result.table]].rename(columns=cols)
     fmt = {
-        "train img/s": "{:,.0f}",
+        "train img/s (median)": "{:,.0f}",
+        "min": "{:,.0f}",
+        "max": "{:,.0f}",
         "s / epoch": "{:.2f}",
         "val acc": "{:.4f}",
         "peak RSS MB": "{:,.0f}",
@@ -72,8 +116,22 @@ def to_markdown(result: BenchResult) -> str:
         if col in table:
             table[col] = [("" if v is None or pd.isna(v) else f.format(v)) for v in table[col]]
     ratios = result.ratios.copy()
-    for col in ratios.columns[2:]:
-        ratios[col] = ratios[col].map("{:.2f}x".format)
+    ratios["median"] = ratios["median"].map("{:.2f}x".format)
+    ratios["min–max over rounds"] = [
+        f"{lo:.2f}–{hi:.2f}x" for lo, hi in zip(ratios.pop("min"), ratios.pop("max"), strict=True)
+    ]
+    ratios = ratios[
+        [
+            "dataset",
+            "variant",
+            "ratio",
+            "measures",
+            "median",
+            "min–max over rounds",
+            "rounds",
+            "verdict",
+        ]
+    ]
     lines = [
         table.to_markdown(index=False),
         "",

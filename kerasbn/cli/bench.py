@@ -13,10 +13,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import pandas as pd
+
 from kerasbn._io import write_json, write_text
 from kerasbn._logging import configure_logging
+from kerasbn._versions import provenance
 from kerasbn.bench import DEFAULT_PATHS, PATHS, QUICK, BenchConfig, run_benchmark, to_markdown
 from kerasbn.bench.child import child_main
+from kerasbn.bench.speed_to_target import time_to_accuracy, time_to_accuracy_markdown
 from kerasbn.training import PRECISIONS
 
 __all__ = ["main"]
@@ -25,7 +29,8 @@ __all__ = ["main"]
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m kerasbn.bench",
-        description="Training throughput of kerasbn vs the naive Keras path vs PyTorch eager.",
+        description="Training throughput of kerasbn vs the naive Keras path vs PyTorch eager "
+        "(or, with --time-to-accuracy, how long the default recipe takes to its target).",
     )
     parser.add_argument("--datasets", default="mnist,cifar10")
     parser.add_argument("--variants", default="base,bn+dropout")
@@ -33,7 +38,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--paths", default=",".join(DEFAULT_PATHS), help=f"subset of {', '.join(PATHS)}"
     )
     parser.add_argument("--epochs", type=int, default=BenchConfig.epochs, help="1 warm-up + timed")
-    parser.add_argument("--limit", type=int, default=BenchConfig.limit, help="training images")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        help=f"training images (default: {BenchConfig.limit} for throughput, all for "
+        "--time-to-accuracy)",
+    )
     parser.add_argument("--data-dir")
     parser.add_argument(
         "--repeats", type=int, default=BenchConfig.repeats, help="rounds over the paths"
@@ -50,6 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="tiny offline run (digits)")
     parser.add_argument("--out", help="also write the table as JSON and Markdown here")
+    parser.add_argument(
+        "--time-to-accuracy",
+        action="store_true",
+        help="instead of throughput: train each data set's default recipe (whole training "
+        "set unless --limit) and time it to the preset's validation-accuracy target",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -61,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         variants=tuple(args.variants.split(",")),
         paths=tuple(args.paths.split(",")),
         epochs=args.epochs,
-        limit=args.limit,
+        limit=args.limit if args.limit is not None else BenchConfig.limit,
         data_dir=args.data_dir,
         batch_size=args.batch_size,
         precision=args.precision,
@@ -77,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"warm-up, one timed) and --repeats at least 1. Received: paths={config.paths}, "
             f"epochs={config.epochs}, repeats={config.repeats}\n",
         )
+    if args.time_to_accuracy:
+        return _time_to_accuracy(args, config)
     result = run_benchmark(config)
     markdown = to_markdown(result)
     print(markdown)
@@ -92,6 +110,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "machine": platform.platform(),
                 "cpus": os.cpu_count(),
                 "date": time.strftime("%Y-%m-%d"),
+            },
+        )
+    return 0
+
+
+def _time_to_accuracy(args: argparse.Namespace, config: BenchConfig) -> int:
+    limit, epochs = (QUICK["limit"], 3) if args.quick else (args.limit, None)
+    table = pd.concat(
+        [
+            time_to_accuracy(dataset, config.variants, config.data_dir, limit, epochs)
+            for dataset in config.datasets
+        ],
+        ignore_index=True,
+    )
+    markdown = time_to_accuracy_markdown(table)
+    print(markdown)
+    if args.out:
+        out = Path(args.out)
+        write_text(out / "time_to_accuracy.md", markdown)
+        write_json(
+            out / "time_to_accuracy.json",
+            {
+                "rows": table.to_dict("records"),
+                "limit": limit,
+                "machine": platform.platform(),
+                "cpus": os.cpu_count(),
+                "date": time.strftime("%Y-%m-%d"),
+                **provenance(),
             },
         )
     return 0

@@ -1,0 +1,116 @@
+"""Time to accuracy: how long the default recipe takes to give its answer.
+
+Users wait for a comparison, not for images per second. For each data set and variant
+this trains kerasbn's default recipe (its preset: epochs, batch, schedule, augmentation)
+and reports the wall-clock seconds and epochs until the validation accuracy first
+reaches the preset's ``speed_target`` (MNIST 99%, Fashion-MNIST 92%, CIFAR-10 85%), and
+the whole run's wall time, which summed over variants is the time of a comparison.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import pandas as pd
+
+__all__ = ["TIME_TO_ACCURACY_COLUMNS", "time_to_accuracy", "time_to_accuracy_markdown"]
+
+log = logging.getLogger(__name__)
+
+TIME_TO_ACCURACY_COLUMNS = [
+    "dataset",
+    "variant",
+    "target",
+    "epochs_to_target",
+    "seconds_to_target",
+    "epochs",
+    "best_val_accuracy",
+    "total_seconds",
+]
+
+
+def time_to_accuracy(
+    dataset: str,
+    variants: tuple[str, ...],
+    data_dir: str | None = None,
+    limit: int | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Train each variant with the data set's default recipe (``epochs`` / ``limit``
+    shrink it for quick looks) and time it to the preset's target."""
+    from kerasbn.data import load_dataset
+    from kerasbn.presets import get_preset
+    from kerasbn.training import default_config, train
+
+    data = load_dataset(dataset, data_dir).limit(limit)
+    target = get_preset(dataset).speed_target
+    overrides = {"epochs": epochs} if epochs else {}
+    rows = []
+    for variant in variants:
+        config = default_config(dataset, verbose=0, seed=seed, **overrides)
+        start = time.perf_counter()
+        history = train(data, variant, config).history
+        total = time.perf_counter() - start
+        reached = history.index[history["val_accuracy"] >= target]
+        # Seconds to the end of the first epoch at the target: every epoch's wall time
+        # (training and validation) up to it; model building and tracing count too.
+        first = reached[0] if len(reached) else None
+        before_fit = total - float(history["seconds"].sum())
+        rows.append(
+            {
+                "dataset": data.name,
+                "variant": variant,
+                "target": target,
+                "epochs_to_target": int(history.loc[first, "epoch"])
+                if first is not None
+                else math.nan,
+                "seconds_to_target": before_fit + float(history.loc[:first, "seconds"].sum())
+                if first is not None
+                else math.nan,
+                "epochs": len(history),
+                "best_val_accuracy": float(history["val_accuracy"].max()),
+                "total_seconds": total,
+            }
+        )
+        log.info(
+            "%s %s: %s, %.0f s in all",
+            data.name,
+            variant,
+            "target not reached"
+            if first is None
+            else f"{100 * target:g}% val at epoch {rows[-1]['epochs_to_target']} "
+            f"after {rows[-1]['seconds_to_target']:.0f} s",
+            total,
+        )
+    return pd.DataFrame(rows, columns=TIME_TO_ACCURACY_COLUMNS)
+
+
+def time_to_accuracy_markdown(table: pd.DataFrame) -> str:
+    """The table, with each data set's total (the wall time of its comparison)."""
+    shown = pd.DataFrame(
+        {
+            "data set": table["dataset"],
+            "variant": table["variant"],
+            "target val acc": table["target"].map("{:.0%}".format),
+            "epochs to target": [
+                "not reached" if math.isnan(e) else f"{e:.0f} of {n}"
+                for e, n in zip(table["epochs_to_target"], table["epochs"], strict=True)
+            ],
+            "time to target": [
+                "—" if math.isnan(s) else f"{s / 60:.1f} min" for s in table["seconds_to_target"]
+            ],
+            "best val acc": table["best_val_accuracy"].map("{:.2%}".format),
+            "whole run": table["total_seconds"].map(lambda s: f"{s / 60:.1f} min"),
+        }
+    )
+    totals = table.groupby("dataset", sort=False)["total_seconds"].sum()
+    lines = [shown.to_markdown(index=False, disable_numparse=True), ""]
+    lines += [
+        f"{dataset}: all {int((table['dataset'] == dataset).sum())} variants in "
+        f"{seconds / 60:.1f} min"
+        for dataset, seconds in totals.items()
+    ]
+    return "\n".join(lines) + "\n"
