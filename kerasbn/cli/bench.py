@@ -99,20 +99,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     markdown = to_markdown(result)
     print(markdown)
     if args.out:
-        out = Path(args.out)
-        write_text(out / "bench.md", markdown)
-        write_json(
-            out / "bench.json",
-            {
-                "config": asdict(config),
-                "peak_flops": result.peak_flops,
-                "rows": result.table.to_dict("records"),
-                "machine": platform.platform(),
-                "cpus": os.cpu_count(),
-                "date": time.strftime("%Y-%m-%d"),
-            },
-        )
+        record = {"config": asdict(config), "peak_flops": result.peak_flops}
+        _write(Path(args.out), "bench", markdown, result.table, record)
     return 0
+
+
+def _write(out: Path, name: str, markdown: str, table: pd.DataFrame, record: dict) -> None:
+    """``<name>.md`` and ``<name>.json`` (rows, machine, date, commit) in ``out``."""
+    write_text(out / f"{name}.md", markdown)
+    write_json(
+        out / f"{name}.json",
+        {
+            **record,
+            "rows": table.to_dict("records"),
+            "machine": platform.platform(),
+            "cpus": os.cpu_count(),
+            "date": time.strftime("%Y-%m-%d"),
+            **provenance(),
+        },
+    )
 
 
 def _time_to_accuracy(args: argparse.Namespace, config: BenchConfig) -> int:
@@ -127,17 +132,5 @@ def _time_to_accuracy(args: argparse.Namespace, config: BenchConfig) -> int:
     markdown = time_to_accuracy_markdown(table)
     print(markdown)
     if args.out:
-        out = Path(args.out)
-        write_text(out / "time_to_accuracy.md", markdown)
-        write_json(
-            out / "time_to_accuracy.json",
-            {
-                "rows": table.to_dict("records"),
-                "limit": limit,
-                "machine": platform.platform(),
-                "cpus": os.cpu_count(),
-                "date": time.strftime("%Y-%m-%d"),
-                **provenance(),
-            },
-        )
+        _write(Path(args.out), "time_to_accuracy", markdown, table, {"limit": limit})
     return 0
