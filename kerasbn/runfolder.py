@@ -91,6 +91,21 @@ class ResumeRule:
         old, new = self._comparable(stored, fill=True), self._comparable(settings, fill=False)
         return [key for key in self.keys if old.get(key) != new.get(key)]
 
+    def explain(self, stored: dict, settings: dict) -> list[str]:
+        """Each difference in words, down to the field: ``train_config.epochs: 3 stored,
+        5 now``."""
+        old, new = self._comparable(stored, fill=True), self._comparable(settings, fill=False)
+        lines = []
+        for key in self.differences(stored, settings):
+            a, b = old.get(key), new.get(key)
+            if isinstance(a, dict) and isinstance(b, dict):
+                for name in [*a, *(n for n in b if n not in a)]:
+                    if a.get(name) != b.get(name):
+                        lines.append(f"{key}.{name}: {a.get(name)!r} stored, {b.get(name)!r} now")
+            else:
+                lines.append(f"{key}: {a!r} stored, {b!r} now")
+        return lines
+
 
 class RunFolder:
     """One output folder under the protocol of the module docstring.
@@ -173,9 +188,14 @@ class RunFolder:
             return False
         differ = self.differences(settings)
         if differ:
+            try:
+                stored = json.loads((self.path / CONFIG).read_text())
+                detail = "; ".join(self.rule.explain(stored, settings))
+            except (OSError, ValueError):
+                detail = ", ".join(differ)
             raise FileExistsError(
                 f"{self.path} already holds the results of an unfinished run with other "
-                f"settings ({', '.join(differ)}); resuming it with these would mix results. "
+                f"settings ({detail}); resuming it with these would mix results. "
                 "Re-run the original command to resume it, or pass a new --out; nothing was "
                 "overwritten."
             )

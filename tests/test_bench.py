@@ -54,11 +54,23 @@ def test_forward_flops_counts_convs_and_dense_layers():
     assert matmul_peak(size=256, repeats=2) > 1e8
 
 
-def test_bad_paths_exit_2(capsys):
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--paths", "kerasbn,jaxpr"], "Unknown path. Valid paths are: kerasbn"),
+        (["--datasets", "foo"], "Unknown dataset. Valid datasets are: mnist"),
+        (["--variants", "base,nope"], "Unknown variant"),
+        (["--limit", "0"], "--limit must be at least 1"),
+        # Flags given with --quick are honoured, so they are checked too.
+        (["--quick", "--epochs", "1"], "--epochs must be at least 2 (one warm-up"),
+        (["--quick", "--repeats", "0"], "--repeats must be at least 1"),
+    ],
+)
+def test_bad_input_exits_2_before_measuring(capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
-        main(["--paths", "kerasbn,jaxpr"])
+        main(argv)
     assert exit_info.value.code == 2
-    assert "paths must be among" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_rounds_are_reduced_to_medians_with_the_peak_memory():

@@ -108,6 +108,8 @@ def test_existing_results_are_never_overwritten(run, digits):
         (["--dataset", "svhn"], "Unknown dataset"),
         (["--epochs", "0"], "epochs must be a positive integer"),
         (["--batch-size", "-4"], "batch_size must be a positive integer"),
+        (["--learning-rate", "inf"], "learning_rate must be a positive, finite number"),
+        (["--learning-rate", "nan"], "learning_rate must be a positive, finite number"),
         (["--limit", "0"], "--limit must be a positive"),
         (["--dataset", "digits", "--limit", "99999"], "larger than the 1150 training"),
         (["--dataset", "mnist", "--data-dir", "/nonexistent/kerasbn"], "does not exist"),

@@ -297,7 +297,8 @@ def test_resume_refuses_other_settings_and_finished_folders(digits, tmp_path):
     with pytest.raises(FileExistsError, match="finished run"):
         compare(digits, "base", config, out_dir=out, save_models=None, limit=200)
     (out / "complete.json").unlink()  # pretend it was killed before the end
-    with pytest.raises(FileExistsError, match="other settings \\(train_config\\)"):
+    # The message names the field and both values.
+    with pytest.raises(FileExistsError, match="train_config.epochs: 1 stored, 2 now"):
         compare(
             digits,
             "base",

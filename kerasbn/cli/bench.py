@@ -21,7 +21,10 @@ from kerasbn._versions import provenance
 from kerasbn.bench import DEFAULT_PATHS, PATHS, QUICK, BenchConfig, run_benchmark, to_markdown
 from kerasbn.bench.child import child_main
 from kerasbn.bench.speed_to_target import time_to_accuracy, time_to_accuracy_markdown
+from kerasbn.data import get_dataset_info
+from kerasbn.registry import check_choice
 from kerasbn.training import PRECISIONS
+from kerasbn.variants import get_variant
 
 __all__ = ["main"]
 
@@ -32,12 +35,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Training throughput of kerasbn vs the naive Keras path vs PyTorch eager "
         "(or, with --time-to-accuracy, how long the default recipe takes to its target).",
     )
-    parser.add_argument("--datasets", default="mnist,cifar10")
+    parser.add_argument("--datasets", help="comma list (default: mnist,cifar10)")
     parser.add_argument("--variants", default="base,bn+dropout")
     parser.add_argument(
         "--paths", default=",".join(DEFAULT_PATHS), help=f"subset of {', '.join(PATHS)}"
     )
-    parser.add_argument("--epochs", type=int, default=BenchConfig.epochs, help="1 warm-up + timed")
+    parser.add_argument(
+        "--epochs", type=int, help=f"1 warm-up + timed (default: {BenchConfig.epochs})"
+    )
     parser.add_argument(
         "--limit",
         type=int,
@@ -46,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--data-dir")
     parser.add_argument(
-        "--repeats", type=int, default=BenchConfig.repeats, help="rounds over the paths"
+        "--repeats", type=int, help=f"rounds over the paths (default: {BenchConfig.repeats})"
     )
     parser.add_argument(
         "--batch-size", type=int, help="kerasbn and PyTorch batch (default: per data set)"
@@ -58,7 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="kerasbn and PyTorch compute precision; auto: mixed_bfloat16 on a GPU, "
         "else float32 (the naive path always uses Keras' float32 default)",
     )
-    parser.add_argument("--quick", action="store_true", help="tiny offline run (digits)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny offline run (digits, 512 images, 2 epochs, 1 round); flags given too win",
+    )
     parser.add_argument("--out", help="also write the table as JSON and Markdown here")
     parser.add_argument(
         "--time-to-accuracy",
@@ -72,27 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         child_main(args.child)
         return 0
     configure_logging()
-    config = BenchConfig(
-        datasets=tuple(args.datasets.split(",")),
-        variants=tuple(args.variants.split(",")),
-        paths=tuple(args.paths.split(",")),
-        epochs=args.epochs,
-        limit=args.limit if args.limit is not None else BenchConfig.limit,
-        data_dir=args.data_dir,
-        batch_size=args.batch_size,
-        precision=args.precision,
-        repeats=args.repeats,
-    )
-    if args.quick:
-        config = replace(config, **QUICK)
-    bad = [p for p in config.paths if p not in PATHS]
-    if bad or config.epochs < 2 or config.repeats < 1:
-        parser.exit(
-            2,
-            f"error: paths must be among {', '.join(PATHS)}, --epochs at least 2 (one "
-            f"warm-up, one timed) and --repeats at least 1. Received: paths={config.paths}, "
-            f"epochs={config.epochs}, repeats={config.repeats}\n",
-        )
+    try:
+        config = _config(args)
+    except ValueError as exc:
+        parser.exit(2, f"error: {exc}\n")
     if args.time_to_accuracy:
         return _time_to_accuracy(args, config)
     result = run_benchmark(config)
@@ -120,8 +112,39 @@ def _write(out: Path, name: str, markdown: str, table: pd.DataFrame, record: dic
     )
 
 
+def _config(args: argparse.Namespace) -> BenchConfig:
+    """The run's settings: the defaults, then --quick's, then every flag given; names and
+    numbers checked before anything trains."""
+    config = replace(BenchConfig(), **QUICK) if args.quick else BenchConfig()
+    given = {
+        "datasets": tuple(args.datasets.split(",")) if args.datasets else None,
+        "variants": tuple(args.variants.split(",")),
+        "paths": tuple(args.paths.split(",")),
+        "epochs": args.epochs,
+        "limit": args.limit,
+        "repeats": args.repeats,
+        "batch_size": args.batch_size,
+        "data_dir": args.data_dir,
+        "precision": args.precision,
+    }
+    config = replace(config, **{k: v for k, v in given.items() if v is not None})
+    config = replace(config, datasets=tuple(get_dataset_info(d).name for d in config.datasets))
+    for variant in config.variants:
+        get_variant(variant)
+    for path in config.paths:
+        check_choice(path, PATHS, "path")
+    for name, low in (("epochs", 2), ("repeats", 1), ("limit", 1), ("batch_size", 1)):
+        value = getattr(config, name)
+        if value is not None and value < low:
+            flag = "--" + name.replace("_", "-")
+            why = " (one warm-up epoch, one timed)" if name == "epochs" else ""
+            raise ValueError(f"{flag} must be at least {low}{why}. Received: {value}")
+    return config
+
+
 def _time_to_accuracy(args: argparse.Namespace, config: BenchConfig) -> int:
-    limit, epochs = (QUICK["limit"], 3) if args.quick else (args.limit, None)
+    limit = args.limit if args.limit is not None else QUICK["limit"] if args.quick else None
+    epochs = args.epochs or (3 if args.quick else None)  # None: the recipe's epochs
     table = pd.concat(
         [
             time_to_accuracy(dataset, config.variants, config.data_dir, limit, epochs)

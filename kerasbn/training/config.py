@@ -97,8 +97,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer. Received: {value!r}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive. Received: {self.learning_rate!r}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(
+                f"learning_rate must be a positive, finite number. Received: {self.learning_rate!r}"
+            )
         for name in ("warmup_epochs", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
