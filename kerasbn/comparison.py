@@ -249,6 +249,16 @@ def compare(
         variants = [replace(v, sync_bn=True) for v in variants]
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_dir)
     data = data.limit(limit)
+    global_batch = batch_plan(config, placement.replicas).global_batch
+    if global_batch > len(data.x_train):
+        # Not an error (a tiny quick look may want it), but every epoch is then one
+        # partial batch: say so before training, with the fix.
+        log.warning(
+            "the batch of %d is larger than the %d training examples: each epoch is one "
+            "step. Pass a smaller --batch-size or a larger --limit.",
+            global_batch,
+            len(data.x_train),
+        )
     models_dir = Path(save_models) if save_models is not None else None
     settings = {
         "dataset": data.describe(),

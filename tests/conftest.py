@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -51,3 +52,25 @@ def quick_config():
         return kerasbn.default_config(dataset, **{"epochs": 2, "verbose": 0, **overrides})
 
     return make
+
+
+class _Messages(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def messages():
+    """The kerasbn logger's messages during the test (CLIs may have turned its
+    propagation to the root logger off, so caplog would miss them)."""
+    handler, logger = _Messages(), logging.getLogger("kerasbn")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler.lines
+    logger.removeHandler(handler)
+    logger.setLevel(level)

@@ -202,3 +202,13 @@ def test_compare_accepts_an_unregistered_custom_variant(digits, tmp_path):
     assert "heavy-dropout" not in list_variants()
     saved = json.loads((tmp_path / "out" / "config.json").read_text())
     assert saved["variants"][0]["head_dropout"] == 0.6 and "tensorflow" in saved["versions"]
+
+
+def test_a_batch_larger_than_the_training_set_is_named_before_training(digits, tmp_path, messages):
+    config = default_config("digits", epochs=1, verbose=0, batch_size=64)
+    compare(digits, "base", config, out_dir=tmp_path / "out", save_models=None, limit=20)
+    warning = next(m for m in messages if "larger than the 20 training examples" in m)
+    assert "--batch-size" in warning
+    assert messages.index(warning) < next(
+        i for i, m in enumerate(messages) if m.startswith("training ")
+    )

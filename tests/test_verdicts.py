@@ -4,7 +4,6 @@ are not told apart, seeds can be added to a finished comparison, one seed uses M
 from __future__ import annotations
 
 import json
-import logging
 
 import numpy as np
 import pandas as pd
@@ -14,26 +13,6 @@ from kerasbn import Variant, compare, default_config, register_variant
 from kerasbn.cli.compare import main
 from kerasbn.variants import unregister_variant
 from kerasbn.verdicts import verdicts
-
-
-class _Messages(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-@pytest.fixture
-def messages():
-    handler, logger = _Messages(), logging.getLogger("kerasbn")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield handler.lines
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 @pytest.fixture(scope="module")
