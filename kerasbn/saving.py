@@ -143,12 +143,19 @@ def list_models(folder: str | os.PathLike = "saved_models") -> pd.DataFrame:
 def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict) -> Path:
     """Save ``model`` as ``.keras`` with a JSON sidecar, and record it in the manifest.
 
-    Fused BN layers are saved as Keras' plain ``BatchNormalization`` (same weights).
+    Fused BN layers are saved as Keras' plain ``BatchNormalization`` (same weights), and
+    no optimizer state is saved: the file holds the inference model only.
     """
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"Models are saved in the native .keras format. Received: {str(path)!r}")
     model = unfuse_batch_norm(model)
+    if getattr(model, "optimizer", None) is not None:
+        # An inference model carries no optimizer state (Adam's two moments would triple
+        # the file): an uncompiled copy from the config (clone_model would compile it).
+        plain = model.__class__.from_config(model.get_config())
+        plain.set_weights(model.get_weights())
+        model = plain
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
     write_json(sidecar_path(path), metadata)

@@ -236,3 +236,32 @@ def test_missing_and_foreign_suffix(tmp_path):
         load_model(other)
     with pytest.raises(ValueError, match="native .keras format"):
         save_model(build_model("digits", "base"), tmp_path / "m.h5", {})
+
+
+@pytest.mark.parametrize("variant", ["base", "bn"])
+def test_saved_models_hold_no_optimizer_state(digits, tmp_path, variant):
+    # A trained base net is not rebuilt before saving (no fused BN, no augmentation),
+    # a bn net is; both files must hold the network's weights and nothing else.
+    import h5py
+
+    model = train(digits, variant, default_config("digits", epochs=1, verbose=0)).model
+    assert model.optimizer is not None and model.optimizer.variables  # Adam's moments
+    path = tmp_path / f"digits-{variant}.keras"
+    save_model(model, path, {**METADATA, "variant": {"name": variant}})
+    groups: list[str] = []
+    with (
+        zipfile.ZipFile(path) as archive,
+        archive.open("model.weights.h5") as raw,
+        h5py.File(raw) as weights,
+    ):
+        weights.visit(groups.append)
+    assert not [name for name in groups if "optimizer" in name], groups
+    loaded = load_model(path)
+    np.testing.assert_allclose(
+        loaded.predict(digits.x_test[:16], verbose=0),
+        model.predict(digits.x_test[:16], verbose=0),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    entry = read_manifest(tmp_path)["models"][path.name]
+    assert entry["bytes"] == path.stat().st_size  # the size is in the listing
