@@ -13,7 +13,13 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "remove_stale_temps", "write_json", "write_text"]
+__all__ = [
+    "atomic_path",
+    "check_output_folder",
+    "remove_stale_temps",
+    "write_json",
+    "write_text",
+]
 
 TEMP_PREFIX = ".tmp-"  # temporary files of atomic writes; a kill may leave some behind
 
@@ -74,3 +80,30 @@ def remove_stale_temps(folder: str | os.PathLike) -> int:
             path.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def check_output_folder(path: str | os.PathLike, flag: str, create: bool = True) -> Path:
+    """Fail now, not after hours of training, if ``path`` cannot hold output files.
+
+    ``create``: make the folder and write (then remove) a probe file in it; otherwise the
+    folder is left for its writer to create, and its nearest existing parent must be a
+    writable folder. Raises ``PermissionError`` naming ``flag`` and the fix.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise PermissionError(f"{path} is a file, not a folder. Pass a folder to {flag}.")
+    try:
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path)
+            os.close(fd)
+            os.unlink(probe)
+            return path
+        parent = next(p for p in (path, *path.parents) if p.exists())
+        if not parent.is_dir():
+            raise NotADirectoryError(f"{parent} is a file")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise PermissionError(f"{parent} is not writable")
+    except OSError as exc:
+        raise PermissionError(f"Cannot write to {path} ({exc}). Pass a writable {flag}.") from exc
+    return path

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kerasbn._io import atomic_path, write_json
+from kerasbn._io import atomic_path, check_output_folder, write_json
 from kerasbn._versions import command_line, library_versions, provenance
 from kerasbn.data import Dataset, load_dataset
 from kerasbn.report import HISTORY_COLUMNS, run_row, write_results
@@ -84,7 +84,8 @@ class CompareResult:
 # training setting added after a run started reads as its default there, and more
 # seeds may be added to a finished comparison).
 RESUME_RULE = ResumeRule(
-    keys=("dataset", "variants", "seeds", "train_config", "save_models"),
+    # Where models are saved is not a training setting: it may change on resume.
+    keys=("dataset", "variants", "seeds", "train_config"),
     may_change={"train_config": ("verbose",)},
     defaults={"train_config": asdict(TrainConfig())},
     may_grow=("seeds",),
@@ -260,6 +261,8 @@ def compare(
             len(data.x_train),
         )
     models_dir = Path(save_models) if save_models is not None else None
+    if models_dir is not None and placement.is_chief:
+        check_output_folder(models_dir, "--save-models")
     settings = {
         "dataset": data.describe(),
         "variants": [asdict(v) for v in variants],

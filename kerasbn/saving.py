@@ -30,7 +30,7 @@ from pathlib import Path
 import keras
 import pandas as pd
 
-from kerasbn._io import atomic_path, write_json
+from kerasbn._io import atomic_path, check_output_folder, write_json
 from kerasbn._lock import FolderLock
 from kerasbn._versions import library_versions
 from kerasbn.layers import unfuse_batch_norm
@@ -340,8 +340,9 @@ def export_saved_model(model: keras.Model | str | os.PathLike, out_dir: str | os
     The served function takes uint8 images (N, H, W, C) and returns class probabilities.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
+    if out_dir.is_dir() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} exists and is not empty; pass a new folder.")
+    check_output_folder(out_dir, "--out", create=False)  # before loading the model
     if not isinstance(model, keras.Model):
         model = load_model(model)
     archive = keras.export.ExportArchive()

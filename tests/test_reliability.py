@@ -418,3 +418,45 @@ def test_a_run_started_before_a_new_setting_existed_still_resumes(tmp_path):
     louder = {**settings, "train_config": {**settings["train_config"], "verbose": 2}}
     assert folder.differences(louder) == []
     assert folder.differences({**settings, "dataset": "mnist"}) == ["dataset"]
+
+
+def test_output_locations_are_checked_before_training(digits, tmp_path, capsys):
+    from kerasbn.cli.experiments import main as experiments_main
+    from kerasbn.cli.export import main as export_main
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as info:
+        main(
+            [
+                "--dataset",
+                "digits",
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "--save-models",
+                str(a_file),
+            ]
+        )
+    assert info.value.code == 2
+    assert "is a file, not a folder. Pass a folder to --save-models" in capsys.readouterr().err
+    assert not (out / "logs").exists()  # nothing trained
+    with pytest.raises(SystemExit) as info:
+        experiments_main(["run", "numpy-reference", "--quick", "--out", str(a_file)])
+    assert info.value.code == 2 and "Pass a folder to --out" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        export_main(["--model", str(tmp_path / "missing.keras"), "--out", str(a_file / "x")])
+    assert info.value.code == 2 and "Pass a writable --out" in capsys.readouterr().err
+
+
+def test_where_models_are_saved_may_change_on_resume(digits, tmp_path):
+    config = default_config("digits", epochs=1, verbose=0)
+    out = tmp_path / "out"
+    compare(digits, "base", config, out_dir=out, save_models=tmp_path / "m1", limit=200)
+    (out / "complete.json").unlink()  # as if killed before the end
+    (out / "runs" / "digits-base-seed0.json").unlink()
+    result = compare(digits, "base", config, out_dir=out, save_models=tmp_path / "m2", limit=200)
+    assert result.model_paths["base"] == tmp_path / "m2" / "digits-base.keras"
+    assert result.model_paths["base"].exists()

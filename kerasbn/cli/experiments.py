@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_experiment(
             args.name, quick=args.quick, out_dir=args.out, data_dir=args.data_dir
         )
-    except (ValueError, DataError) as exc:
+    except (ValueError, DataError, PermissionError) as exc:
         parser.exit(2, f"error: {exc}\n")
     print((result.out_dir / "summary.md").read_text())
     for figure in result.figures:

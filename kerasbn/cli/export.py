@@ -24,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         out = export_saved_model(args.model, args.out)
-    except (FileNotFoundError, FileExistsError, ModelFileError) as exc:
+    except (FileNotFoundError, FileExistsError, PermissionError, ModelFileError) as exc:
         parser.exit(2, f"error: {exc}\n")
     print(f"[kerasbn] SavedModel written to {out} (signature 'serve': uint8 images -> probs)")
     return 0

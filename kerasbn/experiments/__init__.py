@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from kerasbn._io import check_output_folder
 from kerasbn.experiments._common import ExperimentResult
 from kerasbn.registry import Registry
 from kerasbn.runfolder import default_out_dir
@@ -111,5 +112,6 @@ def run_experiment(
         config = replace(config, **module.QUICK)
     config = replace(config, **overrides)
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(name, "runs/experiments")
+    check_output_folder(out_dir, "--out")
     out_dir.mkdir(parents=True, exist_ok=True)
     return module.run(config, out_dir, data_dir)
