@@ -22,7 +22,9 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
+import shutil
 import warnings
 import zipfile
 from pathlib import Path
@@ -34,6 +36,8 @@ from kerasbn._io import atomic_path, check_output_folder, write_json
 from kerasbn._lock import FolderLock
 from kerasbn._versions import library_versions
 from kerasbn.layers import unfuse_batch_norm
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -103,13 +107,6 @@ def read_manifest(folder: str | os.PathLike) -> dict:
     return manifest
 
 
-def _record_in_manifest(model_path: Path, metadata: dict) -> dict:
-    folder = model_path.parent
-    # Read-modify-write: two runs saving into one folder must not lose each other's entry.
-    with FolderLock(folder, name=".manifest.lock", wait=60):
-        return _update_manifest(model_path, metadata)
-
-
 def _update_manifest(model_path: Path, metadata: dict) -> dict:
     folder = model_path.parent
     manifest = read_manifest(folder)
@@ -144,7 +141,9 @@ def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict) -> P
     """Save ``model`` as ``.keras`` with a JSON sidecar, and record it in the manifest.
 
     Fused BN layers are saved as Keras' plain ``BatchNormalization`` (same weights), and
-    no optimizer state is saved: the file holds the inference model only.
+    no optimizer state is saved: the file holds the inference model only. A model
+    already at ``path`` is not replaced silently: it moves, with its sidecar and manifest
+    entry, to ``<stem>.<its creation time>.keras`` and stays loadable; the log says so.
     """
     path = Path(path)
     if path.suffix != ".keras":
@@ -156,11 +155,53 @@ def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict) -> P
         plain = model.__class__.from_config(model.get_config())
         plain.set_weights(model.get_weights())
         model = plain
-    with atomic_path(path, suffix=".keras") as tmp:
-        model.save(tmp)
-    write_json(sidecar_path(path), metadata)
-    _record_in_manifest(path, metadata)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Under the manifest's lock: two runs saving into one folder must not lose each
+    # other's entry, nor both move the same earlier model away.
+    with FolderLock(path.parent, name=".manifest.lock", wait=60):
+        earlier = _keep_earlier(path)
+        with atomic_path(path, suffix=".keras") as tmp:
+            model.save(tmp)
+        write_json(sidecar_path(path), metadata)
+        _update_manifest(path, metadata)
+    if earlier is not None:
+        log.info("saved model %s; the model it replaced is kept as %s", path, earlier)
     return path
+
+
+def _keep_earlier(path: Path) -> Path | None:
+    """Give a model already at ``path`` (file, sidecar and manifest entry) a name of its
+    own as well, ``<stem>.<created>.keras``, so that no saved model is silently replaced.
+
+    The earlier model is linked (or copied) to that name and its entry added first; the
+    entry at ``path`` stays until the new model replaces it, so a kill at any moment
+    leaves ``path`` listed and every file written so far addressable.
+    """
+    if not path.exists():
+        return None
+    manifest = read_manifest(path.parent)
+    entry = manifest["models"].get(path.name)
+    created = (entry or {}).get("created") or _dt.datetime.fromtimestamp(
+        path.stat().st_mtime
+    ).isoformat(timespec="seconds")
+    stamp = created.replace("-", "").replace(":", "")
+    archived, k = path.with_name(f"{path.stem}.{stamp}.keras"), 1
+    while archived.exists():
+        k += 1
+        archived = path.with_name(f"{path.stem}.{stamp}-{k}.keras")
+    for source, target in ((path, archived), (sidecar_path(path), sidecar_path(archived))):
+        if source.exists():
+            with atomic_path(target) as tmp:
+                tmp.unlink()
+                try:
+                    os.link(source, tmp)  # no second copy of the bytes
+                except OSError:
+                    shutil.copy2(source, tmp)
+    if entry is not None:
+        replaced = _dt.datetime.now().isoformat(timespec="seconds")
+        manifest["models"][archived.name] = {**entry, "file": archived.name, "replaced": replaced}
+        write_json(path.parent / MANIFEST_NAME, manifest)
+    return archived
 
 
 def read_sidecar(model_path: str | os.PathLike) -> dict:

@@ -265,3 +265,25 @@ def test_saved_models_hold_no_optimizer_state(digits, tmp_path, variant):
     )
     entry = read_manifest(tmp_path)["models"][path.name]
     assert entry["bytes"] == path.stat().st_size  # the size is in the listing
+
+
+def test_a_second_save_keeps_the_first_model_addressable(digits, tmp_path, messages):
+    first = build_model("digits", "base")
+    second = build_model("digits", "base")  # other random weights
+    path = tmp_path / "digits-base.keras"
+    save_model(first, path, {**METADATA, "metrics": {"test_accuracy": 0.1}})
+    save_model(second, path, {**METADATA, "metrics": {"test_accuracy": 0.2}})
+    models = read_manifest(tmp_path)["models"]
+    assert len(models) == 2 and models[path.name]["metrics"]["test_accuracy"] == 0.2
+    (kept,) = [name for name in models if name != path.name]
+    assert models[kept]["metrics"]["test_accuracy"] == 0.1 and "replaced" in models[kept]
+    assert read_sidecar(tmp_path / kept)["metrics"]["test_accuracy"] == 0.1
+    x = digits.x_test[:8]
+    # Both load through the checked loader, each with its own weights.
+    np.testing.assert_allclose(
+        load_model(tmp_path / kept).predict(x, verbose=0), first.predict(x, verbose=0), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        load_model(path).predict(x, verbose=0), second.predict(x, verbose=0), rtol=1e-6
+    )
+    assert any(kept in m and "replaced" in m for m in messages)
