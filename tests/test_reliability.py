@@ -460,3 +460,27 @@ def test_where_models_are_saved_may_change_on_resume(digits, tmp_path):
     result = compare(digits, "base", config, out_dir=out, save_models=tmp_path / "m2", limit=200)
     assert result.model_paths["base"] == tmp_path / "m2" / "digits-base.keras"
     assert result.model_paths["base"].exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_ends_with_one_line_the_lock_released_and_a_resumable_folder(tmp_path, sig):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        _cli(out), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _wait_for(lambda: _rows(out / "logs" / "digits-base-seed0.csv") >= 1, timeout=300, proc=proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig  # 130 / 143, as a shell reports them
+    assert "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"stopped by {signal.Signals(sig).name}: ")
+    assert "resume with: python -m kerasbn.compare --dataset digits" in line and str(out) in line
+    assert not (out / ".kerasbn.lock").exists()  # released
+    assert not [p for p in out.rglob(".tmp-*")], "a half-written file was left behind"
+    if sig == signal.SIGTERM:
+        return
+    again = subprocess.run(_cli(out), env=ENV, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming the unfinished run" in again.stdout
+    assert (out / "complete.json").exists()

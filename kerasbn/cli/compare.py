@@ -1,16 +1,20 @@
 """``python -m kerasbn.compare``: the flags, calling :func:`kerasbn.compare`.
 
 Exit status: 0 done, 2 bad input (unknown name, bad value, unusable data or output
-folder), with one ``error: ...`` line that says how to fix it.
+folder), with one ``error: ...`` line that says how to fix it; 130 (Ctrl-C) or 143
+(SIGTERM) stopped, with one line saying what is saved and the command that resumes.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from collections.abc import Sequence
 
 from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
+from kerasbn.cli._signals import Stopped, stop_on_signals
 from kerasbn.comparison import compare
 from kerasbn.data import DataError, list_datasets
 from kerasbn.training import LR_SCALING_RULES, PRECISIONS, TrainConfig, default_config
@@ -121,6 +125,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging()
+    with stop_on_signals():
+        try:
+            result = _run(parser, args)
+        except Stopped as stop:
+            where = (
+                f"in {args.out}"
+                if args.out
+                else f"in the newest unfinished runs/*-{args.dataset} folder"
+            )
+            again = shlex.join(
+                ["python", "-m", "kerasbn.compare", *(sys.argv[1:] if argv is None else argv)]
+            )
+            print(
+                f"stopped by {stop}: the finished runs and the last completed epoch are saved "
+                f"{where}; resume with: {again}",
+                file=sys.stderr,
+            )
+            return stop.exit_code
+    if result.out_dir is None:  # a multi-worker run's non-chief worker
+        return 0
+    print((result.out_dir / "summary.md").read_text())
+    print(f"[kerasbn] results in {result.out_dir}")
+    for path in result.model_paths.values():
+        print(f"[kerasbn] saved model {path}")
+    return 0
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
     try:
         # Validate everything cheap before loading data or training.
         variants = parse_variants(args.variants)
@@ -130,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(
                 f"--limit must be a positive number of examples. Received: {args.limit}"
             )
-        result = compare(
+        return compare(
             args.dataset,
             variants,
             config,
@@ -152,10 +184,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         DistributionError,
     ) as exc:
         parser.exit(2, f"error: {exc}\n")
-    if result.out_dir is None:  # a multi-worker run's non-chief worker
-        return 0
-    print((result.out_dir / "summary.md").read_text())
-    print(f"[kerasbn] results in {result.out_dir}")
-    for path in result.model_paths.values():
-        print(f"[kerasbn] saved model {path}")
-    return 0
