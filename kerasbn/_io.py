@@ -6,8 +6,10 @@ half-written table.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -16,6 +18,8 @@ from pathlib import Path
 __all__ = [
     "atomic_path",
     "check_output_folder",
+    "disk_full",
+    "ensure_space",
     "remove_stale_temps",
     "write_json",
     "write_text",
@@ -24,11 +28,28 @@ __all__ = [
 TEMP_PREFIX = ".tmp-"  # temporary files of atomic writes; a kill may leave some behind
 
 
+def ensure_space(folder: str | os.PathLike, needed: int) -> None:
+    """Raise ``OSError(ENOSPC)`` before writing ``needed`` bytes into ``folder`` when the
+    disk lacks them: a full disk met in the middle of an HDF5 write can crash the
+    process instead of raising."""
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise OSError(
+            errno.ENOSPC,
+            f"No space left: {folder} needs about {needed / 2**20:.1f} MiB and its disk has "
+            f"{free / 2**20:.1f} MiB free",
+        )
+
+
 @contextmanager
-def atomic_path(target: str | os.PathLike, suffix: str = ""):
-    """Yield a temporary path beside ``target``; rename it onto ``target`` on success."""
+def atomic_path(target: str | os.PathLike, suffix: str = "", needed: int = 0):
+    """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
+
+    ``needed``: bytes the write will take, checked against the free space first."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    if needed:
+        ensure_space(target.parent, needed)
     fd, tmp = tempfile.mkstemp(
         prefix=f"{TEMP_PREFIX}{target.name}.", suffix=suffix or target.suffix, dir=target.parent
     )
@@ -105,5 +126,12 @@ def check_output_folder(path: str | os.PathLike, flag: str, create: bool = True)
         if not os.access(parent, os.W_OK | os.X_OK):
             raise PermissionError(f"{parent} is not writable")
     except OSError as exc:
+        if disk_full(exc):
+            raise  # the folder is fine; the disk is full, and the message says so
         raise PermissionError(f"Cannot write to {path} ({exc}). Pass a writable {flag}.") from exc
     return path
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is the file system running out of space (or quota)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

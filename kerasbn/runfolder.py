@@ -27,7 +27,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kerasbn._io import remove_stale_temps, write_json
+from kerasbn._io import disk_full, remove_stale_temps, write_json
 from kerasbn._lock import FolderLock
 
 __all__ = ["COMPLETE", "CONFIG", "ResumeRule", "RunFolder", "copy_state", "default_out_dir"]
@@ -162,6 +162,8 @@ class RunFolder:
             self.path.mkdir(parents=True, exist_ok=True)
             self._lock = FolderLock(self.path).acquire()
         except OSError as exc:
+            if disk_full(exc):
+                raise
             raise PermissionError(
                 f"Cannot write to the output folder {self.path} ({exc}). Pass a writable --out."
             ) from exc

@@ -160,7 +160,8 @@ def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict) -> P
     # other's entry, nor both move the same earlier model away.
     with FolderLock(path.parent, name=".manifest.lock", wait=60):
         earlier = _keep_earlier(path)
-        with atomic_path(path, suffix=".keras") as tmp:
+        needed = int(sum(w.nbytes for w in model.get_weights()) * 1.1) + 2**20
+        with atomic_path(path, suffix=".keras", needed=needed) as tmp:
             model.save(tmp)
         write_json(sidecar_path(path), metadata)
         _update_manifest(path, metadata)
@@ -395,5 +396,15 @@ def export_saved_model(model: keras.Model | str | os.PathLike, out_dir: str | os
         fn=lambda images: model(images, training=False),
         input_signature=[keras.InputSpec(shape=(None, *model.input_shape[1:]), dtype="uint8")],
     )
-    archive.write_out(str(out_dir), verbose=False)
+    existed = out_dir.exists()
+    try:
+        archive.write_out(str(out_dir), verbose=False)
+    except BaseException:
+        # A partial SavedModel (e.g. a full disk) would block the retry: remove it.
+        if existed:
+            for item in out_dir.iterdir():
+                shutil.rmtree(item) if item.is_dir() else item.unlink()
+        else:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     return out_dir

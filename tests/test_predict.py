@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -228,3 +229,28 @@ def test_export_cli(tmp_path):
     with pytest.raises(SystemExit) as info:
         export_main(["--model", str(tmp_path / "nope.keras"), "--out", str(tmp_path / "t")])
     assert info.value.code == 2
+
+
+def test_export_on_a_full_disk_exits_2_and_leaves_no_partial_folder(
+    tmp_path, monkeypatch, capsys
+):
+    import errno
+
+    import keras
+
+    from kerasbn.cli.export import main as export_main
+
+    path = tmp_path / "m.keras"
+    build_model("digits", "bn").save(path)
+
+    def write_out(self, filepath, **kwargs):  # the disk fills up half way
+        (Path(filepath) / "variables_temp").mkdir(parents=True)
+        (Path(filepath) / "variables_temp" / "part").write_bytes(b"x" * 100)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    # ExportArchive() builds the backend's archive class; patch the class it returns.
+    monkeypatch.setattr(type(keras.export.ExportArchive()), "write_out", write_out)
+    with pytest.raises(SystemExit) as info:
+        export_main(["--model", str(path), "--out", str(tmp_path / "s")])
+    assert info.value.code == 2 and "Free some space" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # the retry is not blocked

@@ -484,3 +484,86 @@ def test_a_signal_ends_with_one_line_the_lock_released_and_a_resumable_folder(tm
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resuming the unfinished run" in again.stdout
     assert (out / "complete.json").exists()
+
+
+# The atomic writes of this comparison, in order (1: the --save-models probe); one of
+# each kind of file meets the full disk.
+WRITES = {
+    "probe": 1,
+    "lock": 2,
+    "config": 3,
+    "epoch-log": 4,
+    "checkpoint": 5,
+    "state": 6,
+    "predictions": 10,
+    "model": 12,
+    "sidecar": 13,
+    "manifest": 14,
+    "record": 15,
+    "history": 16,
+    "curves": 22,
+    "differences": 42,
+    "complete": 43,
+}
+
+
+@pytest.mark.parametrize("failing_write", WRITES.values(), ids=WRITES.keys())
+def test_a_full_disk_at_any_write_exits_2_and_the_same_command_resumes(
+    tmp_path, monkeypatch, capsys, failing_write
+):
+    import errno
+
+    from kerasbn import _io
+
+    real_mkstemp, calls = _io.tempfile.mkstemp, []
+
+    def mkstemp(*args, **kwargs):
+        calls.append(kwargs.get("prefix"))
+        if len(calls) == failing_write:  # this write site meets a full disk
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_mkstemp(*args, **kwargs)
+
+    out = tmp_path / "out"
+    argv = [
+        "--dataset",
+        "digits",
+        "--variants",
+        "base,bn",
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+        "--save-models",
+        str(tmp_path / "models"),
+        "--verbose",
+        "0",
+    ]
+    monkeypatch.setattr(_io.tempfile, "mkstemp", mkstemp)
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2, calls
+    err = capsys.readouterr().err
+    assert "No space left" in err and "run the same command again" in err
+    assert not [p for p in tmp_path.rglob(".tmp-*")] and not (out / ".kerasbn.lock").exists()
+    monkeypatch.setattr(_io.tempfile, "mkstemp", real_mkstemp)
+    assert main(argv) == 0  # space freed: the same command finishes the run
+    assert (out / "complete.json").exists()
+
+
+def test_a_checkpoint_that_would_not_fit_is_refused_before_writing(digits, tmp_path, monkeypatch):
+    import shutil as shutil_module
+    from collections import namedtuple
+
+    from kerasbn import _io
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(_io.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1000))
+    with pytest.raises(OSError, match="No space left: .*backup"):
+        train(
+            digits,
+            "bn",
+            default_config("digits", epochs=1, verbose=0),
+            backup_dir=tmp_path / "backup",
+        )
+    assert shutil_module.disk_usage is not None
+    assert not list((tmp_path / "backup").glob("*.h5"))

@@ -12,6 +12,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
+from kerasbn._io import disk_full
 from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
 from kerasbn.cli._signals import Stopped, stop_on_signals
@@ -184,3 +185,11 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
         DistributionError,
     ) as exc:
         parser.exit(2, f"error: {exc}\n")
+    except OSError as exc:
+        if not disk_full(exc):
+            raise
+        parser.exit(
+            2,
+            f"error: {exc}. Free some space and run the same command again: the finished "
+            "runs and the last completed epoch are kept, and nothing was left half-written.\n",
+        )

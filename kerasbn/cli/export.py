@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from kerasbn._io import disk_full
 from kerasbn.saving import ModelFileError, export_saved_model
 
 __all__ = ["main"]
@@ -26,6 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = export_saved_model(args.model, args.out)
     except (FileNotFoundError, FileExistsError, PermissionError, ModelFileError) as exc:
         parser.exit(2, f"error: {exc}\n")
+    except OSError as exc:
+        if not disk_full(exc):
+            raise
+        parser.exit(2, f"error: {exc}. Free some space and export again; nothing was left.\n")
     print(f"[kerasbn] SavedModel written to {out} (signature 'serve': uint8 images -> probs)")
     return 0
 

@@ -193,6 +193,13 @@ class StopOnDivergence(keras.callbacks.TerminateOnNaN):
             raise DivergedError(self.epoch + 1, batch + 1, float(loss))
 
 
+def _bytes(model: keras.Model) -> int:
+    # Model and optimizer variables, plus room for the HDF5 layout.
+    variables = [*model.variables, *(model.optimizer.variables if model.optimizer else [])]
+    size = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+    return int(size * 1.1) + 2**20
+
+
 class ResumableBackup(keras.callbacks.Callback):
     """A checkpoint after every epoch, written atomically, and restored at the start.
 
@@ -232,7 +239,7 @@ class ResumableBackup(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         done = epoch + 1
         name = f"epoch-{done:04d}.weights.h5"
-        with atomic_path(self.backup_dir / name, suffix=".weights.h5") as tmp:
+        with atomic_path(self.backup_dir / name, ".weights.h5", _bytes(self.model)) as tmp:
             self.model.save_weights(tmp)
         write_json(self.state_path, {"epoch": done, "weights": name})
         for old in self.backup_dir.glob("epoch-*.weights.h5"):
