@@ -231,9 +231,7 @@ def test_export_cli(tmp_path):
     assert info.value.code == 2
 
 
-def test_export_on_a_full_disk_exits_2_and_leaves_no_partial_folder(
-    tmp_path, monkeypatch, capsys
-):
+def test_export_on_a_full_disk_exits_2_and_leaves_no_partial_folder(tmp_path, monkeypatch, capsys):
     import errno
 
     import keras
