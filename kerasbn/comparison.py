@@ -89,6 +89,7 @@ RESUME_RULE = ResumeRule(
     may_change={"train_config": ("verbose",)},
     defaults={"train_config": asdict(TrainConfig())},
     may_grow=("seeds",),
+    records="runs",
 )
 
 

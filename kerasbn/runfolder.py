@@ -68,12 +68,15 @@ class ResumeRule:
             stored record lacking such a field reads as that default.
         may_grow: list-valued keys (the seeds) that a later run may extend, finished
             folder or not: the new list must start with the stored one.
+        records: the subfolder of per-run records, if the writer keeps one; a folder
+            with a summary but no records predates resuming and counts as finished.
     """
 
     keys: tuple[str, ...]
     may_change: dict[str, tuple[str, ...]] = field(default_factory=dict)
     defaults: dict[str, dict] = field(default_factory=dict)
     may_grow: tuple[str, ...] = ()
+    records: str | None = None
 
     def _comparable(self, settings: dict, fill: bool) -> dict:
         picked = _json_copy({key: settings.get(key) for key in self.keys})
@@ -122,9 +125,13 @@ class RunFolder:
 
     @property
     def finished(self) -> bool:
-        # (A summary without run records is a folder from before runs could resume.)
-        return (self.path / COMPLETE).exists() or (
-            (self.path / "summary.csv").exists() and not (self.path / "runs").exists()
+        return (self.path / COMPLETE).exists() or self._legacy()
+
+    def _legacy(self) -> bool:
+        # A summary without run records: a folder from before runs could resume.
+        records = self.rule.records
+        return bool(records) and (
+            (self.path / "summary.csv").exists() and not (self.path / records).exists()
         )
 
     def differences(self, settings: dict) -> list[str]:
@@ -209,7 +216,7 @@ class RunFolder:
         differ = self.differences(settings)
         if not differ or not set(differ) <= set(self.rule.may_grow):
             return False
-        if (self.path / "summary.csv").exists() and not (self.path / "runs").exists():
+        if self._legacy():
             return False  # from before per-run records: nothing to build on
         stored = json.loads((self.path / CONFIG).read_text())
         for key in differ:

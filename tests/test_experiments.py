@@ -82,3 +82,30 @@ def test_numpy_and_keras_mlps_train_alike(tmp_path):
     h = result.history
     np.testing.assert_allclose(h["numpy_train_loss"], h["keras_train_loss"], rtol=1e-3)
     np.testing.assert_allclose(h["numpy_test_accuracy"], h["keras_test_accuracy"], atol=0.02)
+
+
+def test_experiment_folders_refuse_reuse_and_resume_unit_by_unit(tmp_path, capsys, messages):
+    out = tmp_path / "out"
+    first = run_experiment("breast-cancer-mlp", quick=True, out_dir=out)
+    assert (out / "complete.json").exists()
+    units = sorted((out / "units").iterdir())
+    assert len(units) == 2 * 2  # two versions x two seeds (the quick settings)
+    # A finished folder is refused: a --quick run no longer replaces a full run's files.
+    before = (out / "summary.csv").read_bytes()
+    with pytest.raises(SystemExit) as info:
+        main(["run", "breast-cancer-mlp", "--quick", "--out", str(out)])
+    assert info.value.code == 2 and "finished run" in capsys.readouterr().err
+    assert (out / "summary.csv").read_bytes() == before
+    # As if killed after three units: other settings are refused, naming the field, and
+    # the same call trains only the fourth.
+    (out / "complete.json").unlink()
+    units[-1].unlink()
+    with pytest.raises(FileExistsError, match="config.epochs: 2 stored, 3 now"):
+        run_experiment("breast-cancer-mlp", quick=True, out_dir=out, epochs=3)
+    kept = {p.name: p.read_bytes() for p in units[:-1]}
+    messages.clear()
+    again = run_experiment("breast-cancer-mlp", quick=True, out_dir=out)
+    assert sum("finished earlier, read back" in m for m in messages) == 3
+    assert all((out / "units" / name).read_bytes() == data for name, data in kept.items())
+    assert (out / "complete.json").exists() and units[-1].exists()
+    pd.testing.assert_frame_equal(again.summary, first.summary, atol=1e-6)

@@ -1,6 +1,7 @@
 """``python -m kerasbn.experiments list | run NAME [--quick] [--out DIR]``.
 
-Exit status: 0 done, 2 an unknown experiment or unusable data.
+Exit status: 0 done, 2 an unknown experiment, unusable data, or an output folder that is
+finished, in use or holds another experiment.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
 from kerasbn.data import DataError
 from kerasbn.experiments import get_experiment, list_experiments, run_experiment
@@ -36,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_experiment(
             args.name, quick=args.quick, out_dir=args.out, data_dir=args.data_dir
         )
-    except (ValueError, DataError, PermissionError) as exc:
+    except (ValueError, DataError, PermissionError, FileExistsError, FolderLockedError) as exc:
         parser.exit(2, f"error: {exc}\n")
     print((result.out_dir / "summary.md").read_text())
     for figure in result.figures:

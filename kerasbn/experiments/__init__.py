@@ -5,22 +5,33 @@
 
 Each run writes ``summary.csv``, ``summary.md``, ``config.json``, ``history.csv`` and its
 figure(s) into the output folder. ``--quick`` shrinks the run for tests.
+
+Output folders follow the comparison's protocol (:mod:`kerasbn.runfolder`): one writer
+per folder, a finished folder or one started with other settings is refused, each
+finished unit (version and seed) is recorded under ``units/`` so a killed experiment
+resumes where it stopped when the same command runs again, and ``complete.json`` is
+written last.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import importlib
+import logging
 import os
-from dataclasses import dataclass, replace
+import shutil
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from kerasbn._io import check_output_folder
+from kerasbn._versions import command_line, library_versions, provenance
 from kerasbn.experiments._common import ExperimentResult
 from kerasbn.registry import Registry
-from kerasbn.runfolder import default_out_dir
+from kerasbn.runfolder import ResumeRule, RunFolder, default_out_dir
 
 __all__ = [
     "EXPERIMENTS",
+    "RESUME_RULE",
     "Experiment",
     "ExperimentResult",
     "get_experiment",
@@ -41,6 +52,11 @@ class Experiment:
     def load(self):
         return importlib.import_module(f"kerasbn.experiments.{self.module}")
 
+
+log = logging.getLogger(__name__)
+
+# An experiment's folder resumes only with the same experiment and settings.
+RESUME_RULE = ResumeRule(keys=("experiment", "config"))
 
 EXPERIMENTS: Registry[Experiment] = Registry("experiment")
 for _experiment in (
@@ -113,5 +129,18 @@ def run_experiment(
     config = replace(config, **overrides)
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(name, "runs/experiments")
     check_output_folder(out_dir, "--out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return module.run(config, out_dir, data_dir)
+    settings = {"experiment": name, "config": asdict(config)}
+    record = {
+        "command": command_line("kerasbn.experiments"),
+        "started": _dt.datetime.now().isoformat(timespec="seconds"),
+        "versions": library_versions(),
+        **provenance(),
+    }
+    with RunFolder(out_dir, RESUME_RULE).open(settings, record) as folder:
+        if folder.resuming:
+            log.info("resuming the unfinished experiment in %s", out_dir)
+        result = module.run(config, out_dir, data_dir)
+        shutil.rmtree(out_dir / "backup", ignore_errors=True)
+        # Written last: its presence says every file above is final.
+        folder.complete({"figures": [str(f) for f in result.figures]})
+    return result

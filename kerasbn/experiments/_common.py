@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
 import pandas as pd
 
-from kerasbn._io import write_json, write_text
-from kerasbn._versions import library_versions
+from kerasbn._io import write_text
 from kerasbn.plots import plot_mean_band, pyplot, save_figure
 from kerasbn.report import format_mean_std
 from kerasbn.training import compile_classifier
@@ -25,8 +25,11 @@ __all__ = [
     "pyplot",
     "save_figure",
     "train_versions",
+    "unit_path",
     "write_outputs",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -96,16 +99,24 @@ def train_versions(
     seeds: Iterable[int] = (0,),
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     extra: Callable[[keras.Model], dict] | None = None,
+    units: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Train every (labels, build) version with every seed; one history frame.
 
     Each run is seeded with ``keras.utils.set_random_seed(seed)`` before its model is
     built, so versions that share a seed start from the same random state. The rows of
-    a run carry its ``labels`` (e.g. ``{"version": "BN"}``) and ``seed``.
+    a run carry its ``labels`` (e.g. ``{"version": "BN"}``) and ``seed``. With
+    ``units`` (a folder), each finished run is recorded there and read back by a
+    resumed experiment instead of being trained again.
     """
     histories = []
     for labels, build in builds:
         for seed in seeds:
+            record = unit_path(units, {**labels, "seed": seed}) if units else None
+            if record is not None and record.exists():
+                log.info("%s: finished earlier, read back", record.stem)
+                histories.append(pd.read_csv(record))
+                continue
             keras.utils.set_random_seed(seed)
             model = build()
             compile_classifier(model, optimizer())
@@ -118,14 +129,27 @@ def train_versions(
                 validation=validation,
                 extra=extra,
             )
-            histories.append(h.assign(**labels, seed=seed))
+            h = h.assign(**labels, seed=seed)
+            if record is not None:
+                write_text(record, h.to_csv(index=False))  # full float precision
+            histories.append(h)
     return pd.concat(histories, ignore_index=True)
+
+
+def unit_path(folder: str | os.PathLike, labels: dict) -> Path:
+    """``<folder>/<label>-<label>-seed<k>.csv``: where one finished unit is recorded."""
+    name = "-".join(
+        str(value) if key != "seed" else f"seed{value}" for key, value in labels.items()
+    )
+    safe = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in name)
+    return Path(folder) / f"{safe}.csv"
 
 
 def write_outputs(
     result: ExperimentResult, out_dir: str | os.PathLike, config, title: str, table: str
 ) -> ExperimentResult:
-    """Write summary.csv / summary.md / history.csv / config.json into ``out_dir``."""
+    """Write summary.csv / summary.md / history.csv into ``out_dir`` (its config.json
+    is written when the run folder is opened, see :func:`kerasbn.experiments.run_experiment`)."""
     out_dir = Path(out_dir)
     write_text(out_dir / "summary.csv", result.summary.to_csv(index=False))
     text = f"## {title}\n\n{table}\n"
@@ -134,9 +158,5 @@ def write_outputs(
     write_text(out_dir / "summary.md", text)
     if len(result.history):
         write_text(out_dir / "history.csv", result.history.to_csv(index=False))
-    write_json(
-        out_dir / "config.json",
-        {"experiment": result.name, "config": asdict(config), "versions": library_versions()},
-    )
     result.out_dir = out_dir
     return result

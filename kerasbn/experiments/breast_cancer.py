@@ -85,6 +85,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
         batch_size=config.batch_size,
         seeds=range(config.seeds),
         validation=(x_val, y_val),
+        units=Path(out_dir) / "units",
     )
     final = history[history["epoch"] == history["epoch"].max()]
     majority = max(np.mean(y_val), 1 - np.mean(y_val))

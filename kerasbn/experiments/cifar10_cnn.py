@@ -9,14 +9,17 @@ and trainer: the network is an Architecture and the versions are Variants.
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
+from kerasbn._io import write_json
 from kerasbn.architectures import Architecture
 from kerasbn.data import load_dataset
-from kerasbn.experiments._common import ExperimentResult, mean_std, write_outputs
+from kerasbn.experiments._common import ExperimentResult, mean_std, unit_path, write_outputs
 from kerasbn.report import plot_curves, run_row, summarize, summary_markdown
 from kerasbn.training import default_config, evaluate, train
 from kerasbn.variants import Variant
@@ -73,12 +76,28 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     histories, runs = [], []
     for variant in VERSIONS:
         for seed in range(config.seeds):
-            result = train(data, variant, replace(train_config, seed=seed), architecture=NETWORK)
-            scores = evaluate(result.model, data)
-            histories.append(
-                result.history.assign(dataset="cifar10", variant=variant.name, seed=seed)
-            )
-            runs.append(run_row(result, scores))
+            # One record per finished run, a checkpoint per epoch of the one in progress:
+            # a killed experiment resumes where it stopped.
+            record = unit_path(Path(out_dir) / "units", {"variant": variant.name, "seed": seed})
+            record = record.with_suffix(".json")
+            if record.exists():
+                saved = json.loads(record.read_text())
+            else:
+                backup = Path(out_dir) / "backup" / record.stem
+                result = train(
+                    data,
+                    variant,
+                    replace(train_config, seed=seed),
+                    architecture=NETWORK,
+                    backup_dir=backup,
+                )
+                row = run_row(result, evaluate(result.model, data))
+                saved = {"row": row, "history": result.history.to_dict("records")}
+                write_json(record, saved)
+                shutil.rmtree(backup, ignore_errors=True)
+            history = pd.DataFrame(saved["history"])
+            histories.append(history.assign(dataset="cifar10", variant=variant.name, seed=seed))
+            runs.append(saved["row"])
     history = pd.concat(histories, ignore_index=True)
     summary = summarize(pd.DataFrame(runs))
     final = history[history["epoch"] == history["epoch"].max()]

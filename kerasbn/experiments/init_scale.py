@@ -90,6 +90,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
         batch_size=config.batch_size,
         seeds=(config.seed,),
         extra=train_accuracy,
+        units=Path(out_dir) / "units",
     )
     final = history[history["epoch"] == config.epochs]
     summary = final.pivot(index="weight_std", columns="version", values="train_accuracy")

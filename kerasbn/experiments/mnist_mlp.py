@@ -73,6 +73,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
         batch_size=config.batch_size,
         seeds=range(config.seeds),
         validation=(data.x_test, data.y_test),
+        units=Path(out_dir) / "units",
     ).rename(columns={"val_loss": "test_loss", "val_accuracy": "test_accuracy"})
     final = history[history["epoch"] == history["epoch"].max()]
     groups = list(final.groupby("version", sort=False))
