@@ -109,3 +109,35 @@ def test_experiment_folders_refuse_reuse_and_resume_unit_by_unit(tmp_path, capsy
     assert all((out / "units" / name).read_bytes() == data for name, data in kept.items())
     assert (out / "complete.json").exists() and units[-1].exists()
     pd.testing.assert_frame_equal(again.summary, first.summary, atol=1e-6)
+
+
+def test_sigterm_ends_an_experiment_with_the_command_that_resumes_it(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "kerasbn.experiments",
+        "run",
+        "breast-cancer-mlp",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list((out / "units").glob("*.csv")):  # 10 units of 30 epochs: time to stop
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("stopped by SIGTERM: the finished units are saved in")
+    assert line.endswith(f"python -m kerasbn.experiments run breast-cancer-mlp --out {out}")
+    assert not (out / ".kerasbn.lock").exists() and not (out / "complete.json").exists()

@@ -1,18 +1,25 @@
 """``python -m kerasbn.experiments list | run NAME [--quick] [--out DIR]``.
 
-Exit status: 0 done, 2 an unknown experiment, unusable data, or an output folder that is
-finished, in use or holds another experiment.
+Exit status: 0 done, 2 an unknown experiment, unusable data, a full disk, or an output
+folder that is finished, in use or holds another experiment; 130 / 143 stopped by Ctrl-C
+/ SIGTERM (one line says what is saved and the command that resumes).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from kerasbn._io import disk_full
 from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
+from kerasbn.cli._signals import Stopped, stop_on_signals
 from kerasbn.data import DataError
 from kerasbn.experiments import get_experiment, list_experiments, run_experiment
+from kerasbn.runfolder import default_out_dir
 
 __all__ = ["main"]
 
@@ -34,12 +41,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in list_experiments():
             print(f"{name:<20} {get_experiment(name).claim}")
         return 0
-    try:
-        result = run_experiment(
-            args.name, quick=args.quick, out_dir=args.out, data_dir=args.data_dir
-        )
-    except (ValueError, DataError, PermissionError, FileExistsError, FolderLockedError) as exc:
-        parser.exit(2, f"error: {exc}\n")
+    # The folder is named here, so that a stopped run can say how to resume it.
+    out = Path(args.out) if args.out else default_out_dir(args.name, "runs/experiments")
+    again = ["python", "-m", "kerasbn.experiments", "run", args.name, "--out", str(out)]
+    again += ["--quick"] * args.quick + (["--data-dir", args.data_dir] if args.data_dir else [])
+    with stop_on_signals():
+        try:
+            result = run_experiment(
+                args.name, quick=args.quick, out_dir=out, data_dir=args.data_dir
+            )
+        except (ValueError, DataError, PermissionError, FileExistsError, FolderLockedError) as exc:
+            parser.exit(2, f"error: {exc}\n")
+        except OSError as exc:
+            if not disk_full(exc):
+                raise
+            parser.exit(2, f"error: {exc}. Free some space, then: {shlex.join(again)}\n")
+        except Stopped as stop:
+            print(
+                f"stopped by {stop}: the finished units are saved in {out}; resume with: "
+                f"{shlex.join(again)}",
+                file=sys.stderr,
+            )
+            return stop.exit_code
     print((result.out_dir / "summary.md").read_text())
     for figure in result.figures:
         print(f"[kerasbn] figure {figure}")
