@@ -141,3 +141,14 @@ def test_sigterm_ends_an_experiment_with_the_command_that_resumes_it(tmp_path):
     assert line.startswith("stopped by SIGTERM: the finished units are saved in")
     assert line.endswith(f"python -m kerasbn.experiments run breast-cancer-mlp --out {out}")
     assert not (out / ".kerasbn.lock").exists() and not (out / "complete.json").exists()
+
+
+def test_a_second_writer_is_refused(tmp_path, capsys):
+    from kerasbn._lock import FolderLock
+
+    out = tmp_path / "out"
+    # A live writer holds the folder (this process, as far as the lock can tell).
+    with FolderLock(out), pytest.raises(SystemExit) as info:
+        main(["run", "numpy-reference", "--quick", "--out", str(out)])
+    assert info.value.code == 2 and "lock" in capsys.readouterr().err.lower()
+    assert not (out / "summary.csv").exists()
