@@ -3,13 +3,14 @@ git commit (recorded with every result, saved model and experiment)."""
 
 from __future__ import annotations
 
+import datetime
 import platform
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["command_line", "library_versions", "provenance"]
+__all__ = ["command_line", "library_versions", "provenance", "run_record"]
 
 
 def library_versions(devices: bool = False) -> dict:
@@ -64,6 +65,18 @@ def provenance() -> dict:
     except (OSError, subprocess.SubprocessError):
         pass  # no git, or it hung: the version alone is recorded
     return {"kerasbn_version": __version__, "git": git}
+
+
+def run_record(module: str, devices: bool = False) -> dict:
+    """What a run folder's ``config.json`` records beside the settings: the command line
+    (when run as ``python -m <module>``), the start time, the library versions (with the
+    devices, ``devices=True``), kerasbn's version and git commit."""
+    return {
+        "command": command_line(module),
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        "versions": library_versions(devices=devices),
+        **provenance(),
+    }
 
 
 def _git(folder: Path, *args: str) -> subprocess.CompletedProcess:

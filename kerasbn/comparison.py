@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from kerasbn._io import atomic_path, check_output_folder, write_json
-from kerasbn._versions import command_line, library_versions, provenance
+from kerasbn._versions import library_versions, run_record
 from kerasbn.data import Dataset, load_dataset
 from kerasbn.report import HISTORY_COLUMNS, run_row, write_results
 from kerasbn.runfolder import COMPLETE, ResumeRule, RunFolder, copy_state, default_out_dir
@@ -311,12 +311,7 @@ class _Job:
 
 
 def _compare_into(out_dir: Path, job: _Job, settings: dict) -> CompareResult:
-    record = {
-        "command": command_line("kerasbn.compare"),
-        "started": _dt.datetime.now().isoformat(timespec="seconds"),
-        "versions": library_versions(devices=True),
-        **provenance(),
-    }
+    record = run_record("kerasbn.compare", devices=True)
     with RunFolder(out_dir, RESUME_RULE).open(settings, record) as folder:
         if folder.extended:
             log.info("adding seeds to the finished run in %s", out_dir)

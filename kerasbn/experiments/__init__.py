@@ -15,7 +15,6 @@ written last.
 
 from __future__ import annotations
 
-import datetime as _dt
 import importlib
 import logging
 import os
@@ -24,7 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from kerasbn._io import check_output_folder
-from kerasbn._versions import command_line, library_versions, provenance
+from kerasbn._versions import run_record
 from kerasbn.experiments._common import ExperimentResult
 from kerasbn.registry import Registry
 from kerasbn.runfolder import ResumeRule, RunFolder, default_out_dir
@@ -130,12 +129,7 @@ def run_experiment(
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(name, "runs/experiments")
     check_output_folder(out_dir, "--out")
     settings = {"experiment": name, "config": asdict(config)}
-    record = {
-        "command": command_line("kerasbn.experiments"),
-        "started": _dt.datetime.now().isoformat(timespec="seconds"),
-        "versions": library_versions(),
-        **provenance(),
-    }
+    record = run_record("kerasbn.experiments")
     with RunFolder(out_dir, RESUME_RULE).open(settings, record) as folder:
         if folder.resuming:
             log.info("resuming the unfinished experiment in %s", out_dir)
