@@ -251,7 +251,8 @@ def compare(
         variants = [replace(v, sync_bn=True) for v in variants]
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_dir)
     data = data.limit(limit)
-    global_batch = batch_plan(config, placement.replicas).global_batch
+    distribution = _distribution(placement, config)
+    global_batch = distribution["global_batch"]
     if global_batch > len(data.x_train):
         # Not an error (a tiny quick look may want it), but every epoch is then one
         # partial batch: say so before training, with the fix.
@@ -272,7 +273,7 @@ def compare(
         "save_models": str(models_dir) if models_dir else None,
     }
     out_dir = Path(out_dir) if out_dir is not None else None
-    settings["distribution"] = distribution = _distribution(placement, config)
+    settings["distribution"] = distribution
     log.info("%s", distribution["summary"])
     if placement.is_chief:
         if out_dir is None:
