@@ -146,7 +146,7 @@ def unit_path(folder: str | os.PathLike, labels: dict) -> Path:
 
 
 def write_outputs(
-    result: ExperimentResult, out_dir: str | os.PathLike, config, title: str, table: str
+    result: ExperimentResult, out_dir: str | os.PathLike, title: str, table: str
 ) -> ExperimentResult:
     """Write summary.csv / summary.md / history.csv into ``out_dir`` (its config.json
     is written when the run folder is opened, see :func:`kerasbn.experiments.run_experiment`)."""

@@ -139,4 +139,4 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     fig.tight_layout()
     figure = save_figure(fig, Path(out_dir) / "breast_cancer_mlp.png")
     result = ExperimentResult("breast-cancer-mlp", summary, history, [figure], notes=notes)
-    return write_outputs(result, out_dir, config, "breast-cancer-mlp", table)
+    return write_outputs(result, out_dir, "breast-cancer-mlp", table)

@@ -121,4 +121,4 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
         title="plain Keras CIFAR-10 CNN, 10 epochs (CIFAR-10 JPEG copy)",
     )
     result = ExperimentResult("cifar10-cnn", summary, history, [figure])
-    return write_outputs(result, out_dir, config, "cifar10-cnn", table)
+    return write_outputs(result, out_dir, "cifar10-cnn", table)

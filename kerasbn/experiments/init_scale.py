@@ -134,7 +134,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     fig.tight_layout()
     figure = save_figure(fig, Path(out_dir) / "init_scale_sweep.png")
     result = ExperimentResult("init-scale-sweep", summary, history, [figure])
-    return write_outputs(result, out_dir, config, "init-scale-sweep", table)
+    return write_outputs(result, out_dir, "init-scale-sweep", table)
 
 
 def _first_training_images(data, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -122,4 +122,4 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     fig.tight_layout()
     figure = save_figure(fig, Path(out_dir) / "mnist_mlp.png")
     result = ExperimentResult("mnist-mlp", summary, history, [figure])
-    return write_outputs(result, out_dir, config, "mnist-mlp", table)
+    return write_outputs(result, out_dir, "mnist-mlp", table)

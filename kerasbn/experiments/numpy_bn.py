@@ -302,4 +302,4 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     figure = save_figure(fig, Path(out_dir) / "numpy_reference.png")
     result = ExperimentResult("numpy-reference", summary, history, [figure])
     write_text(Path(out_dir) / "gradient_check.csv", check.to_csv(index=False))
-    return write_outputs(result, out_dir, config, "numpy-reference", table)
+    return write_outputs(result, out_dir, "numpy-reference", table)
