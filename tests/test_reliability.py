@@ -486,6 +486,35 @@ def test_a_signal_ends_with_one_line_the_lock_released_and_a_resumable_folder(tm
     assert (out / "complete.json").exists()
 
 
+class _SignalsWhenCollected:
+    def __init__(self, sig):
+        self.sig = sig
+
+    def __del__(self):
+        # Python runs the handler inside this __del__, where an exception is dropped.
+        os.kill(os.getpid(), self.sig)
+        for _ in range(1000):  # bytecodes, so that the pending handler runs in here
+            pass
+
+
+def test_a_signal_that_lands_in_a_finalizer_still_stops_the_run(capsys):
+    from kerasbn._signals import Stopped, stop_on_signals
+    from kerasbn.training.callbacks import StopOnSignal
+
+    reached = []
+    with pytest.raises(Stopped) as info:
+        with stop_on_signals():
+            _SignalsWhenCollected(signal.SIGTERM)  # collected at once
+            reached.append("after the finalizer")
+            StopOnSignal().on_train_batch_end(0)  # the training loop's next safe point
+            reached.append("after the next batch")
+    assert info.value.exit_code == 143
+    assert reached == ["after the finalizer"]
+    assert "Exception ignored" not in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+    StopOnSignal().on_train_batch_end(0)  # outside a command line: nothing to raise
+
+
 # The atomic writes of this comparison, in order (1: the --save-models probe); one of
 # each kind of file meets the full disk.
 WRITES = {

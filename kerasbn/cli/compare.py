@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from kerasbn._io import disk_full
 from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
-from kerasbn.cli._signals import Stopped, stop_on_signals
+from kerasbn._signals import Stopped, stop_on_signals
 from kerasbn.comparison import compare
 from kerasbn.data import DataError, list_datasets
 from kerasbn.training import LR_SCALING_RULES, PRECISIONS, TrainConfig, default_config

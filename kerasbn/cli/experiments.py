@@ -16,7 +16,7 @@ from pathlib import Path
 from kerasbn._io import disk_full
 from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
-from kerasbn.cli._signals import Stopped, stop_on_signals
+from kerasbn._signals import Stopped, stop_on_signals
 from kerasbn.data import DataError
 from kerasbn.experiments import get_experiment, list_experiments, run_experiment
 from kerasbn.runfolder import default_out_dir

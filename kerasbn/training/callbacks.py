@@ -4,7 +4,8 @@
 * :class:`EpochRandomness`: batch order and dropout / augmentation streams per epoch;
 * :class:`EpochLog`: the per-epoch history CSV, rewritten atomically;
 * :class:`ResumableBackup`: an atomic checkpoint after every epoch, restored on resume;
-* :class:`StopOnDivergence`: stops a run whose loss became NaN, Inf or huge.
+* :class:`StopOnDivergence`: stops a run whose loss became NaN, Inf or huge;
+* :class:`StopOnSignal`: raises a Ctrl-C / SIGTERM that arrived where Python could not.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from kerasbn._io import atomic_path, write_json, write_text
+from kerasbn._signals import raise_if_stopped
 from kerasbn.training.batches import EpochBatches
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "EpochTimer",
     "ResumableBackup",
     "StopOnDivergence",
+    "StopOnSignal",
     "blown_up",
 ]
 
@@ -159,6 +162,17 @@ class DivergedError(RuntimeError):
     def __init__(self, epoch: int, batch: int, loss) -> None:
         super().__init__(f"loss became {loss} at epoch {epoch}, batch {batch}")
         self.epoch, self.batch, self.loss = epoch, batch, loss
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """After every batch, raise a stop signal that arrived while Python was in a
+    finalizer (see :mod:`kerasbn._signals`), so that a run stops within one batch."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        raise_if_stopped()
+
+    def on_test_batch_end(self, batch, logs=None):
+        raise_if_stopped()
 
 
 class StopOnDivergence(keras.callbacks.TerminateOnNaN):

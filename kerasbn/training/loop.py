@@ -34,6 +34,7 @@ from kerasbn.training.callbacks import (
     EpochTimer,
     ResumableBackup,
     StopOnDivergence,
+    StopOnSignal,
     blown_up,
 )
 from kerasbn.training.config import (
@@ -189,7 +190,14 @@ def train(
     epoch_log = EpochLog(log_csv, timer, EpochLog.read(log_csv, done) if done and log_csv else ())
     # Order matters at epoch end: the log is written before the checkpoint, so after a
     # kill it always covers the epochs the checkpoint holds.
-    all_callbacks = [EpochRandomness(batches), timer, epoch_log, StopOnDivergence(), *callbacks]
+    all_callbacks = [
+        EpochRandomness(batches),
+        timer,
+        epoch_log,
+        StopOnDivergence(),
+        StopOnSignal(),
+        *callbacks,
+    ]
     if backup is not None:
         all_callbacks.append(backup)
     diverged_at: DivergedError | None = None
