@@ -502,12 +502,11 @@ def test_a_signal_that_lands_in_a_finalizer_still_stops_the_run(capsys):
     from kerasbn.training.callbacks import StopOnSignal
 
     reached = []
-    with pytest.raises(Stopped) as info:
-        with stop_on_signals():
-            _SignalsWhenCollected(signal.SIGTERM)  # collected at once
-            reached.append("after the finalizer")
-            StopOnSignal().on_train_batch_end(0)  # the training loop's next safe point
-            reached.append("after the next batch")
+    with pytest.raises(Stopped) as info, stop_on_signals():
+        _SignalsWhenCollected(signal.SIGTERM)  # collected at once
+        reached.append("after the finalizer")
+        StopOnSignal().on_train_batch_end(0)  # the training loop's next safe point
+        reached.append("after the next batch")
     assert info.value.exit_code == 143
     assert reached == ["after the finalizer"]
     assert "Exception ignored" not in capsys.readouterr().err

@@ -19,6 +19,7 @@ def test_default_configs_differ_per_dataset_and_validate():
         dict(optimizer="rmsprop"),
         dict(lr_schedule="step"),
         dict(precision="float16"),
+        dict(weight_decay=-1e-4),
     ):
         with pytest.raises(ValueError, match="Received"):
             replace(TrainConfig(), **bad)
@@ -36,6 +37,25 @@ def test_warmup_then_cosine_and_short_runs_still_decay():
     assert float(short(0)) == pytest.approx(1e-2) and float(short(9)) < 1e-2
     with pytest.raises(ValueError, match="warmup_epochs"):
         default_config("cifar10", warmup_epochs=-1)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_weight_decay_shrinks_weights_by_decay_times_rate_each_step(optimizer):
+    import keras
+
+    from kerasbn.training.config import make_optimizer
+
+    config = TrainConfig(
+        optimizer=optimizer, learning_rate=0.1, lr_schedule="constant", weight_decay=0.01
+    )
+    weight = keras.Variable(np.full((3,), 2.0, "float32"))
+    make_optimizer(config, steps_per_epoch=1).apply_gradients([(np.zeros(3, "float32"), weight)])
+    # A zero gradient leaves only the decoupled decay: 2 x (1 - 0.1 x 0.01).
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(weight), 2 * (1 - 1e-3), rtol=1e-6)
+    plain = keras.Variable(np.full((3,), 2.0, "float32"))
+    no_decay = replace(config, weight_decay=0.0)
+    make_optimizer(no_decay, steps_per_epoch=1).apply_gradients([(np.zeros(3, "float32"), plain)])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(plain), 2.0)
 
 
 def test_default_strategy_on_cpu_has_one_replica():

@@ -18,7 +18,7 @@ from kerasbn._logging import configure_logging
 from kerasbn._signals import Stopped, stop_on_signals
 from kerasbn.comparison import compare
 from kerasbn.data import DataError, list_datasets
-from kerasbn.training import LR_SCALING_RULES, PRECISIONS, TrainConfig, default_config
+from kerasbn.training import LR_SCALING_RULES, OPTIMIZERS, PRECISIONS, TrainConfig, default_config
 from kerasbn.training.distribute import STRATEGIES, DistributionError
 from kerasbn.variants import DEFAULT_VARIANTS, list_variants, parse_variants
 from kerasbn.verdicts import choose_baseline
@@ -41,6 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, help="default: per data set")
     parser.add_argument("--batch-size", type=int, help="per replica; default: per data set")
     parser.add_argument("--learning-rate", type=float, help="default: per data set")
+    parser.add_argument(
+        "--optimizer", choices=OPTIMIZERS, help="sgd uses Nesterov momentum; default: per data set"
+    )
+    parser.add_argument(
+        "--weight-decay", type=float, help="decoupled weight decay; default: per data set"
+    )
+    parser.add_argument(
+        "--warmup-epochs",
+        type=int,
+        help="linear warmup before the cosine decay; default: per data set",
+    )
     parser.add_argument(
         "--seeds",
         type=int,
@@ -112,6 +123,9 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
+        "optimizer": args.optimizer,
+        "weight_decay": args.weight_decay,
+        "warmup_epochs": args.warmup_epochs,
         "augment": args.augment,
         "seed": args.seed,
         "verbose": args.verbose,

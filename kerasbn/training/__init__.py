@@ -17,9 +17,11 @@ from kerasbn.training.callbacks import (
     EpochTimer,
     ResumableBackup,
     StopOnDivergence,
+    StopOnSignal,
 )
 from kerasbn.training.config import (
     LR_SCALING_RULES,
+    OPTIMIZERS,
     PRECISIONS,
     BatchPlan,
     TrainConfig,
@@ -42,6 +44,7 @@ __all__ = [
     "DIVERGED_LOSS",
     "EPOCH_COLUMNS",
     "LR_SCALING_RULES",
+    "OPTIMIZERS",
     "PRECISIONS",
     "BatchPlan",
     "DivergedError",
@@ -51,6 +54,7 @@ __all__ = [
     "EpochTimer",
     "ResumableBackup",
     "StopOnDivergence",
+    "StopOnSignal",
     "TrainConfig",
     "TrainResult",
     "batch_plan",
