@@ -21,11 +21,11 @@ from kerasbn.inference import Prediction, predict, prepare_images
 from kerasbn.models import build_model
 from kerasbn.presets import Preset, get_preset
 from kerasbn.report import plot_curves, summarize, summary_markdown
+from kerasbn.loading import load_model
 from kerasbn.saving import (
     ModelFileError,
     export_saved_model,
     list_models,
-    load_model,
     read_sidecar,
     save_model,
 )

@@ -4,33 +4,56 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 
 import numpy as np
+
+from kerasbn._limits import require_regular_file
 
 __all__ = ["IMAGE_SUFFIXES", "decode_image"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
-def decode_image(source: bytes | str | os.PathLike, mode: str | None = None) -> np.ndarray:
+def decode_image(
+    source: bytes | str | os.PathLike, mode: str | None = None, max_pixels: int | None = None
+) -> np.ndarray:
     """A uint8 array (H, W) or (H, W, C) from encoded bytes or an image file.
 
     ``mode``: a Pillow mode to convert to (``"L"``, ``"RGB"``); ``None`` keeps L, RGB and
     RGBA images as they are and converts any other mode (palette, 16-bit, CMYK) to RGB,
-    or RGBA where it has an alpha band.
+    or RGBA where it has an alpha band. ``max_pixels``: refuse larger images from their
+    header, before decoding; without it, Pillow's own decompression-bomb limit
+    (``Image.MAX_IMAGE_PIXELS``, about 89 million pixels) is enforced as an error.
 
     Raises:
         ValueError: the input is not a readable image (Pillow's reason in the message).
     """
     from PIL import Image, UnidentifiedImageError
 
-    opened = io.BytesIO(source) if isinstance(source, bytes) else source
+    # A FIFO or device given as a path would be read forever: regular files only.
+    opened = io.BytesIO(source) if isinstance(source, bytes) else require_regular_file(source)
     try:
-        with Image.open(opened) as img:
+        with warnings.catch_warnings():
+            # Pillow only warns between its limit and twice that: make it an error.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(opened)
+        with img:
+            if max_pixels is not None and img.width * img.height > max_pixels:
+                raise ValueError(
+                    f"{img.width}x{img.height} pixels, more than the {max_pixels:,} allowed"
+                )
             if mode is None and img.mode not in ("L", "RGB", "RGBA"):
                 mode = "RGBA" if "A" in img.getbands() else "RGB"
             if mode is not None:
                 img = img.convert(mode)
             return np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+        OSError,
+        SyntaxError,
+        ValueError,
+    ) as exc:
         raise ValueError(str(exc)) from exc

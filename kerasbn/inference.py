@@ -21,7 +21,8 @@ import keras
 import numpy as np
 
 from kerasbn.images import IMAGE_SUFFIXES, decode_image
-from kerasbn.saving import load_model, read_manifest, read_sidecar
+from kerasbn.loading import load_model
+from kerasbn.saving import read_manifest, read_sidecar
 
 __all__ = [
     "INPUT_SUFFIXES",

@@ -1,16 +1,6 @@
-"""Saving trained models, a checked manifest, and safe loading.
+"""Saving trained models and a checked manifest; SavedModel export.
 
-A model file is often downloaded from somewhere else, so :func:`load_model` inspects it
-before Keras deserializes anything:
-
-* only the native ``.keras`` format (legacy ``.h5`` needs ``allow_h5=True``);
-* a size cap, a zip integrity check (CRC of every member), and the SHA-256 recorded in
-  ``manifest.json`` beside the file when there is one;
-* the architecture in ``config.json`` may only name Keras' own modules: no ``Lambda``
-  layer, no function or class from any other module, no custom-registered object
-  (kerasbn models need none);
-* then Keras loads it in safe mode.
-
+Loading them back, with every check an untrusted file needs, is :mod:`kerasbn.loading`.
 Saving writes ``<name>.keras`` plus a JSON sidecar, and records the file in
 ``manifest.json`` (name, SHA-256, data set, variant, input shape and dtype, class names,
 preprocessing, metrics, versions, creation time). Every file is written to a temporary
@@ -25,14 +15,13 @@ import json
 import logging
 import os
 import shutil
-import warnings
-import zipfile
 from pathlib import Path
 
 import keras
 import pandas as pd
 
 from kerasbn._io import atomic_path, check_output_folder, write_json
+from kerasbn._limits import read_capped, require_regular_file
 from kerasbn._lock import FolderLock
 from kerasbn._versions import library_versions
 from kerasbn.layers import unfuse_batch_norm
@@ -40,13 +29,12 @@ from kerasbn.layers import unfuse_batch_norm
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DEFAULT_MAX_BYTES",
     "MANIFEST_NAME",
+    "MAX_JSON_BYTES",
     "ModelFileError",
-    "check_model_config",
     "export_saved_model",
     "list_models",
-    "load_model",
+    "read_json_file",
     "read_manifest",
     "read_sidecar",
     "save_model",
@@ -55,9 +43,8 @@ __all__ = [
 ]
 
 MANIFEST_NAME = "manifest.json"
-# The largest kerasbn model is a few MB; 512 MiB leaves room for much bigger user models
-# while refusing absurd files before anything is read.
-DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+# A manifest or sidecar of thousands of models is well under a megabyte.
+MAX_JSON_BYTES = 64 * 1024 * 1024
 # Manifest fields copied from the metadata that `compare` passes to save_model.
 _MANIFEST_FIELDS = (
     "dataset",
@@ -91,19 +78,30 @@ def sha256_file(path: str | os.PathLike) -> str:
 # --------------------------------------------------------------------------- manifest
 
 
+def read_json_file(path: Path, fix: str, limit: int = MAX_JSON_BYTES):
+    """A JSON file kerasbn did not necessarily write: a regular file under ``limit``
+    bytes, parsed with any failure (including nesting too deep for Python) as one
+    :class:`ModelFileError` that ends with ``fix``."""
+    try:
+        require_regular_file(path)
+        with path.open("rb") as fh:
+            return json.loads(read_capped(fh, str(path), limit).decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # JSON, UTF-8 and read-limit errors
+        raise ModelFileError(f"{path} is corrupted or unsafe ({exc}). {fix}") from exc
+
+
 def read_manifest(folder: str | os.PathLike) -> dict:
     """The manifest of a model folder (``{"models": {}}`` when there is none)."""
     path = Path(folder) / MANIFEST_NAME
-    if not path.exists():
+    if not os.path.lexists(path):
         return {"format": 1, "models": {}}
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(manifest.get("models"), dict):
-            raise ValueError("no 'models' mapping")
-    except (ValueError, AttributeError) as exc:
+    fix = "Restore it, or delete it and re-save the models."
+    manifest = read_json_file(path, fix)
+    models = manifest.get("models") if isinstance(manifest, dict) else None
+    if not isinstance(models, dict) or not all(isinstance(e, dict) for e in models.values()):
         raise ModelFileError(
-            f"{path} is corrupted ({exc}). Restore it, or delete it and re-save the models."
-        ) from exc
+            f"{path} is corrupted (it needs a 'models' object of one object per file). {fix}"
+        )
     return manifest
 
 
@@ -208,172 +206,12 @@ def _keep_earlier(path: Path) -> Path | None:
 def read_sidecar(model_path: str | os.PathLike) -> dict:
     """The JSON metadata saved next to a model (empty dict when there is none)."""
     side = sidecar_path(model_path)
-    return json.loads(side.read_text()) if side.exists() else {}
-
-
-# --------------------------------------------------------------------------- inspection
-
-
-def _is_keras_module(module) -> bool:
-    return module is None or module == "keras" or str(module).startswith("keras.")
-
-
-def check_model_config(config, origin: str = "model") -> None:
-    """Refuse a model architecture that could run code outside Keras when loaded.
-
-    Walks the serialized config (``config.json`` of a ``.keras`` file, or the
-    ``model_config`` of an ``.h5``) and raises :class:`ModelFileError` for a ``Lambda``
-    layer, any ``module`` outside Keras, or a custom-registered object. It reads only
-    JSON; nothing is imported or executed.
-    """
-    stack = [config]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-            continue
-        if not isinstance(node, dict):
-            continue
-        class_name = node.get("class_name")
-        if class_name in ("Lambda", "TFSMLayer"):
-            raise ModelFileError(
-                f"{origin} holds a {class_name} layer, which runs arbitrary Python code when "
-                "loaded; kerasbn models never contain one. Refused. Only load such a file "
-                "from a source you trust, with keras.saving.load_model(..., safe_mode=False)."
-            )
-        module = node.get("module")
-        if "class_name" in node and not _is_keras_module(module):
-            raise ModelFileError(
-                f"{origin} names {module}.{node.get('config', class_name)!s} ({class_name}), "
-                "which is outside Keras; loading it could import or run foreign code. Refused."
-            )
-        registered = node.get("registered_name")
-        if isinstance(registered, str) and ">" in registered:
-            raise ModelFileError(
-                f"{origin} needs the custom object {registered!r}; kerasbn loads no custom "
-                "objects. Refused."
-            )
-        stack.extend(node.values())
-
-
-def _check_keras_archive(path: Path) -> None:
-    if not zipfile.is_zipfile(path):
-        raise ModelFileError(
-            f"{path} is corrupted or truncated (not a valid .keras zip archive). Re-save or "
-            "re-download it."
-        )
-    try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()  # reads every member and checks its CRC
-            if bad is not None:
-                raise ModelFileError(f"{path} is corrupted or truncated (bad member {bad}).")
-            names = set(archive.namelist())
-            if "config.json" not in names:
-                raise ModelFileError(
-                    f"{path} is corrupted or truncated (no config.json inside). Re-save it."
-                )
-            config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        if isinstance(exc, ModelFileError):
-            raise
-        raise ModelFileError(
-            f"{path} is corrupted or truncated ({exc}). Re-save or re-download it."
-        ) from exc
-    check_model_config(config, str(path))
-
-
-def _check_h5(path: Path) -> None:
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as h5:
-            raw = h5.attrs.get("model_config")
-    except OSError as exc:
-        raise ModelFileError(f"{path} is corrupted or truncated ({exc}).") from exc
-    if raw is None:
-        raise ModelFileError(f"{path} holds weights only, no model (no model_config).")
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8")
-    check_model_config(json.loads(raw), str(path))
-
-
-def _check_manifest(path: Path) -> None:
-    manifest = read_manifest(path.parent)
-    if not manifest["models"]:
-        return
-    entry = manifest["models"].get(path.name)
-    if entry is None:
-        warnings.warn(
-            f"{path.name} is not listed in {path.parent / MANIFEST_NAME}; its integrity "
-            "cannot be checked.",
-            stacklevel=3,
-        )
-        return
-    actual = sha256_file(path)
-    if actual != entry.get("sha256"):
-        raise ModelFileError(
-            f"SHA-256 of {path} ({actual[:12]}...) does not match {MANIFEST_NAME} "
-            f"({str(entry.get('sha256'))[:12]}...): the file was changed or replaced after "
-            "it was saved. Re-download or re-train it."
-        )
-
-
-def load_model(
-    path: str | os.PathLike,
-    *,
-    allow_h5: bool = False,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    check_manifest: bool = True,
-) -> keras.Model:
-    """Load a model safely (see the module docstring for every check).
-
-    Args:
-        path: a ``.keras`` file (``.h5`` / ``.hdf5`` only with ``allow_h5=True``).
-        allow_h5: opt in to the legacy HDF5 format (still inspected, still safe mode).
-        max_bytes: refuse larger files before reading them.
-        check_manifest: compare the SHA-256 with ``manifest.json`` beside the file.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ModelFileError (a ValueError): refused, with the reason and the fix.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"No model file at {path}. Train one with `python -m kerasbn.compare` (models land "
-            "in saved_models/) or pass the path of an existing .keras file."
-        )
-    size = path.stat().st_size
-    if size == 0:
-        raise ModelFileError(f"{path} is corrupted or truncated (empty file). Re-save it.")
-    if size > max_bytes:
-        raise ModelFileError(
-            f"{path} is {size:,} bytes, over the {max_bytes:,}-byte cap. Pass a larger "
-            "max_bytes only if you trust the file."
-        )
-    suffix = path.suffix.lower()
-    if suffix in (".h5", ".hdf5"):
-        if not allow_h5:
-            raise ModelFileError(
-                f"{path} is a legacy HDF5 model. Only the native .keras format is loaded by "
-                "default; pass allow_h5=True (--allow-h5) if you trust the file, or re-save "
-                "it as .keras."
-            )
-        _check_h5(path)
-    elif suffix == ".keras":
-        _check_keras_archive(path)
-    else:
-        raise ModelFileError(
-            f"Only the native .keras format is loaded (safe mode). Received: {str(path)!r}"
-        )
-    if check_manifest:
-        _check_manifest(path)
-    try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
-        raise ModelFileError(
-            f"{path} is corrupted or truncated ({exc}). Re-save or re-download it."
-        ) from exc
+    if not os.path.lexists(side):
+        return {}
+    metadata = read_json_file(side, "Delete it, or re-save the model.")
+    if not isinstance(metadata, dict):
+        raise ModelFileError(f"{side} is corrupted (not a JSON object). Delete it.")
+    return metadata
 
 
 def export_saved_model(model: keras.Model | str | os.PathLike, out_dir: str | os.PathLike) -> Path:
@@ -386,6 +224,8 @@ def export_saved_model(model: keras.Model | str | os.PathLike, out_dir: str | os
         raise FileExistsError(f"{out_dir} exists and is not empty; pass a new folder.")
     check_output_folder(out_dir, "--out", create=False)  # before loading the model
     if not isinstance(model, keras.Model):
+        from kerasbn.loading import load_model  # loading imports this module
+
         model = load_model(model)
     archive = keras.export.ExportArchive()
     archive.track(model)

@@ -18,7 +18,8 @@ from kerasbn.inference import (
     prepare_images,
     read_input_file,
 )
-from kerasbn.saving import ModelFileError, load_model
+from kerasbn.loading import load_model
+from kerasbn.saving import ModelFileError
 
 __all__ = ["build_parser", "main"]
 

@@ -14,6 +14,7 @@ data set's catalog row lists the formats it may come in.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import pickle
 import tarfile
@@ -24,6 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasbn._limits import (
+    ReadLimitError,
+    check_declared,
+    max_read_bytes,
+    read_capped,
+    require_regular_file,
+)
 from kerasbn.data.catalog import DataError, DatasetInfo
 from kerasbn.images import IMAGE_SUFFIXES, decode_image
 from kerasbn.registry import Registry
@@ -56,47 +64,56 @@ class RawData:
     class_names: tuple[str, ...] | None = None  # an image tree's folder names
 
 
-def _open_maybe_gzip(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-        if not raw:
-            raise DataError(
-                f"{path} is empty (0 bytes): a download or copy was cut short. Replace it "
-                "with a fresh copy of the file (re-download or re-copy it)."
-            )
-        if raw[:2] == b"\x1f\x8b":
-            return gzip.decompress(raw)
-        return raw
-    except FileNotFoundError:
-        raise
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(
-            f"{path} is corrupted or truncated ({exc}). Replace it with a fresh copy of the "
-            "file (re-download or re-copy it)."
-        ) from exc
+def _replace_hint(path: Path) -> str:
+    return f"Replace {path} with a fresh copy of the file (re-download or re-copy it)."
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read one IDX file (the MNIST format), gzipped or not, into a uint8 array."""
+    """Read one IDX file (the MNIST format), gzipped or not, into a uint8 array.
+
+    The header is read first (through the gzip stream when gzipped), so a file that
+    declares or inflates to more than the read limit is refused before its data is read.
+    """
     path = Path(path)
-    data = _open_maybe_gzip(path)
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+    try:
+        require_regular_file(path)
+        with path.open("rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+        if path.stat().st_size == 0:
+            raise DataError(
+                f"{path} is empty (0 bytes): a download or copy was cut short. "
+                + _replace_hint(path)
+            )
+        with gzip.open(path, "rb") if gzipped else path.open("rb") as fh:
+            magic = fh.read(4)
+            if len(magic) < 4 or magic[:3] != b"\x00\x00\x08":
+                raise DataError(
+                    f"{path} is not an IDX file of unsigned bytes (bad magic number). Replace "
+                    "it with the original MNIST-format file."
+                )
+            ndim = magic[3]
+            head = fh.read(4 * ndim)
+            if len(head) < 4 * ndim:
+                raise DataError(f"{path} is corrupted or truncated (header cut short). Replace it.")
+            dims = tuple(int.from_bytes(head[4 * i : 4 * i + 4], "big") for i in range(ndim))
+            expected = math.prod(dims) if dims else 0  # Python ints: no overflow
+            check_declared(expected, f"{path} (shape {dims})")
+            data = fh.read(expected + 1)  # one byte more shows trailing data
+    except FileNotFoundError:
+        raise
+    except ReadLimitError as exc:
+        raise DataError(str(exc)) from exc
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(
-            f"{path} is not an IDX file of unsigned bytes (bad magic number). Replace it with "
-            "the original MNIST-format file."
-        )
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{path} is corrupted or truncated (header cut short). Replace it.")
-    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(dims)) if dims else 0
-    if len(data) - header != expected:
+            f"{path} is corrupted or truncated ({exc}). " + _replace_hint(path)
+        ) from exc
+    if len(data) != expected:
         raise DataError(
             f"{path} is corrupted or truncated: its header promises {expected} bytes of data "
-            f"for shape {dims}, but it holds {len(data) - header}. Replace it with a fresh copy."
+            f"for shape {dims}, but it holds {len(data)}{'+' * (len(data) > expected)}. "
+            + _replace_hint(path)
         )
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 def _find_file(folder: Path, stem: str) -> Path:
@@ -159,35 +176,74 @@ def _array_reconstruct() -> Callable:
     return multiarray._reconstruct
 
 
+def _check_shape(shape) -> None:
+    # The pickle names the shape, so a tiny file could otherwise allocate gigabytes.
+    dims = shape if isinstance(shape, tuple | list) else (shape,)
+    if not all(isinstance(d, int) and d >= 0 for d in dims):
+        raise pickle.UnpicklingError(f"array shape {shape!r} is not a tuple of sizes")
+    try:
+        check_declared(8 * math.prod(dims), "an array in the batch")
+    except ReadLimitError as exc:
+        raise pickle.UnpicklingError(str(exc)) from exc
+
+
+class _BudgetedArray(np.ndarray):
+    """What the pickle gets for ``numpy.ndarray``: constructing one checks the shape."""
+
+    def __new__(cls, shape, *args, **kwargs):
+        _check_shape(shape)
+        return np.ndarray.__new__(np.ndarray, shape, *args, **kwargs)
+
+
+def _budgeted_reconstruct(subtype, shape, dtype):
+    if subtype is not _BudgetedArray:
+        raise pickle.UnpicklingError(f"refusing to rebuild {subtype!r}: arrays only")
+    _check_shape(shape)
+    return _array_reconstruct()(np.ndarray, shape, dtype)
+
+
+def _latin1_encode(text, encoding="utf-8", errors="strict"):
+    # Python 3 writes protocol-2 bytes as _codecs.encode(text, "latin1"). Other codecs
+    # ("hex", "base64", ...) nested through the memo would grow a string exponentially.
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with {encoding!r}")
+    return text.encode("latin1", errors)
+
+
 class _CifarUnpickler(pickle.Unpickler):
     """Unpickler for CIFAR-10 python batches that can only rebuild NumPy arrays.
 
     The batches are pickled dicts holding one ndarray, so the only globals they need are
-    the ndarray reconstruction helpers; any other global would let the file run code.
+    the ndarray reconstruction helpers (any other global would let the file run code),
+    and those refuse array shapes over the read limit.
     """
 
     def find_class(self, module: str, name: str):
         if name == "_reconstruct" and module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-            return _array_reconstruct()
-        if module == "numpy" and name in ("ndarray", "dtype"):
-            return getattr(np, name)
+            return _budgeted_reconstruct
+        if module == "numpy" and name == "ndarray":
+            return _BudgetedArray
+        if module == "numpy" and name == "dtype":
+            return np.dtype
         if (module, name) == ("_codecs", "encode"):
-            # Python 3 writes protocol-2 bytes as _codecs.encode(text, "latin1"): pure.
-            import codecs
-
-            return codecs.encode
+            return _latin1_encode
         raise pickle.UnpicklingError(
             f"refusing to load global {module}.{name}: CIFAR-10 batches only hold arrays"
         )
 
 
 def _require_batch_file(path: Path, suffix: str, archive: str) -> None:
-    if not path.is_file():
+    if not path.exists():
         raise DataError(
             f"Missing file {path}. A CIFAR-10 {archive.split('-')[2]} folder holds "
             f"data_batch_1{suffix} ... data_batch_5{suffix} and test_batch{suffix} "
             f"(from {archive})."
         )
+    try:
+        require_regular_file(path)
+        check_declared(path.stat().st_size, str(path))
+    except ReadLimitError as exc:
+        raise DataError(str(exc)) from exc
 
 
 def read_cifar_python_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -199,7 +255,7 @@ def read_cifar_python_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.nda
             batch = _CifarUnpickler(fh, encoding="bytes").load()
     except pickle.UnpicklingError as exc:
         raise DataError(f"{path} is not a safe CIFAR-10 python batch: {exc}") from exc
-    except (EOFError, ValueError, TypeError, IndexError, OSError) as exc:
+    except (EOFError, ValueError, TypeError, IndexError, OSError, MemoryError) as exc:
         raise DataError(
             f"{path} is corrupted or truncated ({exc}). Replace it with a fresh copy."
         ) from exc
@@ -209,12 +265,17 @@ def read_cifar_python_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.nda
     labels = batch.get(b"labels", batch.get("labels"))
     if not isinstance(data, np.ndarray) or labels is None:
         raise DataError(f"{path} lacks the 'data' array or the 'labels' list of a CIFAR batch.")
-    if data.ndim != 2 or data.shape[1] != 3072:
+    if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8:
         raise DataError(
-            f"{path}: 'data' has shape {data.shape}, expected (N, 3072) for 32x32x3 images."
+            f"{path}: 'data' is {data.dtype} of shape {data.shape}, expected uint8 (N, 3072) "
+            "for 32x32x3 images. Replace it with a fresh copy."
         )
-    images = data.astype(np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return images, np.asarray(labels, dtype=np.int64)
+    try:
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: 'labels' is not a list of class numbers ({exc}).") from exc
+    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return images, labels
 
 
 def read_cifar_binary_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -235,7 +296,8 @@ def read_cifar_binary_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.nda
 
 def _decode_image(data: bytes, origin: str, shape: tuple[int, int, int]) -> np.ndarray:
     try:
-        array = decode_image(data, "L" if shape[2] == 1 else "RGB")
+        # The pixel cap refuses a decompression bomb before Pillow decodes it.
+        array = decode_image(data, "L" if shape[2] == 1 else "RGB", max_pixels=shape[0] * shape[1])
     except ValueError as exc:
         raise DataError(
             f"{origin} is corrupted or not an image ({exc}). Replace or delete that file."
@@ -291,13 +353,43 @@ def _stack_tree(
     return (*arrays, tuple(classes))
 
 
+class _Budget:
+    """Bytes of image files read so far from one tree, against the read limit."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin, self.left = origin, max_read_bytes()
+
+    def take(self, size: int, name: str) -> None:
+        try:
+            check_declared(size, name, self.left)
+        except ReadLimitError as exc:
+            raise DataError(f"{exc} (the whole tree {self.origin} counts together)") from exc
+        self.left -= size
+
+
+def _tree_file_reader(img: Path, budget: _Budget) -> Callable[[], bytes]:
+    def read() -> bytes:
+        try:
+            require_regular_file(img)
+            budget.take(img.stat().st_size, str(img))
+            with img.open("rb") as fh:
+                return read_capped(fh, str(img), img.stat().st_size)
+        except ReadLimitError as exc:
+            raise DataError(str(exc)) from exc
+
+    return read
+
+
 def read_image_tree(path: str | os.PathLike, info: DatasetInfo) -> tuple[np.ndarray, ...]:
     """Read ``train/<class>/*`` and ``test/<class>/*`` from a folder or a tar archive.
 
     Returns ``(x_train, y_train, x_test, y_test, class_names)``; labels follow the
-    alphabetical order of the class folder names.
+    alphabetical order of the class folder names. Only regular files are read, their
+    bytes together stay under the read limit, and an image with more pixels than the
+    data set's is refused before it is decoded.
     """
     path = Path(path)
+    budget = _Budget(str(path))
     if path.is_dir():
         root = path
 
@@ -311,7 +403,7 @@ def read_image_tree(path: str | os.PathLike, info: DatasetInfo) -> tuple[np.ndar
                         continue
                     for img in cls_dir.iterdir():
                         if img.suffix.lower() in IMAGE_SUFFIXES:
-                            yield split, cls_dir.name, str(img), img.read_bytes
+                            yield split, cls_dir.name, str(img), _tree_file_reader(img, budget)
 
         return _stack_tree(entries(), info, str(path))
     try:
@@ -323,8 +415,10 @@ def read_image_tree(path: str | os.PathLike, info: DatasetInfo) -> tuple[np.ndar
                 if len(parts) >= 3 and parts[-3] in ("train", "test") and member.isfile():
                     if Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
                         continue
-                    data = tar.extractfile(member).read()
-                    blobs.append((parts[-3], parts[-2], f"{path}:{member.name}", data))
+                    name = f"{path}:{member.name}"
+                    budget.take(member.size, name)  # the size the member declares
+                    data = read_capped(tar.extractfile(member), name, member.size)
+                    blobs.append((parts[-3], parts[-2], name, data))
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise DataError(
             f"{path} is corrupted or truncated ({exc}). Replace it with a fresh copy, or "
