@@ -52,11 +52,9 @@ def max_read_bytes() -> int:
     return value
 
 
-def _raise_hint(limit: int) -> str:
-    return (
-        f"the {limit:,}-byte limit; if you trust the file, raise it with "
-        f"{MAX_READ_BYTES_ENV}=<bytes>"
-    )
+def _raise_hint(limit: int, fix: str | None) -> str:
+    fix = fix or f"if you trust the file, raise it with {MAX_READ_BYTES_ENV}=<bytes>"
+    return f"the {limit:,}-byte limit; {fix}"
 
 
 def require_regular_file(path: str | os.PathLike) -> Path:
@@ -81,14 +79,19 @@ def require_regular_file(path: str | os.PathLike) -> Path:
     return path
 
 
-def check_declared(size: int, origin: str, limit: int | None = None) -> None:
-    """Refuse ``origin`` whose header declares ``size`` bytes, over the cap, unread."""
+def check_declared(
+    size: int, origin: str, limit: int | None = None, fix: str | None = None
+) -> None:
+    """Refuse ``origin`` whose header declares ``size`` bytes, over the cap, unread
+    (``fix``: how to raise a ``limit`` other than the read limit)."""
     limit = max_read_bytes() if limit is None else limit
     if size > limit:
-        raise ReadLimitError(f"{origin} declares {size:,} bytes, over {_raise_hint(limit)}.")
+        raise ReadLimitError(f"{origin} declares {size:,} bytes, over {_raise_hint(limit, fix)}")
 
 
-def read_capped(fh: BinaryIO, origin: str, limit: int | None = None) -> bytes:
+def read_capped(
+    fh: BinaryIO, origin: str, limit: int | None = None, fix: str | None = None
+) -> bytes:
     """All of ``fh`` (a file or a decompressing stream), refused once it passes the cap;
     at most one chunk more than the cap is ever held."""
     limit = max_read_bytes() if limit is None else limit
@@ -99,5 +102,5 @@ def read_capped(fh: BinaryIO, origin: str, limit: int | None = None) -> bytes:
             return b"".join(chunks)
         total += len(chunk)
         if total > limit:
-            raise ReadLimitError(f"{origin} expands past {_raise_hint(limit)}.")
+            raise ReadLimitError(f"{origin} expands past {_raise_hint(limit, fix)}")
         chunks.append(chunk)

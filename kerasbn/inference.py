@@ -12,7 +12,9 @@ range.
 
 from __future__ import annotations
 
+import math
 import os
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kerasbn._limits import check_declared, require_regular_file
 from kerasbn.images import IMAGE_SUFFIXES, decode_image
 from kerasbn.loading import load_model
 from kerasbn.saving import read_manifest, read_sidecar
@@ -31,6 +34,7 @@ __all__ = [
     "expand_inputs",
     "predict",
     "prepare_images",
+    "printable",
     "read_input_file",
 ]
 
@@ -197,15 +201,50 @@ def read_input_file(path: Path) -> np.ndarray:
     Raises:
         ValueError: the file cannot be read as either (the message names it).
     """
+    name = printable(str(path))
+    try:
+        require_regular_file(path)  # a FIFO or device would be read forever
+    except OSError as exc:
+        raise ValueError(f"{name} cannot be read ({exc.strerror or exc}).") from exc
+    except ValueError as exc:
+        raise ValueError(printable(str(exc))) from exc
     if path.suffix.lower() == ".npy":
         try:
-            return np.load(path, allow_pickle=False)
+            array = _read_npy(path)
         except (ValueError, OSError, EOFError) as exc:
-            raise ValueError(f"{path} is not a readable .npy array ({exc}).") from exc
+            raise ValueError(f"{name} is not a readable .npy array ({exc}).") from exc
+        if array.size == 0:
+            raise ValueError(f"{name} holds an empty array {array.shape}: nothing to predict.")
+        return array
     try:
         return decode_image(path)
     except ValueError as exc:
-        raise ValueError(f"{path} is not a readable image ({exc}).") from exc
+        raise ValueError(f"{name} is not a readable image ({exc}).") from exc
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    """A ``.npy`` array whose header's declared size is checked before the data is read
+    (never unpickled)."""
+    with path.open("rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        check_declared(math.prod(shape) * dtype.itemsize, f"the array (shape {shape})")
+    return np.load(path, allow_pickle=False)
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on any terminal and under a strict UTF-8 locale: control
+    and escape characters and undecodable bytes of a file name shown as escapes."""
+    out = []
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Cs", "Cf") and char != " ":
+            out.append(char.encode("unicode_escape", "backslashreplace").decode("ascii"))
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def expand_inputs(paths: Sequence[str]) -> tuple[list[Path], list[dict]]:
@@ -217,12 +256,14 @@ def expand_inputs(paths: Sequence[str]) -> tuple[list[Path], list[dict]]:
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in INPUT_SUFFIXES)
             if not found:
-                errors.append(
-                    {"input": str(path), "error": f"{path} holds no PNG, JPEG or .npy files."}
-                )
+                name = printable(str(path))
+                errors.append({"input": name, "error": f"{name} holds no PNG, JPEG or .npy files."})
             files.extend(found)
         elif path.is_file():
             files.append(path)
         else:
-            errors.append({"input": str(path), "error": f"{path} does not exist."})
+            what = "is not a regular file" if path.exists() else "does not exist"
+            errors.append(
+                {"input": printable(str(path)), "error": f"{printable(str(path))} {what}."}
+            )
     return files, errors

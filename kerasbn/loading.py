@@ -9,6 +9,8 @@
   by those declared sizes) and ``config.json`` is read with its own cap;
 * in an ``.h5``, every dataset's declared size counts against the cap, and external
   storage or links to other files are refused;
+* the weights the architecture declares (:func:`declared_parameters`, from the config
+  alone) must fit under the cap too, since building the layers allocates them;
 * the SHA-256 must match ``manifest.json`` beside the file when there is one;
 * the architecture may only name the Keras classes a kerasbn model is built from
   (:data:`ALLOWED_OBJECTS`): no ``Lambda``, no lambda or function object, no other
@@ -20,6 +22,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 import zipfile
@@ -30,12 +33,19 @@ import keras
 from kerasbn._limits import ReadLimitError, check_declared, read_capped, require_regular_file
 from kerasbn.saving import MANIFEST_NAME, ModelFileError, read_manifest, sha256_file
 
-__all__ = ["ALLOWED_OBJECTS", "DEFAULT_MAX_BYTES", "check_model_config", "load_model"]
+__all__ = [
+    "ALLOWED_OBJECTS",
+    "DEFAULT_MAX_BYTES",
+    "check_model_config",
+    "declared_parameters",
+    "load_model",
+]
 
 # The largest kerasbn model is a few MB; 512 MiB leaves room for much bigger user models
 # while refusing absurd files (or archives that inflate to more) before anything is read.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 _MAX_CONFIG_BYTES = 16 * 1024 * 1024
+_FIX = "pass a larger max_bytes only if you trust the file"
 
 # module -> class names a kerasbn model's config may name (built-in kerasbn nets and
 # the same shapes a user saves from them). Everything else is refused by name.
@@ -122,6 +132,66 @@ def check_model_config(config, origin: str = "model") -> None:
         stack.extend(node.values())
 
 
+def _pair(value, default) -> tuple[int, int]:
+    value = default if value is None else value
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and v > 0 for v in pair):
+        raise ModelFileError(f"a window or stride {value!r} is not two positive sizes")
+    return pair
+
+
+def _spatial(size: int, window: int, stride: int, padding: str) -> int:
+    if padding == "same":
+        return -(-size // stride)
+    return max(0, (size - window) // stride + 1)
+
+
+def declared_parameters(config: dict) -> int:
+    """The number of weights a model config declares, worked out from the config alone
+    (no layer is built). The allow-list has no merge layers, so a model is a chain and
+    the layers' shapes follow one another in order."""
+    layers = config.get("config", {}).get("layers", []) if isinstance(config, dict) else []
+    shape: tuple[int, ...] = ()
+    total = 0
+    for layer in layers if isinstance(layers, list) else []:
+        kind, cfg = layer.get("class_name"), layer.get("config") or {}
+        if kind == "InputLayer":
+            dims = (cfg.get("batch_shape") or [None])[1:]
+            if not all(d is None or (isinstance(d, int) and d >= 0) for d in dims):
+                raise ModelFileError(f"an input shape {dims!r} is not a list of sizes")
+            shape = tuple(1 if d is None else d for d in dims)
+        elif not shape:
+            continue  # a Sequential model's layers before its input is known
+        elif kind == "Conv2D":
+            (kh, kw), (sh, sw) = _pair(cfg.get("kernel_size"), 1), _pair(cfg.get("strides"), 1)
+            filters, padding = int(cfg.get("filters") or 0), cfg.get("padding", "valid")
+            total += kh * kw * shape[-1] * filters + filters * bool(cfg.get("use_bias", True))
+            shape = (
+                _spatial(shape[0], kh, sh, padding),
+                _spatial(shape[1], kw, sw, padding),
+                filters,
+            )
+        elif kind == "MaxPooling2D":
+            (ph, pw) = _pair(cfg.get("pool_size"), 2)
+            (sh, sw), padding = _pair(cfg.get("strides"), (ph, pw)), cfg.get("padding", "valid")
+            shape = (
+                _spatial(shape[0], ph, sh, padding),
+                _spatial(shape[1], pw, sw, padding),
+                shape[2],
+            )
+        elif kind == "Dense":
+            units = int(cfg.get("units") or 0)
+            total += shape[-1] * units + units * bool(cfg.get("use_bias", True))
+            shape = (*shape[:-1], units)
+        elif kind == "BatchNormalization":
+            total += 4 * shape[-1]
+        elif kind == "Flatten":
+            shape = (math.prod(shape),)
+        elif kind == "GlobalAveragePooling2D":
+            shape = (shape[-1],)
+    return total
+
+
 def _check_keras_archive(path: Path, budget: int) -> None:
     if not zipfile.is_zipfile(path):
         raise ModelFileError(
@@ -131,7 +201,7 @@ def _check_keras_archive(path: Path, budget: int) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
-            check_declared(sum(m.file_size for m in members), f"{path} (inflated)", budget)
+            check_declared(sum(m.file_size for m in members), f"{path} (inflated)", budget, _FIX)
             bad = archive.testzip()  # CRC of every member; reads stop at declared sizes
             if bad is not None:
                 raise ModelFileError(f"{path} is corrupted or truncated (bad member {bad}).")
@@ -140,17 +210,20 @@ def _check_keras_archive(path: Path, budget: int) -> None:
                     f"{path} is corrupted or truncated (no config.json inside). Re-save it."
                 )
             with archive.open("config.json") as fh:
-                raw = read_capped(fh, f"{path}:config.json", _MAX_CONFIG_BYTES)
+                raw = read_capped(fh, f"{path}:config.json", _MAX_CONFIG_BYTES, "re-save the model")
             config = json.loads(raw.decode("utf-8"))
+        check_model_config(config, str(path))
+        # Building the layers allocates their weights: count them from the config first.
+        weights = 4 * declared_parameters(config)
+        check_declared(weights, f"{path} (its layers' float32 weights)", budget, _FIX)
     except ReadLimitError as exc:
-        raise ModelFileError(f"{exc}. Refused before inflating it.") from exc
+        raise ModelFileError(f"{exc}. Refused before inflating or building it.") from exc
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, RecursionError) as exc:
         if isinstance(exc, ModelFileError):
             raise
         raise ModelFileError(
             f"{path} is corrupted or truncated ({exc}). Re-save or re-download it."
         ) from exc
-    check_model_config(config, str(path))
 
 
 def _check_h5_storage(h5, path: Path, budget: int) -> None:
@@ -171,7 +244,7 @@ def _check_h5_storage(h5, path: Path, budget: int) -> None:
                 if item.external:
                     raise _refuse(str(path), f"keeps dataset {item.name!r} in external files")
                 total += item.size * item.dtype.itemsize
-                check_declared(total, f"{path} (its datasets)", budget)
+                check_declared(total, f"{path} (its datasets)", budget, _FIX)
 
 
 def _check_h5(path: Path, budget: int) -> None:
@@ -186,13 +259,15 @@ def _check_h5(path: Path, budget: int) -> None:
             if isinstance(raw, bytes):
                 raw = raw.decode("utf-8")
             config = json.loads(raw)
+        check_model_config(config, str(path))
+        weights = 4 * declared_parameters(config)
+        check_declared(weights, f"{path} (its layers' float32 weights)", budget, _FIX)
     except ReadLimitError as exc:
         raise ModelFileError(f"{exc}. Refused before reading it.") from exc
     except (OSError, ValueError, RecursionError) as exc:
         if isinstance(exc, ModelFileError):
             raise
         raise ModelFileError(f"{path} is corrupted or truncated ({exc}).") from exc
-    check_model_config(config, str(path))
 
 
 def _check_manifest(path: Path) -> None:

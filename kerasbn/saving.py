@@ -85,7 +85,8 @@ def read_json_file(path: Path, fix: str, limit: int = MAX_JSON_BYTES):
     try:
         require_regular_file(path)
         with path.open("rb") as fh:
-            return json.loads(read_capped(fh, str(path), limit).decode("utf-8"))
+            raw = read_capped(fh, str(path), limit, "kerasbn never writes one that large")
+            return json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # JSON, UTF-8 and read-limit errors
         raise ModelFileError(f"{path} is corrupted or unsafe ({exc}). {fix}") from exc
 

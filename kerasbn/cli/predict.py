@@ -16,6 +16,7 @@ from kerasbn.inference import (
     expand_inputs,
     predict,
     prepare_images,
+    printable,
     read_input_file,
 )
 from kerasbn.loading import load_model
@@ -61,11 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             batch = prepare_images(read_input_file(path), input_shape, resize=args.resize)
         except ValueError as exc:
-            errors.append({"input": str(path), "error": str(exc)})
+            errors.append({"input": printable(str(path)), "error": str(exc)})
             continue
         ids, probs = predict(model, batch).top_k(args.top_k)
         for i in range(len(batch)):
-            label = str(path) if len(batch) == 1 else f"{path}[{i}]"
+            name = printable(str(path))
+            label = name if len(batch) == 1 else f"{name}[{i}]"
             results.append(
                 {
                     "input": label,

@@ -255,7 +255,7 @@ def read_cifar_python_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.nda
             batch = _CifarUnpickler(fh, encoding="bytes").load()
     except pickle.UnpicklingError as exc:
         raise DataError(f"{path} is not a safe CIFAR-10 python batch: {exc}") from exc
-    except (EOFError, ValueError, TypeError, IndexError, OSError, MemoryError) as exc:
+    except (EOFError, ValueError, TypeError, IndexError, OSError) as exc:
         raise DataError(
             f"{path} is corrupted or truncated ({exc}). Replace it with a fresh copy."
         ) from exc
