@@ -239,6 +239,13 @@ def test_a_manifest_that_links_to_a_device_is_refused(model_file, tmp_path):
     assert "manifest.json is a device, not a regular file" in done.stdout, done.stderr[-2000:]
 
 
+def test_a_fifo_named_like_a_tree_archive_is_refused(tmp_path, deadline):
+    fifo = tmp_path / "cifar10.tar.gz"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="cifar10.tar.gz is a FIFO, not a regular file"):
+        read_image_tree(fifo, get_dataset_info("cifar10"))
+
+
 def test_a_model_that_is_a_fifo_is_refused(tmp_path, deadline):
     fifo = tmp_path / "model.keras"
     os.mkfifo(fifo)

@@ -407,6 +407,10 @@ def read_image_tree(path: str | os.PathLike, info: DatasetInfo) -> tuple[np.ndar
 
         return _stack_tree(entries(), info, str(path))
     try:
+        require_regular_file(path)  # a FIFO named like an archive would block forever
+    except ReadLimitError as exc:
+        raise DataError(str(exc)) from exc
+    try:
         with tarfile.open(path) as tar:
             blobs = []
             for member in tar:
