@@ -212,3 +212,15 @@ def test_a_batch_larger_than_the_training_set_is_named_before_training(digits, t
     assert messages.index(warning) < next(
         i for i, m in enumerate(messages) if m.startswith("training ")
     )
+
+
+def test_progress_is_one_line_per_epoch_unless_on_a_terminal(monkeypatch):
+    from kerasbn.cli.compare import _config_from_args, build_parser
+
+    args = build_parser().parse_args(["--dataset", "digits"])
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)  # a log file or a pipe
+    assert _config_from_args(args).verbose == 2
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert _config_from_args(args).verbose == 1
+    chosen = build_parser().parse_args(["--dataset", "digits", "--verbose", "0"])
+    assert _config_from_args(chosen).verbose == 0

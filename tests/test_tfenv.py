@@ -40,3 +40,30 @@ def test_importing_kerasbn_turns_onednn_on_in_tensorflow():
     assert out[0] == "1"
     if out[1] == "tensorflow":
         assert out[2] == "True"
+
+
+@pytest.mark.parametrize(
+    ("environ", "argv", "expected"),
+    [
+        ({}, ["compare"], "3"),
+        ({"TF_CPP_MIN_LOG_LEVEL": "0"}, ["compare"], "0"),  # the user's explicit choice
+        ({}, ["compare", "--verbose", "2"], None),  # asking for detail shows the log
+        ({}, ["compare", "--verbose=2"], None),
+        ({}, ["compare", "--verbose", "1"], "3"),
+        ({"KERASBN_TF_DEFAULTS": "1"}, ["compare"], None),
+    ],
+)
+def test_tensorflow_start_up_log_is_quiet_unless_asked_for(environ, argv, expected):
+    environ = dict(environ)
+    apply_cpu_defaults(environ, argv)
+    assert environ.get("TF_CPP_MIN_LOG_LEVEL") == expected
+
+
+def test_a_command_line_prints_no_tensorflow_start_up_noise():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env.pop("KERASBN_TF_DEFAULTS", None)
+    code = "import kerasbn, keras; keras.ops.convert_to_numpy(keras.ops.ones(2) + 1)"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for noise in ("oneDNN custom operations", "cuda drivers", "cuInit", "absl::InitializeLog"):
+        assert noise not in done.stderr

@@ -111,9 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--verbose",
         type=int,
-        default=1,
+        default=None,
         choices=(0, 1, 2),
-        help="Keras progress: 0 silent, 1 bar, 2 one line per epoch",
+        help="Keras progress: 0 silent, 1 bar, 2 one line per epoch (also shows "
+        "TensorFlow's C++ log); default: 1 on a terminal, 2 when output goes to a file",
     )
     return parser
 
@@ -128,7 +129,8 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         "warmup_epochs": args.warmup_epochs,
         "augment": args.augment,
         "seed": args.seed,
-        "verbose": args.verbose,
+        # A progress bar redrawn hundreds of times per epoch floods a log file.
+        "verbose": args.verbose if args.verbose is not None else 1 if sys.stdout.isatty() else 2,
         "strategy": args.strategy,
         "lr_scaling": args.lr_scaling,
         "precision": args.precision,
