@@ -135,3 +135,53 @@ def test_quick_time_to_accuracy_produces_its_table(tmp_path, capsys):
         if row["epochs_to_target"] == row["epochs_to_target"]:  # reached (not NaN)
             assert 1 <= row["epochs_to_target"] <= 3
             assert 0 < row["seconds_to_target"] <= row["total_seconds"]
+
+
+def test_time_to_accuracy_from_a_finished_comparison(tmp_path, capsys, monkeypatch):
+    import dataclasses
+
+    import pandas as pd
+
+    from kerasbn import compare, default_config, presets
+
+    config = default_config("digits", epochs=4, verbose=0)
+    out = tmp_path / "run"
+    compare("digits", "base,bn", config, out_dir=out, seeds=2, save_models=None, limit=400)
+    target = 0.6  # low enough that some epochs of this short run reach it
+    real = presets.get_preset
+    monkeypatch.setattr(
+        presets,
+        "get_preset",
+        lambda name: dataclasses.replace(real(name), speed_target=target),
+    )
+    assert main(["--time-to-accuracy", "--from-run", str(out), "--out", str(tmp_path)]) == 0
+    shown = capsys.readouterr().out
+    assert "the whole comparison (4 runs)" in shown and f"From `{out}`" in shown
+    rows = {
+        r["variant"]: r
+        for r in json.loads((tmp_path / "time_to_accuracy.json").read_text())["rows"]
+    }
+    for variant in ("base", "bn"):
+        times, totals = [], []
+        for seed in (0, 1):
+            log = pd.read_csv(out / "logs" / f"digits-{variant}-seed{seed}.csv")
+            totals.append(sum(log["seconds"]))
+            elapsed = 0.0
+            for acc, seconds in zip(log["val_accuracy"], log["seconds"], strict=True):
+                elapsed += seconds
+                if acc >= target:
+                    times.append(elapsed)
+                    break
+        row = rows[variant]
+        assert row["seeds"] == 2 and row["seeds_reaching"] == len(times)
+        assert row["total_seconds"] == pytest.approx(sum(totals) / 2)
+        if times:
+            assert row["seconds_to_target"] == pytest.approx(sum(times) / len(times))
+
+
+def test_from_run_needs_time_to_accuracy_and_a_finished_folder(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--from-run", str(tmp_path)])
+    assert info.value.code == 2 and "goes with --time-to-accuracy" in capsys.readouterr().err
+    assert main(["--time-to-accuracy", "--from-run", str(tmp_path)]) == 2
+    assert "error:" in capsys.readouterr().err

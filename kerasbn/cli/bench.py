@@ -6,8 +6,10 @@ Exit status: 0 measured, 2 bad flags.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
@@ -20,7 +22,12 @@ from kerasbn._logging import configure_logging
 from kerasbn._versions import provenance
 from kerasbn.bench import DEFAULT_PATHS, PATHS, QUICK, BenchConfig, run_benchmark, to_markdown
 from kerasbn.bench.child import child_main
-from kerasbn.bench.speed_to_target import time_to_accuracy, time_to_accuracy_markdown
+from kerasbn.bench.speed_to_target import (
+    time_from_run_markdown,
+    time_to_accuracy,
+    time_to_accuracy_from_run,
+    time_to_accuracy_markdown,
+)
 from kerasbn.data import get_dataset_info
 from kerasbn.registry import check_choice
 from kerasbn.training import PRECISIONS
@@ -75,6 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="instead of throughput: train each data set's default recipe (whole training "
         "set unless --limit) and time it to the preset's validation-accuracy target",
     )
+    parser.add_argument(
+        "--from-run",
+        nargs="+",
+        metavar="DIR",
+        help="with --time-to-accuracy: read the times from finished compare folders (all "
+        "their seeds) instead of training again",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -85,8 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = _config(args)
     except ValueError as exc:
         parser.exit(2, f"error: {exc}\n")
+    if args.from_run and not args.time_to_accuracy:
+        parser.exit(2, "error: --from-run goes with --time-to-accuracy.\n")
     if args.time_to_accuracy:
-        return _time_to_accuracy(args, config)
+        return _time_from_runs(args) if args.from_run else _time_to_accuracy(args, config)
     result = run_benchmark(config)
     markdown = to_markdown(result)
     print(markdown)
@@ -140,6 +156,26 @@ def _config(args: argparse.Namespace) -> BenchConfig:
             why = " (one warm-up epoch, one timed)" if name == "epochs" else ""
             raise ValueError(f"{flag} must be at least {low}{why}. Received: {value}")
     return config
+
+
+def _time_from_runs(args: argparse.Namespace) -> int:
+    try:
+        table = pd.concat([time_to_accuracy_from_run(d) for d in args.from_run], ignore_index=True)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    sources = []
+    for folder in args.from_run:
+        config = json.loads((Path(folder) / "config.json").read_text())
+        commit = (config.get("git") or {}).get("commit") or "unknown"
+        sources.append({"dir": folder, "command": config.get("command"), "commit": commit})
+    markdown = time_from_run_markdown(table) + "".join(
+        f"\nFrom `{s['dir']}`: `{s['command']}` (code at `{s['commit'][:7]}`).\n" for s in sources
+    )
+    print(markdown)
+    if args.out:
+        _write(Path(args.out), "time_to_accuracy", markdown, table, {"runs": sources})
+    return 0
 
 
 def _time_to_accuracy(args: argparse.Namespace, config: BenchConfig) -> int:
