@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from kerasbn._io import atomic_path, check_output_folder, write_json
-from kerasbn._versions import library_versions, run_record
+from kerasbn._versions import command_line, library_versions, run_record
 from kerasbn.data import Dataset, load_dataset
 from kerasbn.report import HISTORY_COLUMNS, run_row, write_results
 from kerasbn.runfolder import COMPLETE, ResumeRule, RunFolder, copy_state, default_out_dir
@@ -127,7 +127,9 @@ def find_resumable(dataset: str, settings: dict, root: str | os.PathLike = "runs
     return RunFolder.find(root, dataset, RESUME_RULE, settings)
 
 
-def _model_metadata(data: Dataset, variant: Variant, config: TrainConfig, row: dict, out_dir):
+def _model_metadata(
+    data: Dataset, variant: Variant, config: TrainConfig, row: dict, out_dir, train_seconds
+):
     return {
         "dataset": data.name,
         "variant": asdict(variant),
@@ -141,7 +143,10 @@ def _model_metadata(data: Dataset, variant: Variant, config: TrainConfig, row: d
             key: row[key]
             for key in ("test_accuracy", "test_loss", "test_examples", "best_val_accuracy")
         },
+        "parameters": int(row["params"]),
+        "train_seconds": float(train_seconds),
         "data_source": data.describe(),
+        "command": command_line("kerasbn.compare"),
         "run_folder": str(out_dir),
         "versions": library_versions(),
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
@@ -179,7 +184,8 @@ def _train_one(
     row = run_row(result, scores)
     saved = None
     if model_path is not None and not result.diverged:
-        metadata = _model_metadata(data, variant, config, row, out_dir)
+        seconds = result.history["seconds"].sum()
+        metadata = _model_metadata(data, variant, config, row, out_dir, seconds)
         saved = str(save_model(result.inference_model(), model_path, metadata))
     record = {
         "row": row,

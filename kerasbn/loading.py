@@ -36,9 +36,11 @@ from kerasbn.saving import MANIFEST_NAME, ModelFileError, read_manifest, sha256_
 __all__ = [
     "ALLOWED_OBJECTS",
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_MODEL_FOLDER",
     "check_model_config",
     "declared_parameters",
     "load_model",
+    "resolve_model_name",
 ]
 
 # The largest kerasbn model is a few MB; 512 MiB leaves room for much bigger user models
@@ -291,6 +293,26 @@ def _check_manifest(path: Path) -> None:
         )
 
 
+DEFAULT_MODEL_FOLDER = "saved_models"
+
+
+def _saved_names() -> list[str]:
+    try:
+        return list(read_manifest(DEFAULT_MODEL_FOLDER)["models"])
+    except ModelFileError:
+        return []
+
+
+def resolve_model_name(path: str | os.PathLike) -> Path:
+    """``path`` itself, or for a bare name such as ``"cifar10-bn"`` that is no file,
+    ``saved_models/cifar10-bn.keras`` (the zoo's default folder)."""
+    path = Path(path)
+    bare = len(path.parts) == 1 and path.suffix.lower() not in (".keras", ".h5", ".hdf5")
+    if bare and not os.path.lexists(path):
+        return Path(DEFAULT_MODEL_FOLDER) / f"{path.name}.keras"
+    return path
+
+
 def load_model(
     path: str | os.PathLike,
     *,
@@ -301,7 +323,8 @@ def load_model(
     """Load a model safely (see the module docstring for every check).
 
     Args:
-        path: a ``.keras`` file (``.h5`` / ``.hdf5`` only with ``allow_h5=True``).
+        path: a ``.keras`` file (``.h5`` / ``.hdf5`` only with ``allow_h5=True``), or
+            the bare name of a model in ``saved_models/`` (``"cifar10-bn"``).
         allow_h5: opt in to the legacy HDF5 format (still inspected, still safe mode).
         max_bytes: refuse files larger than this, or whose contents declare more, before
             reading them.
@@ -311,11 +334,13 @@ def load_model(
         FileNotFoundError: no such file.
         ModelFileError (a ValueError): refused, with the reason and the fix.
     """
-    path = Path(path)
-    if not path.exists():
+    path = resolve_model_name(path)
+    if not os.path.lexists(path):
+        names = ", ".join(sorted(f.removesuffix(".keras") for f in _saved_names()))
         raise FileNotFoundError(
-            f"No model file at {path}. Train one with `python -m kerasbn.compare` (models land "
-            "in saved_models/) or pass the path of an existing .keras file."
+            f"No model file at {path}. Pass a .keras path, or the name of a model in "
+            f"{DEFAULT_MODEL_FOLDER}/ ({names or 'none yet'}); `python -m kerasbn.compare` "
+            "saves one per variant there."
         )
     try:
         require_regular_file(path)

@@ -20,11 +20,12 @@ from pathlib import Path
 import keras
 import pandas as pd
 
-from kerasbn._io import atomic_path, check_output_folder, write_json
+from kerasbn._io import atomic_path, check_output_folder, write_json, write_text
 from kerasbn._limits import read_capped, require_regular_file
 from kerasbn._lock import FolderLock
 from kerasbn._versions import library_versions
 from kerasbn.layers import unfuse_batch_norm
+from kerasbn.model_card import model_card
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ __all__ = [
     "MANIFEST_NAME",
     "MAX_JSON_BYTES",
     "ModelFileError",
+    "card_path",
     "export_saved_model",
     "list_models",
     "read_json_file",
@@ -52,6 +54,7 @@ _MANIFEST_FIELDS = (
     "seed",
     "input_shape",
     "input_dtype",
+    "parameters",
     "class_names",
     "preprocessing",
     "metrics",
@@ -60,6 +63,11 @@ _MANIFEST_FIELDS = (
 
 class ModelFileError(ValueError):
     """A model file was refused: corrupt, unsafe, oversize or not matching its manifest."""
+
+
+def card_path(model_path: str | os.PathLike) -> Path:
+    """``saved_models/mnist-bn.keras`` -> ``saved_models/mnist-bn.md`` (its model card)."""
+    return Path(model_path).with_suffix(".md")
 
 
 def sidecar_path(model_path: str | os.PathLike) -> Path:
@@ -163,6 +171,7 @@ def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict) -> P
         with atomic_path(path, suffix=".keras", needed=needed) as tmp:
             model.save(tmp)
         write_json(sidecar_path(path), metadata)
+        write_text(card_path(path), model_card(path.name, metadata))
         _update_manifest(path, metadata)
     if earlier is not None:
         log.info("saved model %s; the model it replaced is kept as %s", path, earlier)
@@ -189,7 +198,8 @@ def _keep_earlier(path: Path) -> Path | None:
     while archived.exists():
         k += 1
         archived = path.with_name(f"{path.stem}.{stamp}-{k}.keras")
-    for source, target in ((path, archived), (sidecar_path(path), sidecar_path(archived))):
+    pairs = [(path, archived)] + [(f(path), f(archived)) for f in (sidecar_path, card_path)]
+    for source, target in pairs:
         if source.exists():
             with atomic_path(target) as tmp:
                 tmp.unlink()

@@ -19,7 +19,7 @@ from kerasbn.inference import (
     printable,
     read_input_file,
 )
-from kerasbn.loading import load_model
+from kerasbn.loading import load_model, resolve_model_name
 from kerasbn.saving import ModelFileError
 
 __all__ = ["build_parser", "main"]
@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         "with a saved kerasbn model.",
     )
     parser.add_argument(
-        "--model", required=True, help="a .keras file, e.g. saved_models/mnist-bn.keras"
+        "--model",
+        required=True,
+        help="a .keras file, e.g. saved_models/mnist-bn.keras, or a saved model's name (mnist-bn)",
     )
     parser.add_argument("inputs", nargs="+", help="image files, .npy arrays or folders")
     parser.add_argument("--top-k", type=int, default=3, help="classes shown per image")
@@ -49,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.top_k < 1:
         parser.exit(2, f"error: --top-k must be at least 1. Received: {args.top_k}\n")
+    args.model = str(resolve_model_name(args.model))  # a bare name: saved_models/NAME.keras
     try:
         model = load_model(args.model, allow_h5=args.allow_h5)
     except (FileNotFoundError, ModelFileError) as exc:
