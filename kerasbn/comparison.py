@@ -46,6 +46,7 @@ from kerasbn.data import Dataset, load_dataset
 from kerasbn.report import HISTORY_COLUMNS, run_row, write_results
 from kerasbn.runfolder import COMPLETE, ResumeRule, RunFolder, copy_state, default_out_dir
 from kerasbn.saving import save_model
+from kerasbn.tensorboard import hparams_of, tensorboard_callback, write_hparams
 from kerasbn.training import (
     EPOCH_COLUMNS,
     TrainConfig,
@@ -160,11 +161,18 @@ def _train_one(
     out_dir: Path,
     tag: str,
     model_path: Path | None,
+    tensorboard: bool = True,
 ) -> dict:
     """Train (or resume) one run, save its model, and return its record."""
     backup_dir = out_dir / "backup" / tag
+    board = tensorboard_callback(out_dir / "tensorboard" / tag) if tensorboard else None
     result = train(
-        data, variant, config, log_csv=out_dir / "logs" / f"{tag}.csv", backup_dir=backup_dir
+        data,
+        variant,
+        config,
+        log_csv=out_dir / "logs" / f"{tag}.csv",
+        backup_dir=backup_dir,
+        callbacks=[board] if board is not None else (),
     )
     if result.diverged:
         # A diverged net's test score would read as "low accuracy"; it is not one.
@@ -182,6 +190,8 @@ def _train_one(
         with atomic_path(out_dir / predictions, suffix=".npy") as tmp:
             np.save(tmp, classes, allow_pickle=False)
     row = run_row(result, scores)
+    if tensorboard:
+        write_hparams(out_dir / "tensorboard", tag, hparams_of(variant, config), row)
     saved = None
     if model_path is not None and not result.diverged:
         seconds = result.history["seconds"].sum()
@@ -212,6 +222,7 @@ def compare(
     data_dir: str | os.PathLike | None = None,
     sync_bn: bool = False,
     baseline: str | None = None,
+    tensorboard: bool = True,
 ) -> CompareResult:
     """Train each variant with ``seeds`` seeds (``config.seed``, ``config.seed + 1``, ...)
     and write the comparison files into ``out_dir`` (see the module docstring).
@@ -232,6 +243,8 @@ def compare(
         sync_bn: synchronize BN batch statistics across replicas in every variant.
         baseline: the variant every other one is judged against in ``verdicts.csv``
             (default: ``base`` when compared, else the first variant).
+        tensorboard: also write TensorBoard logs and HParams records into
+            ``out_dir/tensorboard`` (:mod:`kerasbn.tensorboard`).
 
     In a multi-worker run (``TF_CONFIG``) only the chief writes anything; the other
     workers train in lockstep and return a result whose ``out_dir`` is ``None``.
@@ -284,7 +297,7 @@ def compare(
     if placement.is_chief:
         if out_dir is None:
             out_dir = find_resumable(data.name, settings) or default_out_dir(data.name)
-        job = _Job(data, variants, config, seeds, baseline, models_dir)
+        job = _Job(data, variants, config, seeds, baseline, models_dir, tensorboard)
         return _compare_into(out_dir, job, settings)
     # The other workers of a multi-worker run take part in every collective step, saves
     # included (JAX's multi-process arrays need all processes there), so they run the
@@ -300,7 +313,7 @@ def compare(
         private = Path(tmp) / "run"
         copy_state(out_dir, private)
         models = Path(tmp) / "models" if models_dir is not None else None
-        job = _Job(data, variants, config, seeds, baseline, models)
+        job = _Job(data, variants, config, seeds, baseline, models, tensorboard=False)
         result = _compare_into(private, job, settings)
     return replace(result, out_dir=None, model_paths={})
 
@@ -315,6 +328,7 @@ class _Job:
     seeds: int
     baseline: str
     models_dir: Path | None
+    tensorboard: bool = True
 
 
 def _compare_into(out_dir: Path, job: _Job, settings: dict) -> CompareResult:
@@ -371,7 +385,13 @@ def _run_all(job: _Job, folder: RunFolder) -> CompareResult:
                 if models_dir is not None and k == 0:
                     model_path = models_dir / f"{data.name}-{variant.name}.keras"
                 record = _train_one(
-                    data, variant, replace(config, seed=seed), out_dir, tag, model_path
+                    data,
+                    variant,
+                    replace(config, seed=seed),
+                    out_dir,
+                    tag,
+                    model_path,
+                    job.tensorboard,
                 )
             run_rows.append(record["row"])
             histories.append(

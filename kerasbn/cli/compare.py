@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-save-models", action="store_true", help="save no model")
     parser.add_argument(
+        "--no-tensorboard",
+        action="store_true",
+        help="write no TensorBoard logs (default: <out>/tensorboard, with HParams)",
+    )
+    parser.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -190,6 +195,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
             data_dir=args.data_dir,
             sync_bn=args.sync_bn,
             baseline=args.baseline,
+            tensorboard=not args.no_tensorboard,
         )
     except (
         ValueError,
