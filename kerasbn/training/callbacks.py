@@ -166,7 +166,13 @@ class DivergedError(RuntimeError):
 
 class StopOnSignal(keras.callbacks.Callback):
     """After every batch, raise a stop signal that arrived while Python was in a
-    finalizer (see :mod:`kerasbn._signals`), so that a run stops within one batch."""
+    finalizer (see :mod:`kerasbn._signals`), so that a run stops within one batch.
+
+    ``async_safe``: on JAX, Keras may run it in its callback thread (keeping the device
+    busy); what it raises there reaches the training loop at the next step.
+    """
+
+    async_safe = True
 
     def on_train_batch_end(self, batch, logs=None):
         raise_if_stopped()
