@@ -154,8 +154,14 @@ def test_time_to_accuracy_from_a_finished_comparison(tmp_path, capsys, monkeypat
         "get_preset",
         lambda name: dataclasses.replace(real(name), speed_target=target),
     )
-    assert main(["--time-to-accuracy", "--from-run", str(out), "--out", str(tmp_path)]) == 0
+    page = tmp_path / "page.md"
+    page.write_text("before\n<!-- results:tta -->\nold\n<!-- /results:tta -->\nafter\n")
+    argv = ["--time-to-accuracy", "--from-run", str(out), "--out", str(tmp_path)]
+    assert main([*argv, "--into", str(page), "--name", "tta"]) == 0
     shown = capsys.readouterr().out
+    text = page.read_text()
+    assert text.startswith("before\n<!-- results:tta -->\n| data set") and "old" not in text
+    assert text.endswith("<!-- /results:tta -->\nafter\n") and f"From `{out}`" in text
     assert "the whole comparison (4 runs)" in shown and f"From `{out}`" in shown
     rows = {
         r["variant"]: r

@@ -19,7 +19,7 @@ import pandas as pd
 
 from kerasbn._io import write_json, write_text
 from kerasbn._logging import configure_logging
-from kerasbn._versions import provenance
+from kerasbn._versions import command_line, provenance
 from kerasbn.bench import DEFAULT_PATHS, PATHS, QUICK, BenchConfig, run_benchmark, to_markdown
 from kerasbn.bench.child import child_main
 from kerasbn.bench.speed_to_target import (
@@ -30,6 +30,7 @@ from kerasbn.bench.speed_to_target import (
 )
 from kerasbn.data import get_dataset_info
 from kerasbn.registry import check_choice
+from kerasbn.report import replace_block
 from kerasbn.training import PRECISIONS
 from kerasbn.variants import get_variant
 
@@ -89,6 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="with --time-to-accuracy: read the times from finished compare folders (all "
         "their seeds) instead of training again",
     )
+    parser.add_argument(
+        "--into",
+        help="also write the table into this Markdown file, between <!-- results:NAME --> "
+        "markers (as python -m kerasbn.results does)",
+    )
+    parser.add_argument("--name", default="bench", help="the marker name for --into")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -106,10 +113,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run_benchmark(config)
     markdown = to_markdown(result)
     print(markdown)
+    _into(
+        args,
+        markdown + f"\nMeasured by `{command_line('kerasbn.bench')}` (code at `{_commit()}`).\n",
+    )
     if args.out:
         record = {"config": asdict(config), "peak_flops": result.peak_flops}
         _write(Path(args.out), "bench", markdown, result.table, record)
     return 0
+
+
+def _commit() -> str:
+    return ((provenance().get("git") or {}).get("commit") or "unknown")[:7]
+
+
+def _into(args: argparse.Namespace, markdown: str) -> None:
+    """Write ``markdown`` into ``args.into`` between its ``args.name`` markers."""
+    if args.into:
+        path = Path(args.into)
+        write_text(path, replace_block(path.read_text(encoding="utf-8"), args.name, markdown))
 
 
 def _write(out: Path, name: str, markdown: str, table: pd.DataFrame, record: dict) -> None:
@@ -175,6 +197,7 @@ def _time_from_runs(args: argparse.Namespace) -> int:
     print(markdown)
     if args.out:
         _write(Path(args.out), "time_to_accuracy", markdown, table, {"runs": sources})
+    _into(args, markdown)
     return 0
 
 
