@@ -51,9 +51,10 @@ from kerasbn.training import (
     EPOCH_COLUMNS,
     TrainConfig,
     batch_plan,
+    class_ids,
     default_config,
     evaluate,
-    predict_test_classes,
+    predict_test_probabilities,
     train,
 )
 from kerasbn.training.distribute import Placement, resolve
@@ -182,13 +183,16 @@ def _train_one(
     else:
         scores = evaluate(result.model, data)
         log.info("%s: test accuracy %.2f%%", tag, 100 * scores["test_accuracy"])
-    predictions = None
-    classes = None if result.diverged else predict_test_classes(result.model, data)
-    if classes is not None:
-        # Per-image predictions: what a one-seed McNemar comparison of two runs needs.
+    predictions = probabilities = None
+    probs = None if result.diverged else predict_test_probabilities(result.model, data)
+    if probs is not None:
+        # Per-image predictions: what a one-seed McNemar comparison of two runs needs;
+        # the probabilities are what calibration is measured on, after the fact too.
         predictions = f"predictions/{tag}.npy"
-        with atomic_path(out_dir / predictions, suffix=".npy") as tmp:
-            np.save(tmp, classes, allow_pickle=False)
+        probabilities = f"probabilities/{tag}.npy"
+        for name, array in ((predictions, class_ids(probs)), (probabilities, probs)):
+            with atomic_path(out_dir / name, suffix=".npy") as tmp:
+                np.save(tmp, array, allow_pickle=False)
     row = run_row(result, scores)
     if tensorboard:
         write_hparams(out_dir / "tensorboard", tag, hparams_of(variant, config), row)
@@ -202,6 +206,7 @@ def _train_one(
         "history": result.history.to_dict("records"),
         "model": saved,
         "predictions": predictions,
+        "probabilities": probabilities,
         "resumed_from_epoch": result.resumed_from_epoch,
     }
     # The record marks the run finished; only then is its checkpoint dropped.

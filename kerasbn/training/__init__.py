@@ -33,9 +33,11 @@ from kerasbn.training.config import (
 )
 from kerasbn.training.loop import (
     TrainResult,
+    class_ids,
     evaluate,
     get_strategy,
     predict_test_classes,
+    predict_test_probabilities,
     set_determinism,
     train,
 )
@@ -63,7 +65,9 @@ __all__ = [
     "evaluate",
     "get_strategy",
     "learning_rate_schedule",
+    "class_ids",
     "predict_test_classes",
+    "predict_test_probabilities",
     "scaled_learning_rate",
     "set_determinism",
     "train",

@@ -52,7 +52,9 @@ __all__ = [
     "TrainResult",
     "evaluate",
     "get_strategy",
+    "class_ids",
     "predict_test_classes",
+    "predict_test_probabilities",
     "set_determinism",
     "train",
 ]
@@ -273,13 +275,25 @@ def evaluate(model: keras.Model, data: Dataset, batch_size: int = 512) -> dict[s
     }
 
 
-def predict_test_classes(model: keras.Model, data: Dataset, batch_size: int = 512):
-    """The predicted class of each test image :func:`evaluate` scores, in test-set order
-    (uint8 / int16 ids), for paired per-image comparisons of two models; ``None`` in a
-    multi-worker run, where each process sees only its share."""
+def predict_test_probabilities(model: keras.Model, data: Dataset, batch_size: int = 512):
+    """Class probabilities (float32) of each test image :func:`evaluate` scores, in
+    test-set order (what calibration is measured on); ``None`` in a multi-worker run,
+    where each process sees only its share."""
     if current_placement().processes > 1:
         return None
     batches = _test_batches(data, batch_size)
-    probabilities = model.predict(batches.pipeline(), verbose=0)
+    return np.asarray(model.predict(batches.pipeline(), verbose=0), dtype=np.float32)
+
+
+def predict_test_classes(model: keras.Model, data: Dataset, batch_size: int = 512):
+    """The predicted class of each test image :func:`evaluate` scores, in test-set order
+    (uint8 / int16 ids), for paired per-image comparisons of two models; ``None`` in a
+    multi-worker run."""
+    probabilities = predict_test_probabilities(model, data, batch_size)
+    return None if probabilities is None else class_ids(probabilities)
+
+
+def class_ids(probabilities: np.ndarray) -> np.ndarray:
+    """The most probable class per row, as compact uint8 / int16 ids."""
     dtype = np.uint8 if probabilities.shape[-1] <= 256 else np.int16
     return np.argmax(probabilities, axis=-1).astype(dtype)

@@ -1,0 +1,101 @@
+"""BN diagnostics (issue 16): precise BN statistics against NumPy, computed here
+independently, and calibration scores against hand-computed values."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from kerasbn import build_model, load_model, save_model
+from kerasbn.diagnostics import (
+    bn_input_statistics,
+    calibration_scores,
+    expected_calibration_error,
+    recalibrate_bn,
+)
+
+
+def _dense_bn_net(seed: int = 0) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((4,), name="x")
+    h = keras.layers.Dense(3, name="d1")(inputs)
+    h = keras.layers.BatchNormalization(name="bn1")(h)
+    h = keras.layers.ReLU(name="relu")(h)
+    h = keras.layers.Dropout(0.5, name="drop")(h)
+    h = keras.layers.Dense(2, name="d2")(h)
+    outputs = keras.layers.BatchNormalization(name="bn2")(h)
+    model = keras.Model(inputs, outputs)
+    # Non-trivial BN parameters, so that the second layer's input depends on them.
+    model.get_layer("bn1").gamma.assign([1.5, 0.5, 2.0])
+    model.get_layer("bn1").beta.assign([0.1, -0.2, 0.3])
+    return model
+
+
+def _numpy_statistics(model: keras.Model, x: np.ndarray, batch: int):
+    """Both BN layers' input statistics, with BN on batch statistics and no Dropout."""
+    w1, b1 = model.get_layer("d1").get_weights()
+    gamma, beta, _, _ = model.get_layer("bn1").get_weights()
+    w2, b2 = model.get_layer("d2").get_weights()
+    eps = model.get_layer("bn1").epsilon
+    first = x @ w1 + b1
+    second = []
+    for start in range(0, len(x), batch):
+        h = first[start : start + batch]
+        normed = gamma * (h - h.mean(0)) / np.sqrt(h.var(0) + eps) + beta
+        second.append(np.maximum(normed, 0) @ w2 + b2)
+    second = np.concatenate(second)
+    return {"bn1": (first.mean(0), first.var(0)), "bn2": (second.mean(0), second.var(0))}
+
+
+def test_precise_statistics_are_numpys_mean_and_variance_of_the_bn_inputs():
+    model = _dense_bn_net()
+    x = np.random.default_rng(1).normal(2.0, 3.0, (640, 4)).astype("float32")
+    expected = _numpy_statistics(model, x.astype(np.float64), batch=64)
+    stats = bn_input_statistics(model, x, batch_size=64)
+    for name in ("bn1", "bn2"):
+        np.testing.assert_allclose(stats[name][0], expected[name][0], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(stats[name][1], expected[name][1], rtol=1e-4, atol=1e-4)
+    before = {w.path: keras.ops.convert_to_numpy(w).copy() for w in model.weights}
+    precise = recalibrate_bn(model, x, batch_size=64, num_batches=None)
+    for name in ("bn1", "bn2"):
+        layer = precise.get_layer(name)
+        np.testing.assert_allclose(layer.moving_mean, expected[name][0], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(layer.moving_variance, expected[name][1], rtol=1e-4, atol=1e-4)
+    for weight in precise.weights:  # everything but the moving statistics is unchanged
+        if "moving" not in weight.path:
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), before[weight.path])
+    for weight in model.weights:  # and the model passed in is left alone
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), before[weight.path])
+
+
+def test_precise_bn_works_on_a_saved_kerasbn_model(tmp_path, digits):
+    path = save_model(build_model("digits", "bn+dropout"), tmp_path / "m.keras", {})
+    model = load_model(path)
+    precise = recalibrate_bn(model, digits.x_train, batch_size=128, num_batches=4)
+    bn = [layer for layer in precise.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bn and all(not np.allclose(layer.moving_variance, 1.0) for layer in bn)
+    probabilities = keras.ops.convert_to_numpy(precise(digits.x_test[:8], training=False))
+    np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-5)
+
+
+def test_ece_is_zero_when_confidence_matches_accuracy():
+    # Confidence 0.75 on every image, right on 3 of every 4: perfectly calibrated.
+    probabilities = np.tile([[0.75, 0.25]], (8, 1))
+    labels = np.array([0, 0, 0, 1] * 2)
+    assert expected_calibration_error(probabilities, labels) == pytest.approx(0.0)
+
+
+def test_calibration_scores_match_hand_computed_values():
+    probabilities = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.45, 0.55]])
+    labels = np.array([0, 1, 1, 0])
+    # Confidences 0.9, 0.6, 0.8, 0.55 fall in 15 bins of width 1/15: bins 13, 8, 11, 8.
+    # Bin 13: right, |1 - 0.9| = 0.1; bin 11: right, 0.2; bin 8: 0.6 and 0.55 both
+    # wrong, mean confidence 0.575: |0 - 0.575|, weighted by its two images.
+    ece = (0.1 + 0.2 + 2 * 0.575) / 4
+    nll = -(np.log(0.9) + np.log(0.4) + np.log(0.8) + np.log(0.45)) / 4
+    brier = (2 * 0.1**2 + 2 * 0.6**2 + 2 * 0.2**2 + 2 * 0.55**2) / 4
+    scores = calibration_scores(probabilities, labels)
+    assert scores == pytest.approx({"ece": ece, "nll": nll, "brier": brier})
+    with pytest.raises(ValueError, match="Received"):
+        calibration_scores(probabilities, labels[:3])
