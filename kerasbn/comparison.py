@@ -43,6 +43,7 @@ import pandas as pd
 from kerasbn._io import atomic_path, check_output_folder, write_json
 from kerasbn._versions import command_line, library_versions, run_record
 from kerasbn.data import Dataset, load_dataset
+from kerasbn.diagnostics.summary import run_diagnostics
 from kerasbn.report import HISTORY_COLUMNS, run_row, write_results
 from kerasbn.runfolder import COMPLETE, ResumeRule, RunFolder, copy_state, default_out_dir
 from kerasbn.saving import save_model
@@ -193,6 +194,7 @@ def _train_one(
         for name, array in ((predictions, class_ids(probs)), (probabilities, probs)):
             with atomic_path(out_dir / name, suffix=".npy") as tmp:
                 np.save(tmp, array, allow_pickle=False)
+        scores.update(run_diagnostics(result, data, probs))  # calibration, precise BN
     row = run_row(result, scores)
     if tensorboard:
         write_hparams(out_dir / "tensorboard", tag, hparams_of(variant, config), row)

@@ -99,3 +99,21 @@ def test_calibration_scores_match_hand_computed_values():
     assert scores == pytest.approx({"ece": ece, "nll": nll, "brier": brier})
     with pytest.raises(ValueError, match="Received"):
         calibration_scores(probabilities, labels[:3])
+
+
+def test_every_comparison_run_reports_calibration_and_precise_bn(tmp_path, digits):
+    import pandas as pd
+
+    from kerasbn import compare, default_config
+
+    out = tmp_path / "run"
+    config = default_config("digits", epochs=2, verbose=0)
+    compare(digits, "base,bn", config, out_dir=out, save_models=None, tensorboard=False)
+    runs = pd.read_csv(out / "runs.csv").set_index("variant")
+    for variant in ("base", "bn"):
+        probabilities = np.load(out / "probabilities" / f"digits-{variant}-seed0.npy")
+        true = probabilities[np.arange(len(digits.y_test)), digits.y_test]
+        assert runs.loc[variant, "nll"] == pytest.approx(-np.log(true).mean(), rel=1e-5)
+        assert 0 <= runs.loc[variant, "ece"] <= 1
+    assert np.isnan(runs.loc["base", "test_accuracy_precise_bn"])  # no BN to recalibrate
+    assert 0.1 < runs.loc["bn", "test_accuracy_precise_bn"] <= 1
