@@ -78,6 +78,7 @@ def test_round_trip_gives_identical_predictions(trained, digits):
     assert sorted(p.name for p in path.parent.iterdir()) == [
         "digits-bn+dropout.json",
         "digits-bn+dropout.keras",
+        "digits-bn+dropout.md",  # its model card
         MANIFEST_NAME,
     ]
 

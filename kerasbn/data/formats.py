@@ -59,7 +59,7 @@ class RawData:
 
 
 def _replace_hint(path: Path) -> str:
-    return f"Replace {path} with a fresh copy of the file (re-download or re-copy it)."
+    return "Replace it with a fresh copy of the file (re-download or re-copy it)."
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
