@@ -184,6 +184,10 @@ def time_to_accuracy_from_run(out_dir) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
 def time_from_run_markdown(table: pd.DataFrame) -> str:
     """The run table, with each data set's whole comparison time (every run's epochs)."""
 
@@ -219,7 +223,7 @@ def time_from_run_markdown(table: pd.DataFrame) -> str:
     )
     lines = [shown.to_markdown(index=False, disable_numparse=True), ""]
     lines += [
-        f"{dataset}: the whole comparison ({int(group['seeds'].sum())} runs) trained for "
+        f"{dataset}: the whole comparison ({_runs(int(group['seeds'].sum()))}) trained for "
         f"{group['whole'].sum() / 60:.0f} min"
         for dataset, group in by_dataset
     ]
