@@ -117,3 +117,36 @@ def test_every_comparison_run_reports_calibration_and_precise_bn(tmp_path, digit
         assert 0 <= runs.loc[variant, "ece"] <= 1
     assert np.isnan(runs.loc["base", "test_accuracy_precise_bn"])  # no BN to recalibrate
     assert 0.1 < runs.loc["bn", "test_accuracy_precise_bn"] <= 1
+
+
+def _dense_then_bn(rate: float) -> keras.Model:
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((6,))
+    h = keras.layers.Dense(4, name="dense")(inputs)
+    if rate:
+        h = keras.layers.Dropout(rate, name="drop")(h)
+    outputs = keras.layers.BatchNormalization(name="bn")(h)
+    return keras.Model(inputs, outputs)
+
+
+def test_variance_shift_is_one_without_dropout_and_above_one_with_it():
+    from kerasbn.diagnostics import variance_shift
+
+    x = np.random.default_rng(4).normal(1.0, 2.0, (2000, 6)).astype("float32")
+    plain = recalibrate_bn(_dense_then_bn(0.0), x, batch_size=250, num_batches=None)
+    shift = variance_shift(plain, x).set_index("layer")
+    assert shift.loc["bn", "mean_shift"] == pytest.approx(1.0, abs=1e-4)
+    # With Dropout before BN, training statistics see the dropped, rescaled inputs:
+    # their variance, computed here from the Dense outputs and a Bernoulli mask, is what
+    # the moving variance holds after training; at inference the inputs are undropped.
+    dropped = _dense_then_bn(0.5)
+    w, b = dropped.get_layer("dense").get_weights()
+    h = x.astype(np.float64) @ w + b
+    mask = np.random.default_rng(5).random(h.shape) >= 0.5
+    training_variance = (h * mask / 0.5).var(axis=0)
+    dropped.get_layer("bn").moving_variance.assign(training_variance.astype("float32"))
+    expected = np.maximum(h.var(0) / training_variance, training_variance / h.var(0))
+    shift = variance_shift(dropped, x).set_index("layer")
+    assert shift.loc["bn", "mean_shift"] == pytest.approx(expected.mean(), rel=1e-4)
+    assert shift.loc["bn", "max_shift"] == pytest.approx(expected.max(), rel=1e-4)
+    assert shift.loc["bn", "mean_shift"] > 1.2

@@ -15,6 +15,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from kerasbn.diagnostics._moments import bn_layers, input_moments
 from kerasbn.layers import unfuse_batch_norm
 
 __all__ = ["bn_input_statistics", "recalibrate_bn"]
@@ -41,42 +42,15 @@ def _copy(model: keras.Model, without_randomness: bool) -> keras.Model:
     return copy
 
 
-def _bn_layers(model: keras.Model) -> list:
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-
-
 def bn_input_statistics(
     model: keras.Model, images, batch_size: int = 256, num_batches: int | None = None
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per BN layer (by name): the per-channel mean and (biased) variance of its input
     over ``num_batches`` batches of ``images`` (all of them when ``None``), with BN in
     training mode and Dropout / augmentation off."""
-    model = unfuse_batch_norm(model)
-    copy = _copy(model, without_randomness=True)
-    layers = _bn_layers(copy)
-    if not layers:
-        return {}
-    probe = keras.Model(copy.inputs, [layer.input for layer in layers])
-    # Per layer: sums and sums of squares per channel over every position it normalizes.
-    sums = [0.0] * len(layers)
-    squares = [0.0] * len(layers)
-    counts = [0] * len(layers)
-    total = len(images) if num_batches is None else min(len(images), num_batches * batch_size)
-    for start in range(0, total, batch_size):
-        batch = images[start : min(start + batch_size, total)]
-        outputs = probe(batch, training=True)
-        outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
-        for k, tensor in enumerate(outputs):
-            values = np.asarray(keras.ops.convert_to_numpy(tensor), dtype=np.float64)
-            flat = values.reshape(-1, values.shape[-1])
-            sums[k] = sums[k] + flat.sum(axis=0)
-            squares[k] = squares[k] + (flat**2).sum(axis=0)
-            counts[k] += len(flat)
-    stats = {}
-    for k, layer in enumerate(layers):
-        mean = sums[k] / counts[k]
-        stats[layer.name] = (mean, np.maximum(squares[k] / counts[k] - mean**2, 0.0))
-    return stats
+    copy = _copy(unfuse_batch_norm(model), without_randomness=True)
+    limit = None if num_batches is None else num_batches * batch_size
+    return input_moments(copy, images, batch_size, training=True, limit=limit)
 
 
 def recalibrate_bn(
@@ -87,7 +61,7 @@ def recalibrate_bn(
     are training images as the model takes them (uint8)."""
     stats = bn_input_statistics(model, images, batch_size, num_batches)
     copy = _copy(unfuse_batch_norm(model), without_randomness=False)
-    for layer in _bn_layers(copy):
+    for layer in bn_layers(copy):
         mean, variance = stats[layer.name]
         layer.moving_mean.assign(mean.astype(np.float32))
         layer.moving_variance.assign(variance.astype(np.float32))
