@@ -35,8 +35,8 @@ def _copy(model: keras.Model, without_randomness: bool) -> keras.Model:
         return layer.__class__.from_config(layer.get_config())
 
     copy = keras.models.clone_model(model, clone_function=clone)
-    for layer in copy.layers:
-        source = model.get_layer(layer.name)
+    # The clone keeps the layer order (an unnamed input layer gets a new name).
+    for source, layer in zip(model.layers, copy.layers, strict=True):
         if source.weights and layer.weights:
             layer.set_weights(source.get_weights())
     return copy
