@@ -42,7 +42,10 @@ def library_versions(devices: bool = False) -> dict:
 def command_line(module: str) -> str | None:
     """The command that started this process, as ``python -m <module> <args>`` when it
     was that module's CLI (else ``None``: called from Python)."""
-    if Path(sys.argv[0]).stem != module.rsplit(".", 1)[-1]:
+    script = Path(sys.argv[0])
+    # `python -m pkg.sub` runs pkg/sub.py, or pkg/sub/__main__.py for a package.
+    name = script.parent.name if script.stem == "__main__" else script.stem
+    if name != module.rsplit(".", 1)[-1]:
         return None
     return shlex.join(["python", "-m", module, *sys.argv[1:]])
 

@@ -67,3 +67,21 @@ def test_a_command_line_prints_no_tensorflow_start_up_noise():
     assert done.returncode == 0, done.stderr[-2000:]
     for noise in ("oneDNN custom operations", "cuda drivers", "cuInit", "absl::InitializeLog"):
         assert noise not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv0", "module", "expected"),
+    [
+        ("/x/kerasbn/compare.py", "kerasbn.compare", "python -m kerasbn.compare --a 1"),
+        ("/x/kerasbn/bench/__main__.py", "kerasbn.bench", "python -m kerasbn.bench --a 1"),
+        ("/x/kerasbn/bench/__main__.py", "kerasbn.compare", None),
+        ("/usr/bin/pytest", "kerasbn.bench", None),
+    ],
+)
+def test_the_recorded_command_line_names_package_entry_points_too(
+    monkeypatch, argv0, module, expected
+):
+    from kerasbn._versions import command_line
+
+    monkeypatch.setattr(sys, "argv", [argv0, "--a", "1"])
+    assert command_line(module) == expected

@@ -113,10 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run_benchmark(config)
     markdown = to_markdown(result)
     print(markdown)
-    _into(
-        args,
-        markdown + f"\nMeasured by `{command_line('kerasbn.bench')}` (code at `{_commit()}`).\n",
-    )
+    command = command_line("kerasbn.bench") or "kerasbn.cli.bench.main() from Python"
+    _into(args, markdown + f"\nMeasured by `{command}` (code at `{_commit()}`).\n")
     if args.out:
         record = {"config": asdict(config), "peak_flops": result.peak_flops}
         _write(Path(args.out), "bench", markdown, result.table, record)
