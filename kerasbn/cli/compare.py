@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from kerasbn._io import disk_full
 from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
-from kerasbn._signals import Stopped, stop_on_signals
+from kerasbn._signals import Stopped, raise_if_stopped, stop_on_signals
 from kerasbn.comparison import compare
 from kerasbn.data import DataError, list_datasets
 from kerasbn.training import LR_SCALING_RULES, OPTIMIZERS, PRECISIONS, TrainConfig, default_config
@@ -150,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with stop_on_signals():
         try:
             result = _run(parser, args)
+            raise_if_stopped()  # a signal that arrived where it could not be raised
         except Stopped as stop:
             where = (
                 f"in {args.out}"

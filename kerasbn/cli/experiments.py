@@ -16,7 +16,7 @@ from pathlib import Path
 from kerasbn._io import disk_full
 from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
-from kerasbn._signals import Stopped, stop_on_signals
+from kerasbn._signals import Stopped, raise_if_stopped, stop_on_signals
 from kerasbn.data import DataError
 from kerasbn.experiments import get_experiment, list_experiments, run_experiment
 from kerasbn.runfolder import default_out_dir
@@ -50,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = run_experiment(
                 args.name, quick=args.quick, out_dir=out, data_dir=args.data_dir
             )
+            raise_if_stopped()  # a signal that arrived where it could not be raised
         except (ValueError, DataError, PermissionError, FileExistsError, FolderLockedError) as exc:
             parser.exit(2, f"error: {exc}\n")
         except OSError as exc:

@@ -15,7 +15,7 @@ import pandas as pd
 from kerasbn._io import write_text
 from kerasbn.plots import plot_mean_band, pyplot, save_figure
 from kerasbn.report import format_mean_std
-from kerasbn.training import compile_classifier
+from kerasbn.training import StopOnSignal, compile_classifier
 
 __all__ = [
     "ExperimentResult",
@@ -83,7 +83,7 @@ def fit_per_epoch(
         validation_data=validation,
         shuffle=True,
         verbose=0,
-        callbacks=[_Collect()],
+        callbacks=[_Collect(), StopOnSignal()],  # Ctrl-C / SIGTERM within a batch
     )
     return pd.DataFrame(rows)
 

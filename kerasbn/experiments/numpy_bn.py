@@ -22,7 +22,7 @@ import pandas as pd
 from kerasbn._io import write_text
 from kerasbn.data import load_dataset
 from kerasbn.experiments._common import ExperimentResult, pyplot, save_figure, write_outputs
-from kerasbn.training import compile_classifier
+from kerasbn.training import StopOnSignal, compile_classifier
 
 __all__ = ["QUICK", "Config", "bn_backward", "bn_forward", "gradient_check", "run"]
 
@@ -236,6 +236,7 @@ def train_both(config: Config) -> tuple[pd.DataFrame, dict]:
             epochs=1,
             shuffle=False,
             verbose=0,
+            callbacks=[StopOnSignal()],
         )
         np_test_loss, np_test_acc = reference.evaluate(x_test, y_test)
         k_test_loss, k_test_acc = model.evaluate(x_test.astype("float32"), y_test, verbose=0)
