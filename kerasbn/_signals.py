@@ -1,16 +1,23 @@
 """Ctrl-C (SIGINT) and SIGTERM end a command line cleanly.
 
-While :func:`stop_on_signals` is active, either signal raises :class:`Stopped` in the
-main thread. Like ``KeyboardInterrupt`` it is a ``BaseException`` (library code that
-catches ``Exception`` lets it through), so it unwinds the call stack and every
-``finally`` runs: the folder lock is released and temporary files of half-done writes
-are removed. The CLI then prints one line and exits ``128 + signal`` (130, 143).
+While :func:`stop_on_signals` is active, the first of either signal is recorded, and
+:func:`raise_if_stopped` raises it as :class:`Stopped` at the next safe point: after
+every training, validation or prediction batch (:class:`~kerasbn.training.StopOnSignal`),
+between runs, between chunks of data loading and of the diagnostics, and on the way out
+of :func:`stop_on_signals`. Like ``KeyboardInterrupt`` it is a ``BaseException``
+(library code that catches ``Exception`` lets it through), so it unwinds the call stack
+and every ``finally`` runs: the folder lock is released and temporary files of
+half-done writes are removed. The CLI then prints one line and exits ``128 + signal``
+(130, 143).
 
-Python runs a signal handler wherever the main thread happens to be, including inside
-a ``__del__`` or a garbage-collector callback, where a raised exception is printed as
-"Exception ignored" and dropped. So the handler does not raise there; it records the
-signal, and :func:`raise_if_stopped` (called by the training loop after every batch,
-and by :func:`stop_on_signals` on the way out) raises it at the next safe point.
+Why not raise in the handler itself: Python runs a handler wherever the main thread is,
+and some places there drop or transform an exception. In a ``__del__`` or a
+garbage-collector callback it is printed as "Exception ignored" and the run goes on;
+inside a callback from C code (HDF5 writing a checkpoint, TensorFlow running Python)
+it can come back as some other error. Both happened in this project's tests (a run
+that finished with exit 0 after SIGTERM, one that ended with exit 1 after SIGINT).
+A safe point comes within one batch, a fraction of a second. A second signal while the
+first waits (the main thread is stuck where no safe point comes) raises at once.
 """
 
 from __future__ import annotations
@@ -72,10 +79,11 @@ def stop_on_signals():
         return
 
     def handler(signum, frame):
-        if _state.received is not None:
-            return  # a second signal while the first unwinds would cut the clean-up short
-        _state.received = signum
-        if not _in_finalizer(frame):
+        if _state.received is None:
+            _state.received = signum  # raised at the next safe point
+        elif not _state.raised and not _in_finalizer(frame):
+            # Asked twice and no safe point came: stop here. Once raised, further
+            # signals are ignored, so that they cannot cut the clean-up short.
             raise_if_stopped()
 
     previous = {sig: signal.getsignal(sig) for sig in SIGNALS}

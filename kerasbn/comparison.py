@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from kerasbn._io import atomic_path, check_output_folder, write_json
+from kerasbn._signals import raise_if_stopped
 from kerasbn._versions import command_line, library_versions, run_record
 from kerasbn.data import Dataset, load_dataset
 from kerasbn.diagnostics.summary import run_diagnostics
@@ -380,6 +381,7 @@ def _run_all(job: _Job, folder: RunFolder) -> CompareResult:
         title += " (BN statistics synchronized across replicas)"
     for variant in variants:
         for k in range(job.seeds):
+            raise_if_stopped()  # a signal during the last run's saving and diagnostics
             seed = config.seed + k
             tag = f"{data.name}-{variant.name}-seed{seed}"
             record_path = out_dir / "runs" / f"{tag}.json"

@@ -471,7 +471,7 @@ def test_a_signal_ends_with_one_line_the_lock_released_and_a_resumable_folder(tm
     _wait_for(lambda: _rows(out / "logs" / "digits-base-seed0.csv") >= 1, timeout=300, proc=proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + sig  # 130 / 143, as a shell reports them
+    assert proc.returncode == 128 + sig, err[-3000:]  # 130 / 143, as a shell reports them
     assert "Traceback" not in err
     line = err.strip().splitlines()[-1]
     assert line.startswith(f"stopped by {signal.Signals(sig).name}: ")
@@ -512,6 +512,42 @@ def test_a_signal_that_lands_in_a_finalizer_still_stops_the_run(capsys):
     assert "Exception ignored" not in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
     StopOnSignal().on_train_batch_end(0)  # outside a command line: nothing to raise
+
+
+def _signal_self(sig) -> None:
+    os.kill(os.getpid(), sig)
+    for _ in range(1000):  # bytecodes, so that the pending handler runs in here
+        pass
+
+
+def test_a_signal_is_raised_at_the_next_safe_point_not_where_code_could_swallow_it():
+    from kerasbn._signals import Stopped, stop_on_signals
+    from kerasbn.training.callbacks import StopOnSignal
+
+    swallowed, reached = [], []
+    with pytest.raises(Stopped) as info, stop_on_signals():
+        try:  # like a C callback that turns any error into its own, or drops it
+            _signal_self(signal.SIGINT)
+        except BaseException as exc:
+            swallowed.append(exc)
+        reached.append("after the swallowing code")
+        StopOnSignal().on_predict_batch_end(0)  # the next batch
+        reached.append("after the next batch")
+    assert swallowed == [] and reached == ["after the swallowing code"]
+    assert info.value.exit_code == 130
+
+
+def test_a_second_signal_stops_at_once_when_no_safe_point_came():
+    from kerasbn._signals import Stopped, stop_on_signals
+
+    reached = []
+    with pytest.raises(Stopped) as info, stop_on_signals():
+        _signal_self(signal.SIGTERM)
+        reached.append("after the first")  # stuck where no batch ends, e.g. a download
+        _signal_self(signal.SIGINT)
+        reached.append("after the second")
+    assert reached == ["after the first"]
+    assert info.value.exit_code == 143  # the first signal is the one reported
 
 
 # The atomic writes of this comparison, in order (1: the --save-models probe); one of

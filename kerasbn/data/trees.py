@@ -24,6 +24,7 @@ from kerasbn._limits import (
     read_capped,
     require_regular_file,
 )
+from kerasbn._signals import raise_if_stopped
 from kerasbn.data.catalog import DataError, DatasetInfo
 from kerasbn.images import IMAGE_SUFFIXES, decode_image
 
@@ -90,6 +91,7 @@ def _stack_tree(
         images, labels = [], []
         for label, cls in enumerate(classes):  # sorted folder names give the label order
             for name, read in sorted(found[split][cls], key=lambda item: item[0]):
+                raise_if_stopped()  # decoding 60,000 images takes a while
                 images.append(_decode_image(read(), name, info.image_shape))
                 if len(images) % _PROGRESS_EVERY == 0:
                     log.info("%s: decoded %d %s images", origin, len(images), split)
@@ -165,6 +167,7 @@ def read_image_tree(path: str | os.PathLike, info: DatasetInfo) -> tuple[np.ndar
                 if len(parts) >= 3 and parts[-3] in ("train", "test") and member.isfile():
                     if Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
                         continue
+                    raise_if_stopped()
                     name = f"{path}:{member.name}"
                     budget.take(member.size, name)  # the size the member declares
                     data = read_capped(tar.extractfile(member), name, member.size)

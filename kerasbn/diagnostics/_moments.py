@@ -6,6 +6,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from kerasbn._signals import raise_if_stopped
+
 __all__ = ["bn_layers", "input_moments"]
 
 
@@ -28,6 +30,7 @@ def input_moments(
     counts = [0] * len(layers)  # positions per channel: images x height x width
     total = len(images) if limit is None else min(len(images), limit)
     for start in range(0, total, batch_size):
+        raise_if_stopped()
         outputs = probe(images[start : min(start + batch_size, total)], training=training)
         outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
         for k, tensor in enumerate(outputs):

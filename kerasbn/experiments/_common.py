@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from kerasbn._io import write_text
+from kerasbn._signals import raise_if_stopped
 from kerasbn.plots import plot_mean_band, pyplot, save_figure
 from kerasbn.report import format_mean_std
 from kerasbn.training import StopOnSignal, compile_classifier
@@ -112,6 +113,7 @@ def train_versions(
     histories = []
     for labels, build in builds:
         for seed in seeds:
+            raise_if_stopped()
             record = unit_path(units, {**labels, "seed": seed}) if units else None
             if record is not None and record.exists():
                 log.info("%s: finished earlier, read back", record.stem)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from kerasbn._io import write_text
+from kerasbn._signals import raise_if_stopped
 from kerasbn.data import load_dataset
 from kerasbn.experiments._common import ExperimentResult, pyplot, save_figure, write_outputs
 from kerasbn.training import StopOnSignal, compile_classifier
@@ -227,6 +228,7 @@ def train_both(config: Config) -> tuple[pd.DataFrame, dict]:
         order = rng.permutation(len(x_train))  # the same batches for both
         losses = []
         for start in range(0, len(order), config.batch_size):
+            raise_if_stopped()
             idx = order[start : start + config.batch_size]
             losses.append(reference.train_step(x_train[idx], y_train[idx], config.learning_rate))
         fit = model.fit(

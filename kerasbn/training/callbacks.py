@@ -165,8 +165,8 @@ class DivergedError(RuntimeError):
 
 
 class StopOnSignal(keras.callbacks.Callback):
-    """After every batch, raise a stop signal that arrived while Python was in a
-    finalizer (see :mod:`kerasbn._signals`), so that a run stops within one batch.
+    """After every batch, raise a stop signal that arrived meanwhile (see
+    :mod:`kerasbn._signals`), so that a run stops within one batch.
 
     ``async_safe``: on JAX, Keras may run it in its callback thread (keeping the device
     busy); what it raises there reaches the training loop at the next step.
@@ -178,6 +178,9 @@ class StopOnSignal(keras.callbacks.Callback):
         raise_if_stopped()
 
     def on_test_batch_end(self, batch, logs=None):
+        raise_if_stopped()
+
+    def on_predict_batch_end(self, batch, logs=None):
         raise_if_stopped()
 
 

@@ -267,7 +267,9 @@ def evaluate(model: keras.Model, data: Dataset, batch_size: int = 512) -> dict[s
     batches must split evenly over devices (JAX), a ragged rest of the test set is left
     out and ``test_examples`` says how many were used."""
     batches = _test_batches(data, batch_size)
-    scores = model.evaluate(batches.pipeline(), verbose=0, return_dict=True)
+    scores = model.evaluate(
+        batches.pipeline(), verbose=0, return_dict=True, callbacks=[StopOnSignal()]
+    )
     return {
         "test_loss": float(scores["loss"]),
         "test_accuracy": float(scores["accuracy"]),
@@ -282,7 +284,8 @@ def predict_test_probabilities(model: keras.Model, data: Dataset, batch_size: in
     if current_placement().processes > 1:
         return None
     batches = _test_batches(data, batch_size)
-    return np.asarray(model.predict(batches.pipeline(), verbose=0), dtype=np.float32)
+    probabilities = model.predict(batches.pipeline(), verbose=0, callbacks=[StopOnSignal()])
+    return np.asarray(probabilities, dtype=np.float32)
 
 
 def predict_test_classes(model: keras.Model, data: Dataset, batch_size: int = 512):
