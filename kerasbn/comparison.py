@@ -44,6 +44,8 @@ from kerasbn._io import atomic_path, check_output_folder, write_json
 from kerasbn._signals import raise_if_stopped
 from kerasbn._versions import command_line, library_versions, run_record
 from kerasbn.data import Dataset, load_dataset
+from kerasbn.diagnostics.activations import ActivationPercentiles
+from kerasbn.diagnostics.files import ACTIVATION_IMAGES, PRECISE_BN_SUFFIX, write_diagnostics
 from kerasbn.diagnostics.summary import run_diagnostics
 from kerasbn.report import HISTORY_COLUMNS, run_row, write_results
 from kerasbn.runfolder import COMPLETE, ResumeRule, RunFolder, copy_state, default_out_dir
@@ -158,24 +160,25 @@ def _model_metadata(
 
 
 def _train_one(
-    data: Dataset,
-    variant: Variant,
-    config: TrainConfig,
-    out_dir: Path,
-    tag: str,
-    model_path: Path | None,
-    tensorboard: bool = True,
+    job: _Job, variant: Variant, config: TrainConfig, out_dir: Path, tag: str, model_path
 ) -> dict:
     """Train (or resume) one run, save its model, and return its record."""
+    data = job.data
     backup_dir = out_dir / "backup" / tag
-    board = tensorboard_callback(out_dir / "tensorboard" / tag) if tensorboard else None
+    callbacks = []
+    if job.tensorboard:
+        callbacks.append(tensorboard_callback(out_dir / "tensorboard" / tag))
+    activations = f"activations/{tag}.csv" if job.activations else None
+    if activations:
+        images = data.x_val[:ACTIVATION_IMAGES]
+        callbacks.append(ActivationPercentiles(images, out_dir / activations))
     result = train(
         data,
         variant,
         config,
         log_csv=out_dir / "logs" / f"{tag}.csv",
         backup_dir=backup_dir,
-        callbacks=[board] if board is not None else (),
+        callbacks=callbacks,
     )
     if result.diverged:
         # A diverged net's test score would read as "low accuracy"; it is not one.
@@ -185,7 +188,7 @@ def _train_one(
     else:
         scores = evaluate(result.model, data)
         log.info("%s: test accuracy %.2f%%", tag, 100 * scores["test_accuracy"])
-    predictions = probabilities = None
+    predictions = probabilities = diagnostics = None
     probs = None if result.diverged else predict_test_probabilities(result.model, data)
     if probs is not None:
         # Per-image predictions: what a one-seed McNemar comparison of two runs needs;
@@ -195,21 +198,32 @@ def _train_one(
         for name, array in ((predictions, class_ids(probs)), (probabilities, probs)):
             with atomic_path(out_dir / name, suffix=".npy") as tmp:
                 np.save(tmp, array, allow_pickle=False)
-        scores.update(run_diagnostics(result, data, probs))  # calibration, precise BN
+        diagnostics = run_diagnostics(result, data, probs)  # calibration, precise BN
+        scores.update(diagnostics.scores)
     row = run_row(result, scores)
-    if tensorboard:
+    if job.tensorboard:
         write_hparams(out_dir / "tensorboard", tag, hparams_of(variant, config), row)
-    saved = None
+    saved = saved_precise = None
     if model_path is not None and not result.diverged:
         seconds = result.history["seconds"].sum()
         metadata = _model_metadata(data, variant, config, row, out_dir, seconds)
         saved = str(save_model(result.inference_model(), model_path, metadata))
+        if job.precise_bn and diagnostics.precise_model is not None:
+            # The same net with population BN statistics, scored as such in its card.
+            precise_row = {**row, "test_accuracy": row["test_accuracy_precise_bn"]}
+            metadata = _model_metadata(data, variant, config, precise_row, out_dir, seconds)
+            metadata["precise_bn"] = True
+            path = model_path.with_name(f"{model_path.stem}{PRECISE_BN_SUFFIX}.keras")
+            saved_precise = str(save_model(diagnostics.precise_model, path, metadata))
     record = {
         "row": row,
         "history": result.history.to_dict("records"),
         "model": saved,
+        "model_precise_bn": saved_precise,
         "predictions": predictions,
         "probabilities": probabilities,
+        "variance_shift": diagnostics.variance_shift if diagnostics else [],
+        "activations": activations,
         "resumed_from_epoch": result.resumed_from_epoch,
     }
     # The record marks the run finished; only then is its checkpoint dropped.
@@ -231,6 +245,8 @@ def compare(
     sync_bn: bool = False,
     baseline: str | None = None,
     tensorboard: bool = True,
+    precise_bn: bool = False,
+    activations: bool = False,
 ) -> CompareResult:
     """Train each variant with ``seeds`` seeds (``config.seed``, ``config.seed + 1``, ...)
     and write the comparison files into ``out_dir`` (see the module docstring).
@@ -253,6 +269,11 @@ def compare(
             (default: ``base`` when compared, else the first variant).
         tensorboard: also write TensorBoard logs and HParams records into
             ``out_dir/tensorboard`` (:mod:`kerasbn.tensorboard`).
+        precise_bn: also save each BN variant's model with precise BN statistics, as
+            ``<dataset>-<variant>-precise-bn.keras`` (:func:`~kerasbn.diagnostics.recalibrate_bn`).
+        activations: record the 15/50/85th percentiles of every ReLU's input over
+            training (:class:`~kerasbn.diagnostics.ActivationPercentiles`), into
+            ``activations.csv`` and ``activations.png``.
 
     In a multi-worker run (``TF_CONFIG``) only the chief writes anything; the other
     workers train in lockstep and return a result whose ``out_dir`` is ``None``.
@@ -276,6 +297,9 @@ def compare(
     placement = resolve(config.strategy)
     if sync_bn:
         variants = [replace(v, sync_bn=True) for v in variants]
+    if activations and placement.processes > 1:
+        log.warning("--activations is not recorded in a multi-worker run; training goes on")
+        activations = False
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_dir)
     data = data.limit(limit)
     distribution = _distribution(placement, config)
@@ -305,7 +329,17 @@ def compare(
     if placement.is_chief:
         if out_dir is None:
             out_dir = find_resumable(data.name, settings) or default_out_dir(data.name)
-        job = _Job(data, variants, config, seeds, baseline, models_dir, tensorboard)
+        job = _Job(
+            data,
+            variants,
+            config,
+            seeds,
+            baseline,
+            models_dir,
+            tensorboard,
+            precise_bn,
+            activations,
+        )
         return _compare_into(out_dir, job, settings)
     # The other workers of a multi-worker run take part in every collective step, saves
     # included (JAX's multi-process arrays need all processes there), so they run the
@@ -337,6 +371,8 @@ class _Job:
     baseline: str
     models_dir: Path | None
     tensorboard: bool = True
+    precise_bn: bool = False  # also save each BN model with precise BN statistics
+    activations: bool = False  # record activation percentiles over training
 
 
 def _compare_into(out_dir: Path, job: _Job, settings: dict) -> CompareResult:
@@ -374,6 +410,7 @@ def _run_all(job: _Job, folder: RunFolder) -> CompareResult:
     out_dir = folder.path
     histories: list[pd.DataFrame] = []
     run_rows: list[dict] = []
+    records: list[dict] = []
     model_paths: dict[str, Path] = {}
     correct: dict[tuple[str, int], np.ndarray] = {}
     title = f"{data.name}: " + ", ".join(v.name for v in variants)
@@ -394,15 +431,10 @@ def _run_all(job: _Job, folder: RunFolder) -> CompareResult:
                 if models_dir is not None and k == 0:
                     model_path = models_dir / f"{data.name}-{variant.name}.keras"
                 record = _train_one(
-                    data,
-                    variant,
-                    replace(config, seed=seed),
-                    out_dir,
-                    tag,
-                    model_path,
-                    job.tensorboard,
+                    job, variant, replace(config, seed=seed), out_dir, tag, model_path
                 )
             run_rows.append(record["row"])
+            records.append(record)
             histories.append(
                 pd.DataFrame(record["history"], columns=EPOCH_COLUMNS).assign(
                     dataset=data.name, variant=variant.name, seed=seed
@@ -420,6 +452,7 @@ def _run_all(job: _Job, folder: RunFolder) -> CompareResult:
             summary, verdict_table = write_results(
                 out_dir, history, runs, title, job.baseline, correct
             )
+            write_diagnostics(out_dir, records, data.y_test, title)
     shutil.rmtree(out_dir / "backup", ignore_errors=True)
     # Written last: its presence says every file above is final.
     folder.complete(

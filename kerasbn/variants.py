@@ -127,3 +127,14 @@ register_variant(
         head_dropout=0.3,
     )
 )
+# Dropout only after the last BN layer (before the classifier): no BN layer sees a
+# Dropout-scaled input, so the train/inference variance shift of Li et al. (2019)
+# should vanish; the diagnostics compare it with bn+dropout.
+register_variant(
+    Variant(
+        "bn+head-dropout",
+        "BatchNorm after every conv/dense layer, Dropout only before the classifier",
+        batch_norm=True,
+        head_dropout=0.3,
+    )
+)

@@ -106,9 +106,18 @@ def test_every_comparison_run_reports_calibration_and_precise_bn(tmp_path, digit
 
     from kerasbn import compare, default_config
 
-    out = tmp_path / "run"
+    out, models = tmp_path / "run", tmp_path / "models"
     config = default_config("digits", epochs=2, verbose=0)
-    compare(digits, "base,bn", config, out_dir=out, save_models=None, tensorboard=False)
+    compare(
+        digits,
+        "base,bn",
+        config,
+        out_dir=out,
+        save_models=models,
+        tensorboard=False,
+        precise_bn=True,
+        activations=True,
+    )
     runs = pd.read_csv(out / "runs.csv").set_index("variant")
     for variant in ("base", "bn"):
         probabilities = np.load(out / "probabilities" / f"digits-{variant}-seed0.npy")
@@ -117,6 +126,76 @@ def test_every_comparison_run_reports_calibration_and_precise_bn(tmp_path, digit
         assert 0 <= runs.loc[variant, "ece"] <= 1
     assert np.isnan(runs.loc["base", "test_accuracy_precise_bn"])  # no BN to recalibrate
     assert 0.1 < runs.loc["bn", "test_accuracy_precise_bn"] <= 1
+    # Variance shift: one row per BN layer of the BN variant, none for base.
+    shift = pd.read_csv(out / "variance_shift.csv")
+    bn_model = load_model(models / "digits-bn.keras")
+    bn_names = [
+        la.name for la in bn_model.layers if isinstance(la, keras.layers.BatchNormalization)
+    ]
+    assert set(shift["variant"]) == {"bn"} and list(shift["layer"]) == bn_names
+    assert (shift["max_shift"] >= shift["mean_shift"]).all() and (shift["mean_shift"] >= 1).all()
+    assert runs.loc["bn", "variance_shift"] == pytest.approx(shift["mean_shift"].max())
+    # --precise-bn: the saved copy holds the population statistics of the BN inputs.
+    precise = load_model(models / "digits-bn-precise-bn.keras")
+    expected = bn_input_statistics(bn_model, digits.x_train, batch_size=256, num_batches=200)
+    name = bn_names[0]
+    mean, variance = expected[name]
+    np.testing.assert_allclose(precise.get_layer(name).moving_mean.numpy(), mean, rtol=1e-4)
+    np.testing.assert_allclose(
+        precise.get_layer(name).moving_variance.numpy(), variance, rtol=1e-3, atol=1e-6
+    )
+    assert not (models / "digits-base-precise-bn.keras").exists()
+    # --activations: epochs 0..2 for each ReLU of each variant, percentiles ordered.
+    acts = pd.read_csv(out / "activations.csv")
+    relus = [la.name for la in bn_model.layers if isinstance(la, keras.layers.ReLU)]
+    for variant in ("base", "bn"):
+        rows = acts[acts["variant"] == variant]
+        assert sorted(set(rows["epoch"])) == [0, 1, 2] and len(rows) == 3 * len(relus)
+    assert (acts["p15"] <= acts["p50"]).all() and (acts["p50"] <= acts["p85"]).all()
+    for figure in ("calibration.png", "activations.png"):
+        assert (out / figure).stat().st_size > 10_000
+
+
+def test_activation_percentiles_are_numpys_percentiles_of_the_relu_inputs(tmp_path):
+    from kerasbn.diagnostics import ActivationPercentiles
+
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((5,))
+    h = keras.layers.Dense(7, name="hidden")(inputs)
+    h = keras.layers.ReLU(name="relu")(h)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="out")(h))
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(64, 5)).astype("float32"), rng.integers(0, 3, 64)
+    probe_images = x[:16]
+    seen = []
+
+    class Weights(keras.callbacks.Callback):  # the Dense weights each record is taken with
+        def on_train_begin(self, logs=None):
+            seen.append(self.model.get_layer("hidden").get_weights())
+
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(self.model.get_layer("hidden").get_weights())
+
+    path = tmp_path / "acts.csv"
+    recorder = ActivationPercentiles(probe_images, path)
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[Weights(), recorder])
+    table = recorder.frame()
+    assert list(table["epoch"]) == [0, 1, 2] and set(table["layer"]) == {"relu"}
+    for (w, b), (_, row) in zip(seen, table.iterrows(), strict=True):
+        pre = probe_images.astype(np.float64) @ w + b
+        np.testing.assert_allclose(
+            [row["p15"], row["p50"], row["p85"]], np.percentile(pre, [15, 50, 85]), rtol=1e-5
+        )
+    # A resumed run reads the file back and replaces the epochs it trains again.
+    again = ActivationPercentiles(probe_images, path)
+    model.fit(x, y, epochs=2, initial_epoch=1, verbose=0, callbacks=[again])
+    assert list(again.frame()["epoch"]) == [0, 1, 2]
+    assert again.frame()["p50"].iloc[:2].tolist() == table["p50"].iloc[:2].tolist()
+    with pytest.raises(ValueError, match="no ReLU layer"):
+        plain = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+        plain.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        plain.fit(x, y % 3, epochs=1, verbose=0, callbacks=[ActivationPercentiles(x, every=1)])
 
 
 def _dense_then_bn(rate: float) -> keras.Model:

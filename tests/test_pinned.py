@@ -20,7 +20,17 @@ import pytest
 from kerasbn.cli.compare import main
 
 PINNED = Path(__file__).resolve().parent / "pinned" / "digits"
-ARGS = ["--dataset", "digits", "--variants", "all", "--seeds", "2", "--epochs", "3"]
+# The four variants of the pin (9393bd6), named: "all" has grown since.
+ARGS = [
+    "--dataset",
+    "digits",
+    "--variants",
+    "base,dropout,bn,bn+dropout",
+    "--seeds",
+    "2",
+    "--epochs",
+    "3",
+]
 
 
 def _machine() -> dict:

@@ -83,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="write no TensorBoard logs (default: <out>/tensorboard, with HParams)",
     )
     parser.add_argument(
+        "--precise-bn",
+        action="store_true",
+        help="also save each BN model with precise (population) BN statistics, as "
+        "<dataset>-<variant>-precise-bn.keras beside the others",
+    )
+    parser.add_argument(
+        "--activations",
+        action="store_true",
+        help="record the 15/50/85th percentiles of every ReLU's input over training "
+        "(activations.csv, activations.png)",
+    )
+    parser.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -197,6 +209,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
             sync_bn=args.sync_bn,
             baseline=args.baseline,
             tensorboard=not args.no_tensorboard,
+            precise_bn=args.precise_bn,
+            activations=args.activations,
         )
     except (
         ValueError,

@@ -6,19 +6,28 @@
   of the moving averages;
 * :mod:`~kerasbn.diagnostics.variance_shift`: the train/inference variance shift that
   Dropout before BN causes (Li et al. 2019);
-* :mod:`~kerasbn.diagnostics.summary`: what every comparison run reports of them.
+* :mod:`~kerasbn.diagnostics.activations`: percentiles of the pre-activations over
+  training (Ioffe & Szegedy 2015, figure 1), as a Keras callback;
+* :mod:`~kerasbn.diagnostics.summary`: what every comparison run reports of them;
+* :mod:`~kerasbn.diagnostics.files`: their files and figures in a comparison folder.
 """
 
+from kerasbn.diagnostics.activations import ActivationPercentiles
 from kerasbn.diagnostics.calibration import calibration_scores, expected_calibration_error
+from kerasbn.diagnostics.files import plot_activations, plot_reliability
 from kerasbn.diagnostics.precise_bn import bn_input_statistics, recalibrate_bn
-from kerasbn.diagnostics.summary import DIAGNOSTIC_COLUMNS, run_diagnostics
+from kerasbn.diagnostics.summary import DIAGNOSTIC_COLUMNS, RunDiagnostics, run_diagnostics
 from kerasbn.diagnostics.variance_shift import variance_shift
 
 __all__ = [
     "DIAGNOSTIC_COLUMNS",
+    "ActivationPercentiles",
+    "RunDiagnostics",
     "bn_input_statistics",
     "calibration_scores",
     "expected_calibration_error",
+    "plot_activations",
+    "plot_reliability",
     "recalibrate_bn",
     "run_diagnostics",
     "variance_shift",

@@ -1,44 +1,74 @@
 """The diagnostics every comparison run reports next to its test accuracy (columns of
 ``runs.csv``): calibration of its test probabilities and, for BN variants, the test
-accuracy with precise BN statistics in place of the moving averages."""
+accuracy with precise BN statistics in place of the moving averages and the largest
+train/inference variance shift of a BN layer."""
 
 from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass, field
 
+import keras
 import numpy as np
 
 from kerasbn.diagnostics.calibration import calibration_scores
 from kerasbn.diagnostics.precise_bn import recalibrate_bn
+from kerasbn.diagnostics.variance_shift import variance_shift
 
-__all__ = ["DIAGNOSTIC_COLUMNS", "PRECISE_BN_BATCHES", "run_diagnostics"]
+__all__ = [
+    "DIAGNOSTIC_COLUMNS",
+    "PRECISE_BN_BATCHES",
+    "VARIANCE_SHIFT_IMAGES",
+    "RunDiagnostics",
+    "run_diagnostics",
+]
 
 log = logging.getLogger(__name__)
 
-DIAGNOSTIC_COLUMNS = ("ece", "nll", "brier", "test_accuracy_precise_bn")
+DIAGNOSTIC_COLUMNS = ("ece", "nll", "brier", "test_accuracy_precise_bn", "variance_shift")
 # 200 batches of 256 = 51,200 training images: all of MNIST's and CIFAR-10's training
 # split but a few thousand; one inference-cost pass, a few percent of a run.
 PRECISE_BN_BATCHES = 200
+# Validation images the variance shift is measured on (all 5,000 of MNIST's and CIFAR-10's).
+VARIANCE_SHIFT_IMAGES = 5000
 
 
-def run_diagnostics(result, data, probabilities: np.ndarray) -> dict[str, float]:
+@dataclass
+class RunDiagnostics:
+    """``scores``: the :data:`DIAGNOSTIC_COLUMNS` of one run; ``variance_shift``: one
+    row per BN layer (``layer``, ``mean_shift``, ``max_shift``); ``precise_model``: the
+    net with precise BN statistics (``None`` without BN)."""
+
+    scores: dict[str, float]
+    variance_shift: list[dict] = field(default_factory=list)
+    precise_model: keras.Model | None = None
+
+
+def run_diagnostics(result, data, probabilities: np.ndarray) -> RunDiagnostics:
     """Calibration of ``probabilities`` (test set, in order) and, when the model has BN
-    and trained on one replica, the precise-BN test accuracy (NaN otherwise)."""
+    and trained on one replica, the precise-BN test accuracy and the variance shift on
+    the validation images (NaN otherwise). ``variance_shift`` in the scores is the
+    largest per-layer mean of ``max(a/b, b/a)``: 1 when no BN layer is shifted."""
     from kerasbn.training import compile_classifier, evaluate
 
     scores = calibration_scores(probabilities, data.y_test[: len(probabilities)])
     scores["test_accuracy_precise_bn"] = math.nan
-    if result.variant.batch_norm and result.replicas == 1:
-        precise = recalibrate_bn(
-            result.inference_model(), data.x_train, batch_size=256, num_batches=PRECISE_BN_BATCHES
-        )
-        compile_classifier(precise, "sgd")
-        scores["test_accuracy_precise_bn"] = evaluate(precise, data)["test_accuracy"]
-        log.info(
-            "%s-%s: precise-BN test accuracy %.2f%%",
-            data.name,
-            result.variant.name,
-            100 * scores["test_accuracy_precise_bn"],
-        )
-    return scores
+    scores["variance_shift"] = math.nan
+    if not (result.variant.batch_norm and result.replicas == 1):
+        return RunDiagnostics(scores)
+    model = result.inference_model()
+    precise = recalibrate_bn(model, data.x_train, batch_size=256, num_batches=PRECISE_BN_BATCHES)
+    compile_classifier(precise, "sgd")
+    scores["test_accuracy_precise_bn"] = evaluate(precise, data)["test_accuracy"]
+    shift = variance_shift(model, data.x_val[:VARIANCE_SHIFT_IMAGES])
+    scores["variance_shift"] = float(shift["mean_shift"].max())
+    log.info(
+        "%s-%s: precise-BN test accuracy %.2f%%, largest variance shift %.3f (%s)",
+        data.name,
+        result.variant.name,
+        100 * scores["test_accuracy_precise_bn"],
+        scores["variance_shift"],
+        shift.loc[shift["mean_shift"].idxmax(), "layer"],
+    )
+    return RunDiagnostics(scores, shift.to_dict("records"), precise)
