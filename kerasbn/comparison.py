@@ -33,6 +33,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -198,8 +199,11 @@ def _train_one(
         for name, array in ((predictions, class_ids(probs)), (probabilities, probs)):
             with atomic_path(out_dir / name, suffix=".npy") as tmp:
                 np.save(tmp, array, allow_pickle=False)
+        started = time.perf_counter()
         diagnostics = run_diagnostics(result, data, probs)  # calibration, precise BN
         scores.update(diagnostics.scores)
+        # Their cost, against the training time (the README states the ratio).
+        scores["diagnostics_seconds"] = time.perf_counter() - started
     row = run_row(result, scores)
     if job.tensorboard:
         write_hparams(out_dir / "tensorboard", tag, hparams_of(variant, config), row)
