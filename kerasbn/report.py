@@ -19,6 +19,9 @@ from kerasbn.training import EPOCH_COLUMNS, TrainResult
 from kerasbn.verdicts import intervals, verdict_markdown, verdicts
 
 __all__ = [
+    "dataset_title",
+    "finished_config",
+    "source_line",
     "HISTORY_COLUMNS",
     "SUMMARY_COLUMNS",
     "format_mean_std",
@@ -267,7 +270,7 @@ def write_results(
     return summary, verdict_table
 
 
-def _title(dataset: str) -> str:
+def dataset_title(dataset: str) -> str:
     from kerasbn.data import get_dataset_info
 
     title = get_dataset_info(dataset).title
@@ -286,12 +289,7 @@ def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
     """
     rows, sources = [], []
     for run_dir in map(Path, run_dirs):
-        if not (run_dir / "complete.json").is_file():
-            raise FileNotFoundError(
-                f"{run_dir} is not a finished comparison (no complete.json). Finish it by "
-                "re-running its command, or leave it out."
-            )
-        config = json.loads((run_dir / "config.json").read_text())
+        config = finished_config(run_dir)
         summary = pd.read_csv(run_dir / "summary.csv")
         verdict = pd.read_csv(run_dir / "verdicts.csv").query("metric == 'test_accuracy'")
         verdict = verdict.set_index("variant")
@@ -303,7 +301,7 @@ def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
                 word = "baseline"
             rows.append(
                 {
-                    "data set": _title(r.dataset),
+                    "data set": dataset_title(r.dataset),
                     "variant": f"`{r.variant}`",
                     "seeds": r.seeds,
                     "epochs": config["train_config"]["epochs"],
@@ -320,15 +318,34 @@ def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
                     else f"{r.epochs_to_target:.3g} (≥{100 * r.target_val_accuracy:g}% val)",
                 }
             )
-        git = config.get("git") or {}
-        commit = git.get("commit", "unknown")[:7] + (
-            " with uncommitted changes" if git.get("dirty") else ""
-        )
-        command = config.get("command") or "kerasbn.compare() from Python"
-        sources.append(f"`{command}` (`{run_dir.name}`, code at `{commit}`)")
+        sources.append(source_line(run_dir, config))
     lines = [pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True), ""]
     lines += [f"Measured by {source}." for source in sources]
     return "\n".join(lines) + "\n"
+
+
+def finished_config(run_dir: Path) -> dict:
+    """``config.json`` of a finished comparison folder.
+
+    Raises:
+        FileNotFoundError: no ``complete.json``; a partial run is never published.
+    """
+    if not (run_dir / "complete.json").is_file():
+        raise FileNotFoundError(
+            f"{run_dir} is not a finished comparison (no complete.json). Finish it by "
+            "re-running its command, or leave it out."
+        )
+    return json.loads((run_dir / "config.json").read_text())
+
+
+def source_line(run_dir: Path, config: dict) -> str:
+    """The command, folder and commit a published table came from."""
+    git = config.get("git") or {}
+    commit = git.get("commit", "unknown")[:7] + (
+        " with uncommitted changes" if git.get("dirty") else ""
+    )
+    command = config.get("command") or "kerasbn.compare() from Python"
+    return f"`{command}` (`{run_dir.name}`, code at `{commit}`)"
 
 
 def replace_block(text: str, name: str, block: str) -> str:

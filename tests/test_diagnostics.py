@@ -154,6 +154,16 @@ def test_every_comparison_run_reports_calibration_and_precise_bn(tmp_path, digit
     assert (acts["p15"] <= acts["p50"]).all() and (acts["p50"] <= acts["p85"]).all()
     for figure in ("calibration.png", "activations.png"):
         assert (out / figure).stat().st_size > 10_000
+    # The README's diagnostics table shows these numbers.
+    from kerasbn.diagnostics.table import diagnostics_markdown
+
+    table = diagnostics_markdown([out])
+    bn_row = next(line for line in table.splitlines() if "| `bn` " in line)
+    base_row = next(line for line in table.splitlines() if "| `base` " in line)
+    assert f"| {100 * runs.loc['bn', 'test_accuracy_precise_bn']:.2f} " in bn_row
+    assert f"| {runs.loc['bn', 'variance_shift']:.3f} " in bn_row
+    assert f"| {100 * runs.loc['base', 'ece']:.2f} " in base_row and base_row.count("–") == 2
+    assert "The diagnostics took" in table and "code at" in table
 
 
 def test_activation_percentiles_are_numpys_percentiles_of_the_relu_inputs(tmp_path):

@@ -1,6 +1,8 @@
-"""``python -m kerasbn.results RUN_DIR [RUN_DIR ...] [--into README.md --name NAME]``.
+"""``python -m kerasbn.results RUN_DIR [RUN_DIR ...] [--table main|diagnostics]
+[--into README.md --name NAME]``.
 
-Prints the results table of finished comparison folders, or writes it into a Markdown
+Prints the results table (``--table diagnostics``: the BN diagnostics table) of finished
+comparison folders, or writes it into a Markdown
 file between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``: how the README's
 tables are made, never by hand. Exit status: 0 written, 2 an unfinished or missing
 folder, or a file without the markers.
@@ -13,7 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kerasbn._io import write_text
+from kerasbn.diagnostics.table import diagnostics_markdown
 from kerasbn.report import replace_block, results_markdown
+
+TABLES = {"main": results_markdown, "diagnostics": diagnostics_markdown}
 
 __all__ = ["main"]
 
@@ -23,9 +28,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("run_dirs", nargs="+", help="finished compare output folders")
     parser.add_argument("--into", help="a Markdown file to write the table into")
     parser.add_argument("--name", default="main", help="the marker name in that file")
+    parser.add_argument(
+        "--table",
+        choices=sorted(TABLES),
+        default="main",
+        help="main: accuracy, verdicts and overfitting; diagnostics: precise BN, "
+        "calibration and variance shift",
+    )
     args = parser.parse_args(argv)
     try:
-        table = results_markdown(args.run_dirs)
+        table = TABLES[args.table](args.run_dirs)
         if args.into:
             path = Path(args.into)
             write_text(path, replace_block(path.read_text(encoding="utf-8"), args.name, table))
