@@ -22,6 +22,7 @@ def test_registry_and_cli_list(capsys):
         "init-scale-sweep",
         "cifar10-cnn",
         "numpy-reference",
+        "ioffe-szegedy-mnist",
         "mnist-mlp",
     ]
     assert main(["list"]) == 0
@@ -152,3 +153,30 @@ def test_a_second_writer_is_refused(tmp_path, capsys):
         main(["run", "numpy-reference", "--quick", "--out", str(out)])
     assert info.value.code == 2 and "lock" in capsys.readouterr().err.lower()
     assert not (out / "summary.csv").exists()
+
+
+def test_ioffe_szegedy_mlp_is_the_papers_and_its_quick_run_is_sane(shared_data_dir, tmp_path):
+    import keras
+
+    from kerasbn.experiments.ioffe_szegedy import Config, build, steps_to_reach
+
+    config = Config()
+    assert config.batch_size == 60 and config.steps == 50_000
+    for batch_norm in (False, True):
+        model = build(config, batch_norm)
+        sigmoids = [la for la in model.layers if isinstance(la, keras.layers.Activation)]
+        assert [la.output.shape[-1] for la in sigmoids] == [100, 100, 100]
+        assert all(la.activation is keras.activations.sigmoid for la in sigmoids)
+        bns = [la for la in model.layers if isinstance(la, keras.layers.BatchNormalization)]
+        assert len(bns) == (3 if batch_norm else 0)
+    result = run_experiment(
+        "ioffe-szegedy-mnist", quick=True, out_dir=tmp_path / "is", data_dir=shared_data_dir
+    )
+    history = result.history
+    for version in ("no BN", "BN"):
+        rows = history[history["version"] == version]
+        assert rows["step"].tolist() == [100, 200, 300, 400]  # QUICK: every 100 of 400 steps
+    assert (history["p15"] <= history["p50"]).all() and (history["p50"] <= history["p85"]).all()
+    # steps_to_reach: the first evaluated step at or above the accuracy, on a made-up curve.
+    curve = pd.DataFrame({"step": [1000, 2000, 3000], "test_accuracy": [0.5, 0.97, 0.96]})
+    assert steps_to_reach(curve, 0.96) == 2000 and np.isnan(steps_to_reach(curve, 0.98))
