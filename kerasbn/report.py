@@ -20,6 +20,7 @@ from kerasbn.verdicts import intervals, verdict_markdown, verdicts
 
 __all__ = [
     "dataset_title",
+    "experiment_markdown",
     "finished_config",
     "source_line",
     "HISTORY_COLUMNS",
@@ -324,6 +325,18 @@ def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def experiment_markdown(run_dirs: list[str | os.PathLike]) -> str:
+    """The table of finished named-experiment folders (their ``summary.md`` without its
+    heading), each followed by the command and commit it came from."""
+    parts = []
+    for run_dir in map(Path, run_dirs):
+        config = finished_config(run_dir)
+        lines = (run_dir / "summary.md").read_text(encoding="utf-8").splitlines()
+        body = "\n".join(lines[1:] if lines and lines[0].startswith("## ") else lines).strip()
+        parts.append(f"{body}\n\nMeasured by {source_line(run_dir, config)}.\n")
+    return "\n".join(parts)
+
+
 def finished_config(run_dir: Path) -> dict:
     """``config.json`` of a finished comparison folder.
 
@@ -332,7 +345,7 @@ def finished_config(run_dir: Path) -> dict:
     """
     if not (run_dir / "complete.json").is_file():
         raise FileNotFoundError(
-            f"{run_dir} is not a finished comparison (no complete.json). Finish it by "
+            f"{run_dir} is not a finished run (no complete.json). Finish it by "
             "re-running its command, or leave it out."
         )
     return json.loads((run_dir / "config.json").read_text())
@@ -344,8 +357,8 @@ def source_line(run_dir: Path, config: dict) -> str:
     commit = git.get("commit", "unknown")[:7] + (
         " with uncommitted changes" if git.get("dirty") else ""
     )
-    command = config.get("command") or "kerasbn.compare() from Python"
-    return f"`{command}` (`{run_dir.name}`, code at `{commit}`)"
+    command = f"`{config['command']}`" if config.get("command") else "a call from Python"
+    return f"{command} (`{run_dir.name}`, code at `{commit}`)"
 
 
 def replace_block(text: str, name: str, block: str) -> str:

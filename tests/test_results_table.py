@@ -44,10 +44,31 @@ def test_unfinished_folder_or_missing_markers_exit_2(finished, tmp_path, capsys)
     (partial / "config.json").write_text("{}")
     with pytest.raises(SystemExit) as info:
         main([str(partial)])
-    assert info.value.code == 2 and "not a finished comparison" in capsys.readouterr().err
+    assert info.value.code == 2 and "not a finished run" in capsys.readouterr().err
     readme = tmp_path / "README.md"
     readme.write_text("no markers\n")
     with pytest.raises(SystemExit) as info:
         main([str(finished), "--into", str(readme)])
     assert info.value.code == 2 and "<!-- results:main -->" in capsys.readouterr().err
     assert readme.read_text() == "no markers\n"
+
+
+def test_an_experiment_table_is_written_with_its_command(tmp_path, capsys):
+    from kerasbn.cli.experiments import main as experiments_main
+    from kerasbn.cli.results import main as results_main
+
+    out = tmp_path / "bc"
+    assert experiments_main(["run", "breast-cancer-mlp", "--quick", "--out", str(out)]) == 0
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:bc -->\nold\n<!-- /results:bc -->\nend\n")
+    argv = [str(out), "--table", "experiment", "--into", str(readme), "--name", "bc"]
+    assert results_main(argv) == 0
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("intro\n") and text.endswith("end\n")
+    assert "## breast-cancer-mlp" not in text  # the heading is the README's to give
+    assert "| no BN " in text and "| BN on inputs " in text  # the versions' rows
+    assert "Measured by a call from Python (`bc`, code at `" in text  # main() ran in-process
+    (out / "complete.json").unlink()  # an unfinished experiment is not published
+    with pytest.raises(SystemExit) as info:
+        results_main(argv)
+    assert info.value.code == 2 and "not a finished run" in capsys.readouterr().err

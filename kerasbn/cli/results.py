@@ -1,4 +1,4 @@
-"""``python -m kerasbn.results RUN_DIR [RUN_DIR ...] [--table main|diagnostics]
+"""``python -m kerasbn.results RUN_DIR [RUN_DIR ...] [--table main|diagnostics|experiment]
 [--into README.md --name NAME]``.
 
 Prints the results table (``--table diagnostics``: the BN diagnostics table) of finished
@@ -16,9 +16,13 @@ from pathlib import Path
 
 from kerasbn._io import write_text
 from kerasbn.diagnostics.table import diagnostics_markdown
-from kerasbn.report import replace_block, results_markdown
+from kerasbn.report import experiment_markdown, replace_block, results_markdown
 
-TABLES = {"main": results_markdown, "diagnostics": diagnostics_markdown}
+TABLES = {
+    "main": results_markdown,
+    "diagnostics": diagnostics_markdown,
+    "experiment": experiment_markdown,
+}
 
 __all__ = ["main"]
 
@@ -33,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=sorted(TABLES),
         default="main",
         help="main: accuracy, verdicts and overfitting; diagnostics: precise BN, "
-        "calibration and variance shift",
+        "calibration and variance shift; experiment: a named experiment's table",
     )
     args = parser.parse_args(argv)
     try:
