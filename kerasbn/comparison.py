@@ -26,14 +26,11 @@ second process out of a folder in use (:mod:`kerasbn.runfolder`).
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -41,26 +38,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kerasbn._io import atomic_path, check_output_folder, write_json
+from kerasbn._io import check_output_folder
 from kerasbn._signals import raise_if_stopped
-from kerasbn._versions import command_line, library_versions, run_record
+from kerasbn._versions import run_record
+from kerasbn.comparison_run import Job, train_one
 from kerasbn.data import Dataset, load_dataset
-from kerasbn.diagnostics.activations import ActivationPercentiles
-from kerasbn.diagnostics.files import ACTIVATION_IMAGES, PRECISE_BN_SUFFIX, write_diagnostics
-from kerasbn.diagnostics.summary import run_diagnostics
-from kerasbn.report import HISTORY_COLUMNS, run_row, write_results
+from kerasbn.diagnostics.files import write_diagnostics
+from kerasbn.report import HISTORY_COLUMNS, write_results
 from kerasbn.runfolder import COMPLETE, ResumeRule, RunFolder, copy_state, default_out_dir
-from kerasbn.saving import save_model
-from kerasbn.tensorboard import hparams_of, tensorboard_callback, write_hparams
 from kerasbn.training import (
     EPOCH_COLUMNS,
     TrainConfig,
     batch_plan,
-    class_ids,
     default_config,
-    evaluate,
-    predict_test_probabilities,
-    train,
 )
 from kerasbn.training.distribute import Placement, resolve
 from kerasbn.variants import DEFAULT_VARIANTS, Variant, get_variant, parse_variants
@@ -132,108 +122,6 @@ def load_comparison(out_dir: str | os.PathLike) -> CompareResult:
 def find_resumable(dataset: str, settings: dict, root: str | os.PathLike = "runs") -> Path | None:
     """The newest unfinished folder under ``root`` started with the same settings."""
     return RunFolder.find(root, dataset, RESUME_RULE, settings)
-
-
-def _model_metadata(
-    data: Dataset, variant: Variant, config: TrainConfig, row: dict, out_dir, train_seconds
-):
-    return {
-        "dataset": data.name,
-        "variant": asdict(variant),
-        "seed": config.seed,
-        "input_shape": list(data.input_shape),
-        "input_dtype": "uint8",
-        "class_names": list(data.class_names),
-        "preprocessing": "inside the model: uint8 pixels x 1/255",
-        "train_config": config.to_dict(),
-        "metrics": {
-            key: row[key]
-            for key in ("test_accuracy", "test_loss", "test_examples", "best_val_accuracy")
-        },
-        "parameters": int(row["params"]),
-        "train_seconds": float(train_seconds),
-        "data_source": data.describe(),
-        "command": command_line("kerasbn.compare"),
-        "run_folder": str(out_dir),
-        "versions": library_versions(),
-        "created": _dt.datetime.now().isoformat(timespec="seconds"),
-    }
-
-
-def _train_one(
-    job: _Job, variant: Variant, config: TrainConfig, out_dir: Path, tag: str, model_path
-) -> dict:
-    """Train (or resume) one run, save its model, and return its record."""
-    data = job.data
-    backup_dir = out_dir / "backup" / tag
-    callbacks = []
-    if job.tensorboard:
-        callbacks.append(tensorboard_callback(out_dir / "tensorboard" / tag))
-    activations = f"activations/{tag}.csv" if job.activations else None
-    if activations:
-        images = data.x_val[:ACTIVATION_IMAGES]
-        callbacks.append(ActivationPercentiles(images, out_dir / activations))
-    result = train(
-        data,
-        variant,
-        config,
-        log_csv=out_dir / "logs" / f"{tag}.csv",
-        backup_dir=backup_dir,
-        callbacks=callbacks,
-    )
-    if result.diverged:
-        # A diverged net's test score would read as "low accuracy"; it is not one.
-        scores = {"test_loss": math.nan, "test_accuracy": math.nan}
-        scores["test_examples"] = len(data.x_test)
-        log.info("%s: diverged (%s); no model saved", tag, result.diverged_at)
-    else:
-        scores = evaluate(result.model, data)
-        log.info("%s: test accuracy %.2f%%", tag, 100 * scores["test_accuracy"])
-    predictions = probabilities = diagnostics = None
-    probs = None if result.diverged else predict_test_probabilities(result.model, data)
-    if probs is not None:
-        # Per-image predictions: what a one-seed McNemar comparison of two runs needs;
-        # the probabilities are what calibration is measured on, after the fact too.
-        predictions = f"predictions/{tag}.npy"
-        probabilities = f"probabilities/{tag}.npy"
-        for name, array in ((predictions, class_ids(probs)), (probabilities, probs)):
-            with atomic_path(out_dir / name, suffix=".npy") as tmp:
-                np.save(tmp, array, allow_pickle=False)
-        started = time.perf_counter()
-        diagnostics = run_diagnostics(result, data, probs)  # calibration, precise BN
-        scores.update(diagnostics.scores)
-        # Their cost, against the training time (the README states the ratio).
-        scores["diagnostics_seconds"] = time.perf_counter() - started
-    row = run_row(result, scores)
-    if job.tensorboard:
-        write_hparams(out_dir / "tensorboard", tag, hparams_of(variant, config), row)
-    saved = saved_precise = None
-    if model_path is not None and not result.diverged:
-        seconds = result.history["seconds"].sum()
-        metadata = _model_metadata(data, variant, config, row, out_dir, seconds)
-        saved = str(save_model(result.inference_model(), model_path, metadata))
-        if job.precise_bn and diagnostics.precise_model is not None:
-            # The same net with population BN statistics, scored as such in its card.
-            precise_row = {**row, "test_accuracy": row["test_accuracy_precise_bn"]}
-            metadata = _model_metadata(data, variant, config, precise_row, out_dir, seconds)
-            metadata["precise_bn"] = True
-            path = model_path.with_name(f"{model_path.stem}{PRECISE_BN_SUFFIX}.keras")
-            saved_precise = str(save_model(diagnostics.precise_model, path, metadata))
-    record = {
-        "row": row,
-        "history": result.history.to_dict("records"),
-        "model": saved,
-        "model_precise_bn": saved_precise,
-        "predictions": predictions,
-        "probabilities": probabilities,
-        "variance_shift": diagnostics.variance_shift if diagnostics else [],
-        "activations": activations,
-        "resumed_from_epoch": result.resumed_from_epoch,
-    }
-    # The record marks the run finished; only then is its checkpoint dropped.
-    write_json(out_dir / "runs" / f"{tag}.json", record)
-    shutil.rmtree(backup_dir, ignore_errors=True)
-    return record
 
 
 def compare(
@@ -333,7 +221,7 @@ def compare(
     if placement.is_chief:
         if out_dir is None:
             out_dir = find_resumable(data.name, settings) or default_out_dir(data.name)
-        job = _Job(
+        job = Job(
             data,
             variants,
             config,
@@ -359,27 +247,12 @@ def compare(
         private = Path(tmp) / "run"
         copy_state(out_dir, private)
         models = Path(tmp) / "models" if models_dir is not None else None
-        job = _Job(data, variants, config, seeds, baseline, models, tensorboard=False)
+        job = Job(data, variants, config, seeds, baseline, models, tensorboard=False)
         result = _compare_into(private, job, settings)
     return replace(result, out_dir=None, model_paths={})
 
 
-@dataclass(frozen=True)
-class _Job:
-    """What one comparison trains, and where its models go."""
-
-    data: Dataset
-    variants: list[Variant]
-    config: TrainConfig
-    seeds: int
-    baseline: str
-    models_dir: Path | None
-    tensorboard: bool = True
-    precise_bn: bool = False  # also save each BN model with precise BN statistics
-    activations: bool = False  # record activation percentiles over training
-
-
-def _compare_into(out_dir: Path, job: _Job, settings: dict) -> CompareResult:
+def _compare_into(out_dir: Path, job: Job, settings: dict) -> CompareResult:
     record = run_record("kerasbn.compare", devices=True)
     with RunFolder(out_dir, RESUME_RULE).open(settings, record) as folder:
         if folder.extended:
@@ -409,7 +282,7 @@ def _distribution(placement: Placement, config: TrainConfig) -> dict:
     }
 
 
-def _run_all(job: _Job, folder: RunFolder) -> CompareResult:
+def _run_all(job: Job, folder: RunFolder) -> CompareResult:
     data, variants, config, models_dir = job.data, job.variants, job.config, job.models_dir
     out_dir = folder.path
     histories: list[pd.DataFrame] = []
@@ -434,7 +307,7 @@ def _run_all(job: _Job, folder: RunFolder) -> CompareResult:
                 model_path = None
                 if models_dir is not None and k == 0:
                     model_path = models_dir / f"{data.name}-{variant.name}.keras"
-                record = _train_one(
+                record = train_one(
                     job, variant, replace(config, seed=seed), out_dir, tag, model_path
                 )
             run_rows.append(record["row"])

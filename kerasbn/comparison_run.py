@@ -1,0 +1,155 @@
+"""One run of a comparison: train (or resume) a variant with one seed, score it, run
+the diagnostics, save its model(s) and write the record that marks it finished
+(``runs/<dataset>-<variant>-seed<k>.json``). :mod:`kerasbn.comparison` loops over the
+runs and writes the tables."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kerasbn._io import atomic_path, write_json
+from kerasbn._versions import command_line, library_versions
+from kerasbn.data import Dataset
+from kerasbn.diagnostics.activations import ActivationPercentiles
+from kerasbn.diagnostics.files import ACTIVATION_IMAGES, PRECISE_BN_SUFFIX
+from kerasbn.diagnostics.summary import run_diagnostics
+from kerasbn.report import run_row
+from kerasbn.saving import save_model
+from kerasbn.tensorboard import hparams_of, tensorboard_callback, write_hparams
+from kerasbn.training import (
+    TrainConfig,
+    class_ids,
+    evaluate,
+    predict_test_probabilities,
+    train,
+)
+from kerasbn.variants import Variant
+
+__all__ = ["Job", "model_metadata", "train_one"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one comparison trains, and where its models go."""
+
+    data: Dataset
+    variants: list[Variant]
+    config: TrainConfig
+    seeds: int
+    baseline: str
+    models_dir: Path | None
+    tensorboard: bool = True
+    precise_bn: bool = False  # also save each BN model with precise BN statistics
+    activations: bool = False  # record activation percentiles over training
+
+
+def model_metadata(
+    data: Dataset, variant: Variant, config: TrainConfig, row: dict, out_dir, train_seconds
+):
+    return {
+        "dataset": data.name,
+        "variant": asdict(variant),
+        "seed": config.seed,
+        "input_shape": list(data.input_shape),
+        "input_dtype": "uint8",
+        "class_names": list(data.class_names),
+        "preprocessing": "inside the model: uint8 pixels x 1/255",
+        "train_config": config.to_dict(),
+        "metrics": {
+            key: row[key]
+            for key in ("test_accuracy", "test_loss", "test_examples", "best_val_accuracy")
+        },
+        "parameters": int(row["params"]),
+        "train_seconds": float(train_seconds),
+        "data_source": data.describe(),
+        "command": command_line("kerasbn.compare"),
+        "run_folder": str(out_dir),
+        "versions": library_versions(),
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def train_one(
+    job: Job, variant: Variant, config: TrainConfig, out_dir: Path, tag: str, model_path
+) -> dict:
+    """Train (or resume) one run, save its model, and return its record."""
+    data = job.data
+    backup_dir = out_dir / "backup" / tag
+    callbacks = []
+    if job.tensorboard:
+        callbacks.append(tensorboard_callback(out_dir / "tensorboard" / tag))
+    activations = f"activations/{tag}.csv" if job.activations else None
+    if activations:
+        images = data.x_val[:ACTIVATION_IMAGES]
+        callbacks.append(ActivationPercentiles(images, out_dir / activations))
+    result = train(
+        data,
+        variant,
+        config,
+        log_csv=out_dir / "logs" / f"{tag}.csv",
+        backup_dir=backup_dir,
+        callbacks=callbacks,
+    )
+    if result.diverged:
+        # A diverged net's test score would read as "low accuracy"; it is not one.
+        scores = {"test_loss": math.nan, "test_accuracy": math.nan}
+        scores["test_examples"] = len(data.x_test)
+        log.info("%s: diverged (%s); no model saved", tag, result.diverged_at)
+    else:
+        scores = evaluate(result.model, data)
+        log.info("%s: test accuracy %.2f%%", tag, 100 * scores["test_accuracy"])
+    predictions = probabilities = diagnostics = None
+    probs = None if result.diverged else predict_test_probabilities(result.model, data)
+    if probs is not None:
+        # Per-image predictions: what a one-seed McNemar comparison of two runs needs;
+        # the probabilities are what calibration is measured on, after the fact too.
+        predictions = f"predictions/{tag}.npy"
+        probabilities = f"probabilities/{tag}.npy"
+        for name, array in ((predictions, class_ids(probs)), (probabilities, probs)):
+            with atomic_path(out_dir / name, suffix=".npy") as tmp:
+                np.save(tmp, array, allow_pickle=False)
+        started = time.perf_counter()
+        diagnostics = run_diagnostics(result, data, probs)  # calibration, precise BN
+        scores.update(diagnostics.scores)
+        # Their cost, against the training time (the README states the ratio).
+        scores["diagnostics_seconds"] = time.perf_counter() - started
+    row = run_row(result, scores)
+    if job.tensorboard:
+        write_hparams(out_dir / "tensorboard", tag, hparams_of(variant, config), row)
+    saved = saved_precise = None
+    if model_path is not None and not result.diverged:
+        seconds = result.history["seconds"].sum()
+        metadata = model_metadata(data, variant, config, row, out_dir, seconds)
+        saved = str(save_model(result.inference_model(), model_path, metadata))
+        if job.precise_bn and diagnostics.precise_model is not None:
+            # The same net with population BN statistics, scored as such in its card.
+            precise_row = {**row, "test_accuracy": row["test_accuracy_precise_bn"]}
+            metadata = model_metadata(data, variant, config, precise_row, out_dir, seconds)
+            metadata["precise_bn"] = True
+            path = model_path.with_name(f"{model_path.stem}{PRECISE_BN_SUFFIX}.keras")
+            saved_precise = str(save_model(diagnostics.precise_model, path, metadata))
+    record = {
+        "row": row,
+        "history": result.history.to_dict("records"),
+        "model": saved,
+        "model_precise_bn": saved_precise,
+        "predictions": predictions,
+        "probabilities": probabilities,
+        "variance_shift": diagnostics.variance_shift if diagnostics else [],
+        "activations": activations,
+        "resumed_from_epoch": result.resumed_from_epoch,
+    }
+    # The record marks the run finished; only then is its checkpoint dropped.
+    write_json(out_dir / "runs" / f"{tag}.json", record)
+    shutil.rmtree(backup_dir, ignore_errors=True)
+    return record
