@@ -177,6 +177,10 @@ def test_ioffe_szegedy_mlp_is_the_papers_and_its_quick_run_is_sane(shared_data_d
         rows = history[history["version"] == version]
         assert rows["step"].tolist() == [100, 200, 300, 400]  # QUICK: every 100 of 400 steps
     assert (history["p15"] <= history["p50"]).all() and (history["p50"] <= history["p85"]).all()
+    summary = result.summary.set_index("version")
+    for version in ("no BN", "BN"):
+        p50 = history.loc[history["version"] == version, "p50"]  # one seed in QUICK
+        assert summary.loc[version, "p50_range"] == pytest.approx(p50.max() - p50.min())
     # steps_to_reach: the first evaluated step at or above the accuracy, on a made-up curve.
     curve = pd.DataFrame({"step": [1000, 2000, 3000], "test_accuracy": [0.5, 0.97, 0.96]})
     assert steps_to_reach(curve, 0.96) == 2000 and np.isnan(steps_to_reach(curve, 0.98))

@@ -118,3 +118,25 @@ def test_committed_notebook_carries_outputs_and_stays_small(path):
     assert any(c.outputs for c in code), f"{path.name} was committed without outputs"
     assert all(not any(o.get("output_type") == "error" for o in c.outputs) for c in code)
     assert path.stat().st_size < 1_500_000, f"{path.name} is too large to commit"
+
+
+def test_why_bn_works_notebook_runs(shared_data_dir, tmp_path):
+    book = _execute(
+        "05_why_bn_works.ipynb",
+        {
+            "LIMIT": 256,
+            "EPOCHS": 1,
+            "EVAL_LIMIT": 300,
+            "DATA_DIR": str(shared_data_dir),
+            "OUT": str(tmp_path / "run"),
+            "RUN": None,
+            "LAG_RUN": None,
+        },
+        tmp_path,
+    )
+    out = tmp_path / "run"
+    assert (out / "complete.json").exists() and (out / "activations.csv").exists()
+    text = _text(book)
+    assert "precise-BN test acc %" in text and "The diagnostics took" in text
+    assert "head_bn" in text  # the variance-shift table names the BN layers
+    assert _figures(book) >= 3  # variance shift bars, reliability diagram, activations
