@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import keras
@@ -27,6 +28,8 @@ __all__ = [
     "save_figure",
     "train_versions",
     "unit_path",
+    "with_and_without_bn",
+    "whole_training_set",
     "write_outputs",
 ]
 
@@ -162,3 +165,15 @@ def write_outputs(
         write_text(out_dir / "history.csv", result.history.to_csv(index=False))
     result.out_dir = out_dir
     return result
+
+
+def with_and_without_bn(build: Callable[[bool], keras.Model]) -> list[tuple[dict, Callable]]:
+    """The two versions most experiments compare, for :func:`train_versions`:
+    ``build(False)`` labelled "no BN" and ``build(True)`` labelled "BN"."""
+    return [({"version": v}, partial(build, bn)) for v, bn in (("no BN", False), ("BN", True))]
+
+
+def whole_training_set(data) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation images together, as the tutorials train on all of them
+    (and track the test set)."""
+    return np.concatenate([data.x_train, data.x_val]), np.concatenate([data.y_train, data.y_val])

@@ -30,13 +30,14 @@ from kerasbn.experiments._common import (
     pyplot,
     save_figure,
     train_versions,
+    whole_training_set,
+    with_and_without_bn,
     write_outputs,
 )
 
 __all__ = ["QUICK", "Config", "build", "run", "steps_to_reach"]
 
 PERCENTILES = (15, 50, 85)
-VERSIONS = (("no BN", False), ("BN", True))
 
 
 @dataclass(frozen=True)
@@ -100,14 +101,11 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
             f"Received: {config.steps}"
         )
     data = load_dataset("mnist", data_dir)
-    x_train = np.concatenate([data.x_train, data.x_val])[: config.eval_every * config.batch_size]
-    y_train = np.concatenate([data.y_train, data.y_val])[: len(x_train)]
+    x_train, y_train = whole_training_set(data)
+    x_train, y_train = (a[: config.eval_every * config.batch_size] for a in (x_train, y_train))
     probe = data.x_test[: config.probe_images]
     history = train_versions(
-        [
-            ({"version": v}, partial(build, config, bn))
-            for v, bn in (("no BN", False), ("BN", True))
-        ],
+        with_and_without_bn(partial(build, config)),
         lambda: keras.optimizers.SGD(config.learning_rate),
         x_train,
         y_train,

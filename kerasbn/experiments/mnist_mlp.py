@@ -12,7 +12,6 @@ from functools import partial
 from pathlib import Path
 
 import keras
-import numpy as np
 import pandas as pd
 
 from kerasbn.data import load_dataset
@@ -22,6 +21,8 @@ from kerasbn.experiments._common import (
     pyplot,
     save_figure,
     train_versions,
+    whole_training_set,
+    with_and_without_bn,
     write_outputs,
 )
 
@@ -57,15 +58,11 @@ def build(config: Config, batch_norm: bool) -> keras.Model:
 def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     data = load_dataset("mnist", data_dir)
     # The tutorial trains on the whole training set and tracks the test set per epoch.
-    x_train = np.concatenate([data.x_train, data.x_val])
-    y_train = np.concatenate([data.y_train, data.y_val])
+    x_train, y_train = whole_training_set(data)
     if config.limit:
         x_train, y_train = x_train[: config.limit], y_train[: config.limit]
     history = train_versions(
-        [
-            ({"version": v}, partial(build, config, bn))
-            for v, bn in (("no BN", False), ("BN", True))
-        ],
+        with_and_without_bn(partial(build, config)),
         lambda: keras.optimizers.Adam(config.learning_rate),
         x_train,
         y_train,
