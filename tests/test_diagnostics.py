@@ -152,7 +152,7 @@ def test_every_comparison_run_reports_calibration_and_precise_bn(tmp_path, digit
         rows = acts[acts["variant"] == variant]
         assert sorted(set(rows["epoch"])) == [0, 1, 2] and len(rows) == 3 * len(relus)
     assert (acts["p15"] <= acts["p50"]).all() and (acts["p50"] <= acts["p85"]).all()
-    for figure in ("calibration.png", "activations.png"):
+    for figure in ("calibration.png", "activations.png", "bn_statistics.png"):
         assert (out / figure).stat().st_size > 10_000
     # The README's diagnostics table shows these numbers.
     from kerasbn.diagnostics.table import diagnostics_markdown

@@ -14,7 +14,7 @@
 
 from kerasbn.diagnostics.activations import ActivationPercentiles
 from kerasbn.diagnostics.calibration import calibration_scores, expected_calibration_error
-from kerasbn.diagnostics.files import plot_activations, plot_reliability
+from kerasbn.diagnostics.files import plot_activations, plot_bn_statistics, plot_reliability
 from kerasbn.diagnostics.precise_bn import bn_input_statistics, recalibrate_bn
 from kerasbn.diagnostics.summary import DIAGNOSTIC_COLUMNS, RunDiagnostics, run_diagnostics
 from kerasbn.diagnostics.variance_shift import variance_shift
@@ -27,6 +27,7 @@ __all__ = [
     "calibration_scores",
     "expected_calibration_error",
     "plot_activations",
+    "plot_bn_statistics",
     "plot_reliability",
     "recalibrate_bn",
     "run_diagnostics",

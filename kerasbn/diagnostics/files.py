@@ -3,6 +3,8 @@ runs' records:
 
 * ``variance_shift.csv``: per BN variant, seed and BN layer, the mean and largest
   ``max(a/b, b/a)`` of inference input variance ``a`` and moving variance ``b``;
+* ``bn_statistics.png``: per BN variant, test accuracy with the moving averages and
+  with precise BN statistics, and the variance shift of each BN layer;
 * ``calibration.png``: the reliability diagram (accuracy against confidence in 15
   equal-width bins) of each variant's test predictions, all seeds pooled;
 * ``activations.csv`` / ``activations.png`` (``compare --activations``): the 15th,
@@ -26,6 +28,7 @@ __all__ = [
     "ACTIVATION_IMAGES",
     "PRECISE_BN_SUFFIX",
     "plot_activations",
+    "plot_bn_statistics",
     "plot_reliability",
     "write_diagnostics",
 ]
@@ -46,7 +49,10 @@ def write_diagnostics(out_dir: str | os.PathLike, records: list[dict], y_test, t
         for layer in r.get("variance_shift") or ()
     ]
     if shifts:
-        write_text(out_dir / "variance_shift.csv", pd.DataFrame(shifts).to_csv(index=False))
+        table = pd.DataFrame(shifts)
+        write_text(out_dir / "variance_shift.csv", table.to_csv(index=False))
+        rows = pd.DataFrame([r["row"] for r in records])
+        plot_bn_statistics(rows, table, out_dir / "bn_statistics.png", title)
     pooled: dict[str, list[np.ndarray]] = {}
     for r in records:
         if r.get("probabilities"):
@@ -70,6 +76,30 @@ def write_diagnostics(out_dir: str | os.PathLike, records: list[dict], y_test, t
         table = pd.concat(frames, ignore_index=True)[["variant", "seed", *ACTIVATION_COLUMNS]]
         write_text(out_dir / "activations.csv", table.to_csv(index=False))
         plot_activations(table, out_dir / "activations.png", title)
+
+
+def plot_bn_statistics(runs: pd.DataFrame, shifts: pd.DataFrame, path, title: str = "") -> Path:
+    """Left: per BN variant, test accuracy with BN's moving averages and with precise
+    statistics (mean over seeds). Right: each BN layer's mean variance shift per variant
+    (mean over seeds; 1 = none)."""
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    bn = runs[runs["test_accuracy_precise_bn"].notna()]
+    accuracy = bn.groupby("variant", sort=False)[["test_accuracy", "test_accuracy_precise_bn"]]
+    accuracy = 100 * accuracy.mean()
+    accuracy.columns = ["moving averages", "precise BN"]
+    accuracy.plot.bar(ax=left, rot=0)
+    low = float(accuracy.min().min())
+    left.set(ylabel="test accuracy %", title="BN statistics at inference")
+    left.set_ylim(max(0.0, low - 2.0), min(100.0, float(accuracy.max().max()) + 1.0))
+    left.text(0.01, 0.01, "y axis does not start at 0", transform=left.transAxes, fontsize=7)
+    layers = shifts.groupby(["layer", "variant"], sort=False)["mean_shift"].mean().unstack()
+    layers.plot.bar(ax=right, rot=30)
+    right.axhline(1.0, color="grey", linestyle=":")
+    right.set(ylabel="mean max(a/b, b/a)", title="variance shift per BN layer (1 = none)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
 
 
 def plot_reliability(probabilities: dict, labels: dict, path, title: str = "") -> Path:
