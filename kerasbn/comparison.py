@@ -228,9 +228,9 @@ def compare(
             seeds,
             baseline,
             models_dir,
-            tensorboard,
-            precise_bn,
-            activations,
+            tensorboard=tensorboard,
+            precise_bn=precise_bn,
+            activations=activations,
         )
         return _compare_into(out_dir, job, settings)
     # The other workers of a multi-worker run take part in every collective step, saves

@@ -109,6 +109,10 @@ def train_one(
         scores = evaluate(result.model, data)
         log.info("%s: test accuracy %.2f%%", tag, 100 * scores["test_accuracy"])
     predictions = probabilities = diagnostics = None
+    # The net to serve (no augmentation layers), built once where it is saved; the
+    # diagnostics use it too, or build it themselves where they need it.
+    saving = model_path is not None and not result.diverged
+    served = result.inference_model() if saving else None
     probs = None if result.diverged else predict_test_probabilities(result.model, data)
     if probs is not None:
         # Per-image predictions: what a one-seed McNemar comparison of two runs needs;
@@ -119,7 +123,7 @@ def train_one(
             with atomic_path(out_dir / name, suffix=".npy") as tmp:
                 np.save(tmp, array, allow_pickle=False)
         started = time.perf_counter()
-        diagnostics = run_diagnostics(result, data, probs)  # calibration, precise BN
+        diagnostics = run_diagnostics(result, data, probs, served)  # calibration, precise BN
         scores.update(diagnostics.scores)
         # Their cost, against the training time (the README states the ratio).
         scores["diagnostics_seconds"] = time.perf_counter() - started
@@ -127,11 +131,11 @@ def train_one(
     if job.tensorboard:
         write_hparams(out_dir / "tensorboard", tag, hparams_of(variant, config), row)
     saved = saved_precise = None
-    if model_path is not None and not result.diverged:
+    if saving:
         seconds = result.history["seconds"].sum()
         metadata = model_metadata(data, variant, config, row, out_dir, seconds)
-        saved = str(save_model(result.inference_model(), model_path, metadata))
-        if job.precise_bn and diagnostics.precise_model is not None:
+        saved = str(save_model(served, model_path, metadata))
+        if job.precise_bn and diagnostics is not None and diagnostics.precise_model is not None:
             # The same net with population BN statistics, scored as such in its card.
             precise_row = {**row, "test_accuracy": row["test_accuracy_precise_bn"]}
             metadata = model_metadata(data, variant, config, precise_row, out_dir, seconds)

@@ -26,6 +26,7 @@ __all__ = [
     "HISTORY_COLUMNS",
     "SUMMARY_COLUMNS",
     "format_mean_std",
+    "mean_std",
     "plot_curves",
     "replace_block",
     "results_markdown",
@@ -184,6 +185,17 @@ def format_mean_std(mean: float, std: float, scale: float = 100.0, digits: int =
         return "n/a"
     text = f"{scale * mean:.{digits}f}"
     return text + ("" if np.isnan(std) else f" ± {scale * std:.{digits}f}")
+
+
+def mean_std(values, scale: float = 100.0, digits: int = 2, missing: str = "n/a") -> str:
+    """:func:`format_mean_std` of the finite ``values`` (std only with two or more);
+    ``missing`` when there is none."""
+    arr = np.asarray(values, dtype=float)
+    finite = arr[np.isfinite(arr)]
+    if finite.size == 0:
+        return missing
+    std = finite.std(ddof=1) if finite.size > 1 else np.nan
+    return format_mean_std(finite.mean(), std, scale, digits)
 
 
 def summary_markdown(summary: pd.DataFrame, title: str | None = None) -> str:

@@ -8,7 +8,7 @@ where there is one), pooled over all units of the layer, on one fixed batch of h
 images: before training (epoch 0) and after every epoch.
 
 ``compare --activations`` adds it to every run and writes ``activations.csv`` and
-``activations.png`` (see :mod:`kerasbn.diagnostics.figures`).
+``activations.png`` (see :mod:`kerasbn.diagnostics.files`).
 """
 
 from __future__ import annotations

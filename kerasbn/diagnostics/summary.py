@@ -45,11 +45,12 @@ class RunDiagnostics:
     precise_model: keras.Model | None = None
 
 
-def run_diagnostics(result, data, probabilities: np.ndarray) -> RunDiagnostics:
+def run_diagnostics(result, data, probabilities: np.ndarray, model=None) -> RunDiagnostics:
     """Calibration of ``probabilities`` (test set, in order) and, when the model has BN
     and trained on one replica, the precise-BN test accuracy and the variance shift on
     the validation images (NaN otherwise). ``variance_shift`` in the scores is the
-    largest per-layer mean of ``max(a/b, b/a)``: 1 when no BN layer is shifted."""
+    largest per-layer mean of ``max(a/b, b/a)``: 1 when no BN layer is shifted.
+    ``model``: ``result.inference_model()`` where the caller has it already."""
     from kerasbn.training import compile_classifier, evaluate
 
     scores = calibration_scores(probabilities, data.y_test[: len(probabilities)])
@@ -57,7 +58,7 @@ def run_diagnostics(result, data, probabilities: np.ndarray) -> RunDiagnostics:
     scores["variance_shift"] = math.nan
     if not (result.variant.batch_norm and result.replicas == 1):
         return RunDiagnostics(scores)
-    model = result.inference_model()
+    model = model if model is not None else result.inference_model()
     precise = recalibrate_bn(model, data.x_train, batch_size=256, num_batches=PRECISE_BN_BATCHES)
     compile_classifier(precise, "sgd")
     scores["test_accuracy_precise_bn"] = evaluate(precise, data)["test_accuracy"]

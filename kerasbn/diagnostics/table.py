@@ -6,10 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from kerasbn.report import dataset_title, finished_config, format_mean_std, source_line
+from kerasbn.report import dataset_title, finished_config, mean_std, source_line
 
 __all__ = ["diagnostics_markdown"]
 
@@ -25,11 +24,7 @@ def _training_seconds(run_dir: Path, runs: pd.DataFrame) -> float:
 
 
 def _mean_std(values: pd.Series, scale: float = 100.0, digits: int = 2) -> str:
-    values = values.dropna()
-    if values.empty:
-        return "–"
-    std = values.std(ddof=1) if len(values) > 1 else np.nan
-    return format_mean_std(values.mean(), std, scale=scale, digits=digits)
+    return mean_std(values, scale, digits, missing="–")  # "–": no BN to measure
 
 
 def diagnostics_markdown(run_dirs: list[str | os.PathLike]) -> str:

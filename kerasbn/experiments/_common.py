@@ -16,7 +16,7 @@ import pandas as pd
 from kerasbn._io import write_text
 from kerasbn._signals import raise_if_stopped
 from kerasbn.plots import plot_mean_band, pyplot, save_figure
-from kerasbn.report import format_mean_std
+from kerasbn.report import mean_std
 from kerasbn.training import StopOnSignal, compile_classifier
 
 __all__ = [
@@ -46,16 +46,6 @@ class ExperimentResult:
     figures: list[Path] = field(default_factory=list)
     out_dir: Path | None = None
     notes: str = ""
-
-
-def mean_std(values, scale: float = 100.0, digits: int = 2) -> str:
-    """'mean ± std' of ``values`` (std only with two or more finite values)."""
-    arr = np.asarray(values, dtype=float)
-    finite = arr[np.isfinite(arr)]
-    if finite.size == 0:
-        return "n/a"
-    std = finite.std(ddof=1) if finite.size > 1 else np.nan
-    return format_mean_std(finite.mean(), std, scale, digits)
 
 
 def fit_per_epoch(

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from kerasbn.data import load_dataset
+from kerasbn.diagnostics.activations import PERCENTILES
 from kerasbn.experiments._common import (
     ExperimentResult,
     mean_std,
@@ -36,8 +37,6 @@ from kerasbn.experiments._common import (
 )
 
 __all__ = ["QUICK", "Config", "build", "run", "steps_to_reach"]
-
-PERCENTILES = (15, 50, 85)
 
 
 @dataclass(frozen=True)
