@@ -86,8 +86,10 @@ def train_one(
     data = job.data
     backup_dir = out_dir / "backup" / tag
     callbacks = []
-    if job.tensorboard:
-        callbacks.append(tensorboard_callback(out_dir / "tensorboard" / tag))
+    # None where TensorFlow's summary API is missing (a JAX-only install): no logs then.
+    board = tensorboard_callback(out_dir / "tensorboard" / tag) if job.tensorboard else None
+    if board is not None:
+        callbacks.append(board)
     activations = f"activations/{tag}.csv" if job.activations else None
     if activations:
         images = data.x_val[:ACTIVATION_IMAGES]

@@ -80,6 +80,8 @@ ALLOWED_OBJECTS: dict[str, frozenset[str]] = {
     "keras.constraints": frozenset({"MaxNorm"}),
     "keras.src.models.functional": frozenset({"Functional"}),
     "keras.src.models.sequential": frozenset({"Sequential"}),
+    # kerasbn's own pad-and-crop (identity at inference; its config is two numbers).
+    "kerasbn.augmentation": frozenset({"RandomShift"}),
 }
 # Legacy .h5 configs name classes without a module: any allowed Keras class.
 _ANY_KERAS_CLASS = frozenset().union(*ALLOWED_OBJECTS.values())
@@ -126,7 +128,12 @@ def check_model_config(config, origin: str = "model") -> None:
             if class_name not in allowed:
                 raise _refuse(origin, f"names {module}.{class_name}, not a kerasbn layer")
             registered = node.get("registered_name")
-            if isinstance(registered, str) and ">" in registered:
+            # kerasbn's own layers are registered as kerasbn>Name; any other custom name
+            # would make Keras look up an object this check has not seen.
+            own = module is not None and module.startswith("kerasbn.")
+            if isinstance(registered, str) and ">" in registered and (
+                not own or registered != f"kerasbn>{class_name}"
+            ):
                 raise _refuse(origin, f"needs the custom object {registered!r}")
         for key in _FILE_ARGUMENTS:
             if isinstance(node.get(key), str):

@@ -9,6 +9,7 @@ import keras
 from keras import layers
 
 from kerasbn.architectures import Architecture, get_architecture
+from kerasbn.augmentation import RandomShift
 from kerasbn.layers import FusedBatchNormalization
 from kerasbn.variants import Variant, get_variant
 
@@ -19,22 +20,14 @@ _SHIFT_PIXELS = 4
 
 
 def _augmentation(x, arch: Architecture, seed: int | None):
-    """Training-only augmentation; both layers are the identity at inference.
-
-    Pad-and-crop is written as a per-image random translation of up to 4 pixels with zero
-    fill and nearest-neighbour sampling, which is the same image set as zero-padding by 4
-    and cropping back. (``RandomCrop`` draws one box per batch and resizes at inference,
-    so it is not used.)
+    """Training-only augmentation; both layers are the identity at inference: a random
+    horizontal flip, then pad-and-crop by 4 pixels as a per-image random whole-pixel
+    shift with zero fill (:class:`~kerasbn.augmentation.RandomShift`). (Keras'
+    ``RandomCrop`` draws one box per batch and resizes at inference, so it is not used.)
     """
-    height, width, _ = arch.input_shape
     x = layers.RandomFlip("horizontal", seed=seed, name="augment_flip")(x)
-    return layers.RandomTranslation(
-        height_factor=_SHIFT_PIXELS / height,
-        width_factor=_SHIFT_PIXELS / width,
-        fill_mode="constant",
-        interpolation="nearest",
-        seed=None if seed is None else seed + 1,
-        name="augment_shift",
+    return RandomShift(
+        _SHIFT_PIXELS, seed=None if seed is None else seed + 1, name="augment_shift"
     )(x)
 
 

@@ -182,6 +182,21 @@ def test_custom_registered_object_is_refused(model_copy, tmp_path):
         load_model(custom)
 
 
+def test_a_kerasbn_layer_under_another_registered_name_is_refused(model_copy, tmp_path):
+    # kerasbn's own RandomShift is allowed only as kerasbn>RandomShift: the same module
+    # and class with a foreign registered name would make Keras look up that object.
+    def plant(config):
+        layer = config["config"]["layers"][1]
+        layer.update(
+            module="kerasbn.augmentation", class_name="RandomShift", registered_name="evil>X"
+        )
+
+    custom = tmp_path / "custom.keras"
+    rewrite_config(model_copy, custom, plant)
+    with pytest.raises(ModelFileError, match="custom object 'evil>X'"):
+        load_model(custom)
+
+
 def test_legacy_h5_needs_an_explicit_opt_in(tmp_path, digits):
     model = build_model("digits", "bn")
     path = tmp_path / "legacy.h5"
