@@ -131,8 +131,10 @@ def check_model_config(config, origin: str = "model") -> None:
             # kerasbn's own layers are registered as kerasbn>Name; any other custom name
             # would make Keras look up an object this check has not seen.
             own = module is not None and module.startswith("kerasbn.")
-            if isinstance(registered, str) and ">" in registered and (
-                not own or registered != f"kerasbn>{class_name}"
+            if (
+                isinstance(registered, str)
+                and ">" in registered
+                and (not own or registered != f"kerasbn>{class_name}")
             ):
                 raise _refuse(origin, f"needs the custom object {registered!r}")
         for key in _FILE_ARGUMENTS:

@@ -32,7 +32,7 @@ def test_every_training_output_is_a_pad_and_crop_of_its_input_with_all_shifts_dr
     out = keras.ops.convert_to_numpy(RandomShift(PAD, seed=3)(images, training=True))
     shifts = [(dy, dx) for dy in range(-PAD, PAD + 1) for dx in range(-PAD, PAD + 1)]
     drawn = []
-    for image, result in zip(images, out):
+    for image, result in zip(images, out, strict=True):
         matches = [s for s in shifts if np.array_equal(result, pad_and_crop(image, *s))]
         assert len(matches) == 1, "output is no pad-and-crop of its input"
         drawn.append(matches[0])
@@ -49,7 +49,8 @@ def test_identity_at_inference_and_with_zero_pixels_and_same_seed_same_draws():
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(zero), images)
     first = RandomShift(2, seed=5)(images, training=True)
     again = RandomShift(2, seed=5)(images, training=True)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(first), keras.ops.convert_to_numpy(again))
+    as_numpy = keras.ops.convert_to_numpy
+    np.testing.assert_array_equal(as_numpy(first), as_numpy(again))
 
 
 @pytest.mark.parametrize("bad", [-1, 2.5])
