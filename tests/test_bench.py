@@ -97,6 +97,29 @@ def test_rounds_are_reduced_to_medians_with_the_peak_memory():
     assert table.loc["b", "backend"] == "tensorflow"
 
 
+def test_flop_rates_use_three_times_the_forward_flops_and_skip_gpu_rows():
+    import pandas as pd
+
+    from kerasbn.bench.table import add_flop_rates
+
+    table = pd.DataFrame(
+        {
+            "dataset": ["d", "d"],
+            "variant": ["v", "v"],
+            "path": ["cpu", "gpu"],
+            "flops_per_image": [2e6, 2e6],
+            "images_per_s": [1000.0, 50000.0],
+            "gpu_peak_mb": [None, 150.0],
+        }
+    )
+    notes = add_flop_rates(table, peak=12e9)
+    # forward + backward = 3 x 2 MFLOP per image, 1000 images/s: 6 GFLOP/s, half of 12.
+    assert table["model_gflops_per_s"].tolist() == [6.0, 300.0]
+    assert table.loc[0, "fraction_of_matmul_peak"] == 0.5
+    assert pd.isna(table.loc[1, "fraction_of_matmul_peak"]) and "GPU" in notes[0]
+    assert add_flop_rates(table.iloc[:1].copy(), peak=12e9) == []
+
+
 def test_ratios_are_taken_round_by_round_and_called_a_win_only_when_all_agree():
     import pandas as pd
 

@@ -33,7 +33,7 @@ import pandas as pd
 from kerasbn.bench.child import NEEDS, run_child
 from kerasbn.bench.config import DEFAULT_PATHS, LEVER_PATHS, PATHS, QUICK, BenchConfig
 from kerasbn.bench.measure import forward_flops, matmul_peak
-from kerasbn.bench.table import BenchResult, median_rows, ratios, to_markdown
+from kerasbn.bench.table import BenchResult, add_flop_rates, median_rows, ratios, to_markdown
 
 __all__ = [
     "DEFAULT_PATHS",
@@ -88,9 +88,6 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
     log.info("float32 matmul peak at the end: %.1f GFLOP/s", peaks[1] / 1e9)
     raw = pd.DataFrame(rows)
     table = median_rows(raw)
-    # FLOPs per image are the model's, the same for every path of a (dataset, variant).
-    flops = table.groupby(["dataset", "variant"])["flops_per_image"].transform("max")
-    table["model_gflops_per_s"] = 3 * flops * table["images_per_s"] / 1e9
-    table["fraction_of_matmul_peak"] = table["model_gflops_per_s"] * 1e9 / peak
+    notes += add_flop_rates(table, peak)
     path_ratios = ratios(raw)
     return BenchResult(table, path_ratios, peak, notes)

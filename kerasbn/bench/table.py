@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-__all__ = ["RATIOS", "BenchResult", "median_rows", "ratios", "to_markdown"]
+__all__ = ["RATIOS", "BenchResult", "add_flop_rates", "median_rows", "ratios", "to_markdown"]
 
 
 @dataclass
@@ -46,6 +46,21 @@ def median_rows(raw: pd.DataFrame) -> pd.DataFrame:
         table[column] = grouped[column].first()
     table["rounds"] = grouped.size()
     return table.reset_index()
+
+
+def add_flop_rates(table: pd.DataFrame, peak: float) -> list[str]:
+    """Add the model FLOP rate (3 x forward FLOPs x images/s) and its fraction of the
+    host's float32 matmul ``peak`` to ``table``; returns the notes the table needs."""
+    # FLOPs per image are the model's, the same for every path of a (dataset, variant).
+    flops = table.groupby(["dataset", "variant"])["flops_per_image"].transform("max")
+    table["model_gflops_per_s"] = 3 * flops * table["images_per_s"] / 1e9
+    table["fraction_of_matmul_peak"] = table["model_gflops_per_s"] * 1e9 / peak
+    # The NumPy peak is the host CPU's: no yardstick for a path that trained on a GPU.
+    on_gpu = table.get("gpu_peak_mb", pd.Series(index=table.index, dtype=float)).notna()
+    if not on_gpu.any():
+        return []
+    table.loc[on_gpu, "fraction_of_matmul_peak"] = float("nan")
+    return ["'of matmul peak' is left out for paths on a GPU (the peak is the host CPU's)"]
 
 
 def ratios(raw: pd.DataFrame) -> pd.DataFrame:
