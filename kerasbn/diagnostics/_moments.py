@@ -24,7 +24,7 @@ def input_moments(
     layers = bn_layers(model)
     if not layers:
         return {}
-    probe = keras.Model(model.inputs, [layer.input for layer in layers])
+    probe = keras.Model(model.input, [layer.input for layer in layers])
     sums = [0.0] * len(layers)
     squares = [0.0] * len(layers)
     counts = [0] * len(layers)  # positions per channel: images x height x width

@@ -68,7 +68,7 @@ class ActivationPercentiles(keras.callbacks.Callback):
                 f"{[layer.name for layer in self.model.layers]}"
             )
         inputs = [self.model.get_layer(name).input for name in layers]
-        self._probe = keras.Model(self.model.inputs, inputs)
+        self._probe = keras.Model(self.model.input, inputs)
         self._names = layers
         if self.path is not None and self.path.exists():
             self.rows = pd.read_csv(self.path).to_dict("records")
