@@ -23,6 +23,7 @@ def test_registry_and_cli_list(capsys):
         "cifar10-cnn",
         "numpy-reference",
         "ioffe-szegedy-mnist",
+        "corruption-robustness",
         "mnist-mlp",
     ]
     assert main(["list"]) == 0

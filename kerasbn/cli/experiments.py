@@ -35,6 +35,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--quick", action="store_true", help="shrunken settings (for tests)")
     run.add_argument("--out", help="output folder (default runs/experiments/<time>-<name>)")
     run.add_argument("--data-dir", help="local data folder (default $KERASBN_DATA_DIR)")
+    run.add_argument(
+        "--models-dir",
+        help="corruption-robustness only: score the <dataset>-<variant>.keras models in "
+        "this folder (e.g. the saved_models/ of a compare run) instead of training them",
+    )
     args = parser.parse_args(argv)
     configure_logging()
     if args.command == "list":
@@ -45,10 +50,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out) if args.out else default_out_dir(args.name, "runs/experiments")
     again = ["python", "-m", "kerasbn.experiments", "run", args.name, "--out", str(out)]
     again += ["--quick"] * args.quick + (["--data-dir", args.data_dir] if args.data_dir else [])
+    overrides = {}
+    if args.models_dir:
+        if args.name != "corruption-robustness":
+            parser.exit(
+                2, f"error: --models-dir is for corruption-robustness. Received: {args.name}\n"
+            )
+        overrides["models_dir"] = args.models_dir
+        again += ["--models-dir", args.models_dir]
     with stop_on_signals():
         try:
             result = run_experiment(
-                args.name, quick=args.quick, out_dir=out, data_dir=args.data_dir
+                args.name, quick=args.quick, out_dir=out, data_dir=args.data_dir, **overrides
             )
             raise_if_stopped()  # a signal that arrived where it could not be raised
         except (ValueError, DataError, PermissionError, FileExistsError, FolderLockedError) as exc:

@@ -92,6 +92,14 @@ for _experiment in (
         ("mnist",),
     ),
     Experiment(
+        "corruption-robustness",
+        "Hendrycks & Dietterich 2019; Schneider et al. 2020: common corruptions cut a "
+        "CIFAR-10 net's accuracy, and re-estimating BN's statistics on the corrupted "
+        "images (no labels) wins much of it back",
+        "corruption",
+        ("cifar10",),
+    ),
+    Experiment(
         "mnist-mlp",
         "BN in a small MNIST MLP: training vs inference mode, train and test curves",
         "mnist_mlp",

@@ -1,0 +1,139 @@
+"""Corruptions against hand-derived values, and the corruption-robustness experiment."""
+
+import colorsys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kerasbn.cli.experiments import main as experiments_main
+from kerasbn.corruptions import corrupt, list_corruptions
+from kerasbn.experiments import run_experiment
+from kerasbn.models import build_model
+from kerasbn.saving import save_model
+
+GREY = np.full((64, 32, 32, 3), 128, np.uint8)
+
+
+def test_contrast_pulls_each_channel_toward_its_image_mean():
+    image = np.array([0, 255], np.uint8).reshape(1, 1, 2, 1)
+    # mean 0.5; severity 1 keeps 0.75 of the distance: 0.125 and 0.875 of 255
+    np.testing.assert_array_equal(corrupt(image, "contrast", 1)[0, 0, :, 0], [32, 223])
+
+
+def test_brightness_raises_the_hsv_value_and_keeps_hue_and_saturation():
+    image = np.array([100, 50, 20], np.uint8).reshape(1, 1, 1, 3)
+    h, s, v = colorsys.rgb_to_hsv(100 / 255, 50 / 255, 20 / 255)
+    expected = np.round(np.array(colorsys.hsv_to_rgb(h, s, min(v + 0.3, 1.0))) * 255)
+    np.testing.assert_array_equal(corrupt(image, "brightness", 5)[0, 0, 0], expected)
+    black = np.zeros((1, 1, 1, 3), np.uint8)  # saturation 0: grey at the new value
+    np.testing.assert_array_equal(corrupt(black, "brightness", 1)[0, 0, 0], [13, 13, 13])
+
+
+def test_noises_have_the_severity_parameters_spread():
+    diff = corrupt(GREY, "gaussian_noise", 5).astype(float) - 128
+    assert abs(diff.std() - 0.10 * 255) < 0.03 * 25.5 and abs(diff.mean()) < 0.5
+    # Poisson(x c) / c has variance x / c: 0.502 / 50 -> std 0.1002 of 255.
+    shot = corrupt(GREY, "shot_noise", 5).astype(float) / 255
+    assert (
+        abs(shot.std() - np.sqrt((128 / 255) / 50)) < 0.003 and abs(shot.mean() - 128 / 255) < 0.002
+    )
+    impulse = corrupt(GREY, "impulse_noise", 5)
+    changed = impulse != 128
+    assert abs(changed.mean() - 0.07) < 0.005
+    assert set(np.unique(impulse[changed])) == {0, 255}
+    assert abs((impulse[changed] == 255).mean() - 0.5) < 0.03
+
+
+def test_gaussian_blur_spreads_a_point_as_a_sampled_gaussian():
+    point = np.zeros((1, 15, 15, 1), np.uint8)
+    point[0, 7, 7, 0] = 255
+    blurred = corrupt(point, "gaussian_blur", 5)[0, :, :, 0]  # sigma 1
+    one_d = np.exp(-(np.arange(-4, 5) ** 2) / 2)
+    kernel = np.outer(one_d, one_d) / one_d.sum() ** 2
+    np.testing.assert_allclose(blurred[3:12, 3:12], np.round(255 * kernel), atol=1)
+
+
+@pytest.mark.parametrize("name", list_corruptions())
+def test_every_corruption_keeps_shape_dtype_and_a_constant_image_close(name):
+    for channels in (1, 3):
+        images = np.full((3, 32, 32, channels), 128, np.uint8)
+        out = corrupt(images, name, 3, seed=1)
+        assert out.shape == images.shape and out.dtype == np.uint8
+        if name in ("gaussian_blur", "contrast", "pixelate", "jpeg_compression"):
+            assert np.abs(out.astype(int) - 128).max() <= 1  # nothing to blur or compress
+    noisy = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(corrupt(noisy, name, 2, seed=4), corrupt(noisy, name, 2, seed=4))
+
+
+def test_pixelate_and_jpeg_smooth_fine_detail():
+    noisy = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+
+    def roughness(x):
+        return np.abs(np.diff(x.astype(int), axis=2)).mean()
+
+    assert roughness(corrupt(noisy, "pixelate", 5)) < 0.8 * roughness(noisy)
+    assert roughness(corrupt(noisy, "jpeg_compression", 5)) < roughness(noisy)
+
+
+def test_bad_corruption_arguments_are_refused_with_the_valid_choices():
+    with pytest.raises(ValueError, match=r"contrast.*Received: 'fog'"):
+        corrupt(GREY, "fog", 1)
+    with pytest.raises(ValueError, match=r"severity must be one of \[1, 2, 3, 4, 5\]"):
+        corrupt(GREY, "contrast", 6)
+    with pytest.raises(ValueError, match="must be uint8"):
+        corrupt(GREY.astype(float), "contrast", 1)
+
+
+def test_quick_corruption_robustness_scores_every_set_and_adapts_only_bn(tmp_path):
+    result = run_experiment("corruption-robustness", quick=True, out_dir=tmp_path / "run")
+    rows = result.history
+    # clean + 3 corruptions x 2 severities, for each of base and bn
+    assert len(rows) == 2 * (1 + 3 * 2)
+    assert rows.loc[rows.variant == "base", "adapted_accuracy"].isna().all()
+    assert rows.loc[rows.variant == "bn", "adapted_accuracy"].between(0, 1).all()
+    summary = result.summary.set_index("variant")
+    corrupted = rows[rows.corruption != "clean"]
+    for variant in ("base", "bn"):
+        mine = corrupted[corrupted.variant == variant]
+        assert summary.loc[variant, "corruption_accuracy"] == pytest.approx(mine.accuracy.mean())
+    assert (tmp_path / "run" / "corruption_robustness.png").stat().st_size > 10_000
+    assert sorted(p.name for p in (tmp_path / "run" / "units").glob("*.keras")) == [
+        "base.keras",
+        "bn.keras",
+    ]
+
+
+def test_models_from_a_folder_are_scored_without_training(tmp_path, capsys):
+    models = tmp_path / "models"
+    for variant in ("base", "bn"):
+        save_model(build_model("digits", variant, seed=0), models / f"digits-{variant}.keras", {})
+    out = tmp_path / "run"
+    argv = [
+        "run",
+        "corruption-robustness",
+        "--quick",
+        "--out",
+        str(out),
+        "--models-dir",
+        str(models),
+    ]
+    assert experiments_main(argv) == 0
+    assert not (out / "units").exists()  # nothing trained
+    rows = pd.read_csv(out / "history.csv")
+    assert set(rows.variant) == {"base", "bn"}
+    missing = [
+        "run",
+        "corruption-robustness",
+        "--quick",
+        "--out",
+        str(tmp_path / "x"),
+        "--models-dir",
+        str(tmp_path / "empty"),
+    ]
+    with pytest.raises(SystemExit) as stop:
+        experiments_main(missing)
+    assert stop.value.code == 2 and "--save-models" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        experiments_main(["run", "mnist-mlp", "--models-dir", str(models)])
+    assert stop.value.code == 2
