@@ -104,6 +104,27 @@ def test_quick_corruption_robustness_scores_every_set_and_adapts_only_bn(tmp_pat
     ]
 
 
+def test_set_overrides_are_typed_by_the_config_fields():
+    from kerasbn.experiments import parse_overrides
+
+    got = parse_overrides(
+        "corruption-robustness",
+        ["variants=base,bn", "severities=1,5", "test_images=50", "epochs=none", "models_dir=m"],
+    )
+    assert got == {
+        "variants": ("base", "bn"),
+        "severities": (1, 5),
+        "test_images": 50,
+        "epochs": None,
+        "models_dir": "m",
+    }
+    assert parse_overrides("corruption-robustness", ["epochs=4"]) == {"epochs": 4}
+    with pytest.raises(ValueError, match=r"--set test_images: .*Received: 'many'"):
+        parse_overrides("corruption-robustness", ["test_images=many"])
+    with pytest.raises(ValueError, match=r"dataset, variants.*Received: 'speed=3'"):
+        parse_overrides("corruption-robustness", ["speed=3"])
+
+
 def test_models_from_a_folder_are_scored_without_training(tmp_path, capsys):
     models = tmp_path / "models"
     for variant in ("base", "bn"):
@@ -115,8 +136,8 @@ def test_models_from_a_folder_are_scored_without_training(tmp_path, capsys):
         "--quick",
         "--out",
         str(out),
-        "--models-dir",
-        str(models),
+        "--set",
+        f"models_dir={models}",
     ]
     assert experiments_main(argv) == 0
     assert not (out / "units").exists()  # nothing trained
@@ -128,12 +149,12 @@ def test_models_from_a_folder_are_scored_without_training(tmp_path, capsys):
         "--quick",
         "--out",
         str(tmp_path / "x"),
-        "--models-dir",
-        str(tmp_path / "empty"),
+        "--set",
+        f"models_dir={tmp_path / 'empty'}",
     ]
     with pytest.raises(SystemExit) as stop:
         experiments_main(missing)
     assert stop.value.code == 2 and "--save-models" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stop:
-        experiments_main(["run", "mnist-mlp", "--models-dir", str(models)])
-    assert stop.value.code == 2
+        experiments_main(["run", "mnist-mlp", "--set", f"models_dir={models}"])
+    assert stop.value.code == 2 and "Received: 'models_dir=" in capsys.readouterr().err

@@ -18,7 +18,12 @@ from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
 from kerasbn._signals import Stopped, raise_if_stopped, stop_on_signals
 from kerasbn.data import DataError
-from kerasbn.experiments import get_experiment, list_experiments, run_experiment
+from kerasbn.experiments import (
+    get_experiment,
+    list_experiments,
+    parse_overrides,
+    run_experiment,
+)
 from kerasbn.runfolder import default_out_dir
 
 __all__ = ["main"]
@@ -36,9 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--out", help="output folder (default runs/experiments/<time>-<name>)")
     run.add_argument("--data-dir", help="local data folder (default $KERASBN_DATA_DIR)")
     run.add_argument(
-        "--models-dir",
-        help="corruption-robustness only: score the <dataset>-<variant>.keras models in "
-        "this folder (e.g. the saved_models/ of a compare run) instead of training them",
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a field of the experiment's config (repeatable; a comma list for "
+        "tuples), e.g. --set models_dir=saved_models for corruption-robustness",
     )
     args = parser.parse_args(argv)
     configure_logging()
@@ -50,14 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out) if args.out else default_out_dir(args.name, "runs/experiments")
     again = ["python", "-m", "kerasbn.experiments", "run", args.name, "--out", str(out)]
     again += ["--quick"] * args.quick + (["--data-dir", args.data_dir] if args.data_dir else [])
-    overrides = {}
-    if args.models_dir:
-        if args.name != "corruption-robustness":
-            parser.exit(
-                2, f"error: --models-dir is for corruption-robustness. Received: {args.name}\n"
-            )
-        overrides["models_dir"] = args.models_dir
-        again += ["--models-dir", args.models_dir]
+    try:
+        overrides = parse_overrides(args.name, args.set) if args.set else {}
+    except ValueError as exc:
+        parser.exit(2, f"error: {exc}\n")
+    for assignment in args.set:
+        again += ["--set", assignment]
     with stop_on_signals():
         try:
             result = run_experiment(

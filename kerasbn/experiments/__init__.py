@@ -19,7 +19,7 @@ import importlib
 import logging
 import os
 import shutil
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 from kerasbn._io import check_output_folder
@@ -35,6 +35,7 @@ __all__ = [
     "ExperimentResult",
     "get_experiment",
     "list_experiments",
+    "parse_overrides",
     "run_experiment",
 ]
 
@@ -116,6 +117,43 @@ def list_experiments() -> list[str]:
 def get_experiment(name: str) -> Experiment:
     """The :class:`Experiment` called ``name`` (a ValueError listing valid names if unknown)."""
     return EXPERIMENTS.lookup(name)
+
+
+def _parse(text: str, default, annotation: str):
+    if text.lower() == "none" and (default is None or "None" in annotation):
+        return None
+    if isinstance(default, tuple):
+        kind = type(default[0]) if default else str
+        return tuple(kind(part) for part in text.split(",") if part)
+    if isinstance(default, bool):
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"expected true or false. Received: {text!r}")
+        return text.lower() in ("true", "1")
+    if default is None:  # an optional field: its annotation names the type
+        kind = int if "int" in annotation else float if "float" in annotation else str
+        return kind(text)
+    return type(default)(text)
+
+
+def parse_overrides(name: str, assignments: list[str]) -> dict:
+    """``["epochs=3", "variants=base,bn"]`` as typed fields of experiment ``name``'s
+    config (the type of each field's default; a comma list for tuples; ``none``)."""
+    config_fields = {f.name: f for f in fields(get_experiment(name).load().Config)}
+    overrides = {}
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep or key not in config_fields:
+            raise ValueError(
+                f"--set takes FIELD=VALUE with a field of {name}'s config: "
+                f"{', '.join(config_fields)}. Received: {assignment!r}"
+            )
+        field = config_fields[key]
+        default = field.default if field.default is not MISSING else None
+        try:
+            overrides[key] = _parse(text, default, str(field.type))
+        except ValueError as exc:
+            raise ValueError(f"--set {key}: {exc}. Received: {text!r}") from None
+    return overrides
 
 
 def run_experiment(

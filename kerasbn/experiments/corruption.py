@@ -69,7 +69,7 @@ def _model(config: Config, variant: str, data, units: Path):
             raise ValueError(
                 f"{path} does not exist: run python -m kerasbn.compare --dataset "
                 f"{config.dataset} --variants {variant} --save-models "
-                f"{config.models_dir} first, or leave --models-dir out to train here. "
+                f"{config.models_dir} first, or leave models_dir out to train here. "
                 f"Received: {path}"
             )
         return load_model(path, check_manifest=False)
