@@ -133,8 +133,10 @@ def plot(rows: pd.DataFrame, path: Path) -> Path:
     ):
         grid = corrupted.pivot_table(index="corruption", columns="variant", values=column)
         grid = grid.reindex(index=names, columns=variants)
-        image = ax.imshow(np.ma.masked_invalid(grid.to_numpy()), vmin=0, vmax=1, cmap=cmap)
-        ax.set_xticks(range(len(variants)), variants)
+        image = ax.imshow(
+            np.ma.masked_invalid(grid.to_numpy()), vmin=0, vmax=1, cmap=cmap, aspect="auto"
+        )
+        ax.set_xticks(range(len(variants)), variants, rotation=20)
         ax.set_yticks(range(len(names)), names)
         for (i, j), value in np.ndenumerate(grid.to_numpy()):
             ax.text(
