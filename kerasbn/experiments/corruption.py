@@ -120,6 +120,25 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     return summary.reset_index()
 
 
+def _markdown(summary: pd.DataFrame) -> str:
+    def pct(value):
+        return "–" if pd.isna(value) else f"{100 * value:.2f}"
+
+    table = pd.DataFrame(
+        {
+            "variant": [f"`{v}`" for v in summary.variant],
+            "clean test acc %": summary.clean_accuracy.map(pct),
+            "corrupted: mean acc %": summary.corruption_accuracy.map(pct),
+            "corrupted, BN adapted: mean acc %": summary.adapted_corruption_accuracy.map(pct),
+            "worst set acc %": summary.worst_set_accuracy.map(pct),
+            "drop won back by adaptation": [
+                "–" if pd.isna(v) else f"{v:.0%}" for v in summary.drop_recovered
+            ],
+        }
+    )
+    return table.to_markdown(index=False, disable_numparse=True)
+
+
 def plot(rows: pd.DataFrame, path: Path) -> Path:
     corrupted = rows[rows.corruption != "clean"]
     variants = list(dict.fromkeys(rows.variant))
@@ -198,7 +217,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
         log.info("%s severity %s: scored", name, severity)
     rows = pd.DataFrame(rows)
     summary = summarize(rows)
-    table = summary.to_markdown(index=False, floatfmt=".4f")
+    table = _markdown(summary)
     notes = (
         f"{len(images)} test images of {config.dataset}; corruptions: "
         f"{', '.join(config.corruptions)} at severities {list(config.severities)}. "
