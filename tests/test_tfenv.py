@@ -85,3 +85,24 @@ def test_the_recorded_command_line_names_package_entry_points_too(
 
     monkeypatch.setattr(sys, "argv", [argv0, "--a", "1"])
     assert command_line(module) == expected
+
+
+def test_long_evaluations_log_progress_at_most_every_interval(caplog):
+    import logging
+
+    import keras
+
+    from kerasbn.training import LogProgress
+
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(loss="mse")
+    import numpy as np
+
+    x, y = np.zeros((12, 2), "float32"), np.zeros((12, 1), "float32")
+    with caplog.at_level(logging.INFO, logger="kerasbn"):
+        # 12 images in batches of 4: 3 batches; interval 0 logs after each
+        model.evaluate(x, y, batch_size=4, verbose=0, callbacks=[LogProgress("scoring", 3, 0.0)])
+        model.predict(x, batch_size=4, verbose=0, callbacks=[LogProgress("quiet", 3, 3600.0)])
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("kerasbn")]
+    assert lines == ["scoring: batch 1 of 3", "scoring: batch 2 of 3", "scoring: batch 3 of 3"]

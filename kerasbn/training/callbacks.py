@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -23,6 +24,8 @@ from kerasbn._io import atomic_path, write_json, write_text
 from kerasbn._signals import raise_if_stopped
 from kerasbn.training.batches import EpochBatches
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "DIVERGED_LOSS",
     "EPOCH_COLUMNS",
@@ -30,6 +33,7 @@ __all__ = [
     "EpochLog",
     "EpochRandomness",
     "EpochTimer",
+    "LogProgress",
     "ResumableBackup",
     "StopOnDivergence",
     "StopOnSignal",
@@ -182,6 +186,35 @@ class StopOnSignal(keras.callbacks.Callback):
 
     def on_predict_batch_end(self, batch, logs=None):
         raise_if_stopped()
+
+
+class LogProgress(keras.callbacks.Callback):
+    """A log line at most every ``every_seconds`` while a long evaluation or prediction
+    runs (``what: batch k of total``): quick ones print nothing, and a log file gets no
+    progress bar redrawn for every batch.
+
+    ``async_safe``: logging from Keras' callback thread on JAX is fine.
+    """
+
+    async_safe = True
+
+    def __init__(self, what: str, total_batches: int, every_seconds: float = 10.0) -> None:
+        super().__init__()
+        self.what, self.total, self.every = what, total_batches, every_seconds
+        self._last = time.monotonic()
+
+    def _start(self, logs=None):
+        self._last = time.monotonic()
+
+    on_test_begin = on_predict_begin = _start
+
+    def _batch_end(self, batch, logs=None):
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            log.info("%s: batch %d of %d", self.what, batch + 1, self.total)
+            self._last = now
+
+    on_test_batch_end = on_predict_batch_end = _batch_end
 
 
 class StopOnDivergence(keras.callbacks.TerminateOnNaN):

@@ -32,6 +32,7 @@ from kerasbn.training.callbacks import (
     EpochLog,
     EpochRandomness,
     EpochTimer,
+    LogProgress,
     ResumableBackup,
     StopOnDivergence,
     StopOnSignal,
@@ -267,8 +268,9 @@ def evaluate(model: keras.Model, data: Dataset, batch_size: int = 512) -> dict[s
     batches must split evenly over devices (JAX), a ragged rest of the test set is left
     out and ``test_examples`` says how many were used."""
     batches = _test_batches(data, batch_size)
+    progress = LogProgress(f"evaluating {batches.examples} test images", len(batches))
     scores = model.evaluate(
-        batches.pipeline(), verbose=0, return_dict=True, callbacks=[StopOnSignal()]
+        batches.pipeline(), verbose=0, return_dict=True, callbacks=[StopOnSignal(), progress]
     )
     return {
         "test_loss": float(scores["loss"]),
@@ -284,7 +286,10 @@ def predict_test_probabilities(model: keras.Model, data: Dataset, batch_size: in
     if current_placement().processes > 1:
         return None
     batches = _test_batches(data, batch_size)
-    probabilities = model.predict(batches.pipeline(), verbose=0, callbacks=[StopOnSignal()])
+    progress = LogProgress(f"predicting {batches.examples} test images", len(batches))
+    probabilities = model.predict(
+        batches.pipeline(), verbose=0, callbacks=[StopOnSignal(), progress]
+    )
     return np.asarray(probabilities, dtype=np.float32)
 
 
