@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -224,3 +225,28 @@ def test_progress_is_one_line_per_epoch_unless_on_a_terminal(monkeypatch):
     assert _config_from_args(args).verbose == 1
     chosen = build_parser().parse_args(["--dataset", "digits", "--verbose", "0"])
     assert _config_from_args(chosen).verbose == 0
+
+
+def test_nets_trained_with_flips_also_report_flip_tta_accuracy(digits, tmp_path):
+    import keras
+
+    config = default_config("digits", epochs=2, verbose=0, augment=True)
+    result = compare(
+        digits, "bn", config, out_dir=tmp_path / "out", save_models=tmp_path / "m", limit=300
+    )
+    runs = pd.read_csv(result.out_dir / "runs.csv")
+    # Recomputed from the saved (inference) model: mean of image and mirror probabilities.
+    model = keras.saving.load_model(tmp_path / "m" / "digits-bn.keras", compile=False)
+    x = digits.x_test
+    both = model.predict(x, verbose=0) + model.predict(x[:, :, ::-1], verbose=0)
+    expected = np.mean(both.argmax(1) == digits.y_test)
+    assert runs.loc[0, "test_accuracy_flip_tta"] == pytest.approx(expected, abs=1e-9)
+    plain = compare(
+        digits,
+        "bn",
+        default_config("digits", epochs=1, verbose=0),
+        out_dir=tmp_path / "plain",
+        save_models=None,
+        limit=100,
+    )
+    assert "test_accuracy_flip_tta" not in pd.read_csv(plain.out_dir / "runs.csv")
