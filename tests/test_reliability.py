@@ -134,6 +134,9 @@ def _check_complete(out: Path) -> None:
         assert "m.keras" in json.loads(manifest.read_text())["models"], "torn manifest"
 
 
+# The stress form (many kills at random moments, ~40 s): `slow`, to keep the default run
+# inside CI's 15 minutes; the single-kill tests beside it run by default.
+@pytest.mark.slow
 def test_kills_at_random_moments_never_leave_a_partial_file(tmp_path):
     out = tmp_path / "out"
     rng = random.Random(0)

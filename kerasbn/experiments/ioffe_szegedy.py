@@ -79,7 +79,7 @@ def _sigmoid_input(config: Config, images: np.ndarray):
     last = f"sigmoid{len(config.hidden_units)}"
 
     def measure(model: keras.Model) -> dict:
-        probe = keras.Model(model.inputs, model.get_layer(last).input)
+        probe = keras.Model(model.input, model.get_layer(last).input)
         values = keras.ops.convert_to_numpy(probe(images, training=False))[:, config.unit]
         found = np.percentile(values, PERCENTILES)
         return {f"p{p}": float(v) for p, v in zip(PERCENTILES, found, strict=True)}
