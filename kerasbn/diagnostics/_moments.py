@@ -3,17 +3,13 @@ precise BN and the variance-shift meter both measure)."""
 
 from __future__ import annotations
 
-import logging
-import time
-
 import keras
 import numpy as np
 
 from kerasbn._signals import raise_if_stopped
+from kerasbn.training.callbacks import LogProgress
 
 __all__ = ["bn_layers", "input_moments"]
-
-log = logging.getLogger(__name__)
 
 
 def bn_layers(model: keras.Model) -> list:
@@ -34,12 +30,10 @@ def input_moments(
     squares = [0.0] * len(layers)
     counts = [0] * len(layers)  # positions per channel: images x height x width
     total = len(images) if limit is None else min(len(images), limit)
-    last_log = time.monotonic()
+    progress = LogProgress("BN input statistics", total, unit="image")
     for start in range(0, total, batch_size):
         raise_if_stopped()
-        if time.monotonic() - last_log >= 10.0:  # a line per 10 s, not per batch
-            log.info("BN input statistics: %d of %d images", start, total)
-            last_log = time.monotonic()
+        progress.update(start)
         outputs = probe(images[start : min(start + batch_size, total)], training=training)
         outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
         for k, tensor in enumerate(outputs):

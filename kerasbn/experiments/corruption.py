@@ -27,7 +27,6 @@ from kerasbn.data import load_dataset
 from kerasbn.diagnostics import recalibrate_bn
 from kerasbn.experiments._common import ExperimentResult, pyplot, save_figure, write_outputs
 from kerasbn.loading import load_model
-from kerasbn.models import inference_copy
 from kerasbn.saving import save_model
 from kerasbn.training import default_config, train
 from kerasbn.variants import get_variant
@@ -81,7 +80,7 @@ def _model(config: Config, variant: str, data, units: Path):
     if config.epochs is not None:
         settings["epochs"] = config.epochs
     result = train(data, variant, default_config(config.dataset, **settings))
-    model = inference_copy(result.model, config.dataset, variant)
+    model = result.inference_model()
     save_model(model, unit, {"dataset": config.dataset, "variant": variant})
     return model
 

@@ -191,17 +191,26 @@ class StopOnSignal(keras.callbacks.Callback):
 class LogProgress(keras.callbacks.Callback):
     """A log line at most every ``every_seconds`` while a long evaluation or prediction
     runs (``what: batch k of total``): quick ones print nothing, and a log file gets no
-    progress bar redrawn for every batch.
+    progress bar redrawn for every batch. Loops outside Keras call :meth:`update`.
 
     ``async_safe``: logging from Keras' callback thread on JAX is fine.
     """
 
     async_safe = True
 
-    def __init__(self, what: str, total_batches: int, every_seconds: float = 10.0) -> None:
+    def __init__(
+        self, what: str, total: int, every_seconds: float = 10.0, unit: str = "batch"
+    ) -> None:
         super().__init__()
-        self.what, self.total, self.every = what, total_batches, every_seconds
+        self.what, self.total, self.every, self.unit = what, total, every_seconds, unit
         self._last = time.monotonic()
+
+    def update(self, done: int) -> None:
+        """Log ``done`` of the total if ``every_seconds`` passed since the last line."""
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            log.info("%s: %s %d of %d", self.what, self.unit, done, self.total)
+            self._last = now
 
     def _start(self, logs=None):
         self._last = time.monotonic()
@@ -209,10 +218,7 @@ class LogProgress(keras.callbacks.Callback):
     on_test_begin = on_predict_begin = _start
 
     def _batch_end(self, batch, logs=None):
-        now = time.monotonic()
-        if now - self._last >= self.every:
-            log.info("%s: batch %d of %d", self.what, batch + 1, self.total)
-            self._last = now
+        self.update(batch + 1)
 
     on_test_batch_end = on_predict_batch_end = _batch_end
 
