@@ -44,6 +44,28 @@ def mnist_slice(shared_data_dir) -> kerasbn.Dataset:
     return kerasbn.load_dataset("mnist", shared_data_dir).limit(512, val=1000, test=1000)
 
 
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory):
+    """``quick_run(name)``: experiment ``name``'s ``--quick`` run, run once per session
+    and shared by the generic and the experiment's own tests (each costs seconds)."""
+    from kerasbn.experiments import get_experiment, run_experiment
+
+    runs = {}
+
+    def get(name: str):
+        if name not in runs:
+            data_dir = None
+            if get_experiment(name).needs_data:
+                data_dir = _shared_data_dir()
+                if data_dir is None:
+                    pytest.skip(f"{name} needs the real data: set KERASBN_DATA_DIR")
+            out = tmp_path_factory.mktemp(name) / "run"
+            runs[name] = run_experiment(name, quick=True, out_dir=out, data_dir=data_dir)
+        return runs[name]
+
+    return get
+
+
 @pytest.fixture
 def quick_config():
     """A factory for tiny, silent training configs."""

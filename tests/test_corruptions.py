@@ -8,7 +8,6 @@ import pytest
 
 from kerasbn.cli.experiments import main as experiments_main
 from kerasbn.corruptions import corrupt, list_corruptions
-from kerasbn.experiments import run_experiment
 from kerasbn.models import build_model
 from kerasbn.saving import save_model
 
@@ -85,8 +84,8 @@ def test_bad_corruption_arguments_are_refused_with_the_valid_choices():
         corrupt(GREY.astype(float), "contrast", 1)
 
 
-def test_quick_corruption_robustness_scores_every_set_and_adapts_only_bn(tmp_path):
-    result = run_experiment("corruption-robustness", quick=True, out_dir=tmp_path / "run")
+def test_quick_corruption_robustness_scores_every_set_and_adapts_only_bn(quick_run):
+    result = quick_run("corruption-robustness")
     rows = result.history
     # clean + 3 corruptions x 2 severities, for each of base and bn
     assert len(rows) == 2 * (1 + 3 * 2)
@@ -97,8 +96,8 @@ def test_quick_corruption_robustness_scores_every_set_and_adapts_only_bn(tmp_pat
     for variant in ("base", "bn"):
         mine = corrupted[corrupted.variant == variant]
         assert summary.loc[variant, "corruption_accuracy"] == pytest.approx(mine.accuracy.mean())
-    assert (tmp_path / "run" / "corruption_robustness.png").stat().st_size > 10_000
-    assert sorted(p.name for p in (tmp_path / "run" / "units").glob("*.keras")) == [
+    assert (result.out_dir / "corruption_robustness.png").stat().st_size > 10_000
+    assert sorted(p.name for p in (result.out_dir / "units").glob("*.keras")) == [
         "base.keras",
         "bn.keras",
     ]

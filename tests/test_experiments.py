@@ -39,13 +39,13 @@ def test_unknown_experiment(capsys):
     assert info.value.code == 2 and "Unknown experiment" in capsys.readouterr().err
 
 
+# No experiment may make Keras warn (a probe once warned about the input structure on
+# every call).
+@pytest.mark.filterwarnings("error::UserWarning")
 @pytest.mark.parametrize("name", ALL)
-def test_quick_run_writes_table_figure_and_config(name, tmp_path, request):
-    data_dir = (
-        request.getfixturevalue("shared_data_dir") if get_experiment(name).needs_data else None
-    )
-    out = tmp_path / name
-    result = run_experiment(name, quick=True, out_dir=out, data_dir=data_dir)
+def test_quick_run_writes_table_figure_and_config(name, quick_run):
+    result = quick_run(name)
+    out = result.out_dir
     for file in ("summary.csv", "summary.md", "config.json"):
         assert (out / file).stat().st_size > 0
     assert result.figures and all(f.read_bytes()[:4] == b"\x89PNG" for f in result.figures)
@@ -156,9 +156,8 @@ def test_a_second_writer_is_refused(tmp_path, capsys):
     assert not (out / "summary.csv").exists()
 
 
-# Its percentile probe once made Keras warn about the input structure on every call.
 @pytest.mark.filterwarnings("error::UserWarning")
-def test_ioffe_szegedy_mlp_is_the_papers_and_its_quick_run_is_sane(shared_data_dir, tmp_path):
+def test_ioffe_szegedy_mlp_is_the_papers_and_its_quick_run_is_sane(quick_run):
     import keras
 
     from kerasbn.experiments.ioffe_szegedy import Config, build, steps_to_reach
@@ -172,9 +171,7 @@ def test_ioffe_szegedy_mlp_is_the_papers_and_its_quick_run_is_sane(shared_data_d
         assert all(la.activation is keras.activations.sigmoid for la in sigmoids)
         bns = [la for la in model.layers if isinstance(la, keras.layers.BatchNormalization)]
         assert len(bns) == (3 if batch_norm else 0)
-    result = run_experiment(
-        "ioffe-szegedy-mnist", quick=True, out_dir=tmp_path / "is", data_dir=shared_data_dir
-    )
+    result = quick_run("ioffe-szegedy-mnist")
     history = result.history
     for version in ("no BN", "BN"):
         rows = history[history["version"] == version]
