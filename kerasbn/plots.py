@@ -12,6 +12,7 @@ import pandas as pd
 from kerasbn._io import atomic_path
 
 __all__ = [
+    "heatmap",
     "plot_curves",
     "plot_differences",
     "plot_mean_band",
@@ -36,6 +37,23 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
         fig.savefig(tmp, dpi=110, format="png")
     pyplot().close(fig)
     return Path(path)
+
+
+def heatmap(ax, values, rows, columns, labels, *, vmin=0.0, vmax=1.0, dark_below=0.6):
+    """Draw ``values`` (rows x columns, NaN for cells with no figure, shown grey) on ``ax``
+    with each cell's text from ``labels`` (same shape); returns the image for a colour bar.
+    Text is white on cells darker than ``dark_below``."""
+    plt = pyplot()
+    values = np.asarray(values, dtype=float)
+    cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")
+    image = ax.imshow(np.ma.masked_invalid(values), vmin=vmin, vmax=vmax, cmap=cmap, aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, rotation=20)
+    ax.set_yticks(range(len(rows)), rows)
+    for (i, j), value in np.ndenumerate(values):
+        dark = np.isfinite(value) and value < dark_below
+        colour = "white" if dark else "black"
+        ax.text(j, i, labels[i][j], ha="center", va="center", color=colour, fontsize=8)
+    return image
 
 
 def plot_mean_band(

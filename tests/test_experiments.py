@@ -24,6 +24,7 @@ def test_registry_and_cli_list(capsys):
         "numpy-reference",
         "ioffe-szegedy-mnist",
         "corruption-robustness",
+        "lr-robustness",
         "mnist-mlp",
     ]
     assert main(["list"]) == 0
@@ -184,3 +185,32 @@ def test_ioffe_szegedy_mlp_is_the_papers_and_its_quick_run_is_sane(quick_run):
     # steps_to_reach: the first evaluated step at or above the accuracy, on a made-up curve.
     curve = pd.DataFrame({"step": [1000, 2000, 3000], "test_accuracy": [0.5, 0.97, 0.96]})
     assert steps_to_reach(curve, 0.96) == 2000 and np.isnan(steps_to_reach(curve, 0.98))
+
+
+def test_lr_robustness_grid_cells_and_diverged_marks(quick_run):
+    from kerasbn.experiments.lr_robustness import trained_range
+
+    result = quick_run("lr-robustness")
+    runs, cells = result.history, result.summary
+    # QUICK: 3 rates log-spaced over 0.01 .. 100, variants base and bn, one seed.
+    assert sorted(set(runs["learning_rate"])) == pytest.approx([0.01, 1.0, 100.0])
+    assert len(cells) == 2 * 3 and not cells.duplicated(["variant", "learning_rate"]).any()
+    # A rate of 100 blows the loss up for both: marked diverged, given no accuracy.
+    at_100 = cells[cells["learning_rate"] == 100.0]
+    assert (at_100["diverged_seeds"] == 1).all() and at_100["val_accuracy_mean"].isna().all()
+    assert not at_100["trains"].any()
+    rows = [r for r in (result.out_dir / "summary.md").read_text().splitlines() if "| `" in r]
+    assert len(rows) == 6 and sum("| diverged " in r for r in rows) == 2
+    finished = runs[~runs["diverged"]]
+    assert finished["val_accuracy"].between(0, 1).all() and len(finished) == 4
+
+    # trained_range: the widest run of neighbouring rates, on a made-up table.
+    made_up = pd.DataFrame(
+        {
+            "variant": ["v"] * 5,
+            "learning_rate": [0.001, 0.01, 0.1, 1.0, 10.0],
+            "trains": [True, False, True, True, False],
+        }
+    )
+    assert trained_range(made_up, "v") == (0.1, 1.0)
+    assert trained_range(made_up.assign(trains=False), "v") is None

@@ -101,6 +101,13 @@ for _experiment in (
         ("cifar10",),
     ),
     Experiment(
+        "lr-robustness",
+        "Ioffe & Szegedy 2015; Bjorck et al. 2018: BN's main benefit is that it lets a net "
+        "train at much larger learning rates",
+        "lr_robustness",
+        ("mnist",),
+    ),
+    Experiment(
         "mnist-mlp",
         "BN in a small MNIST MLP: training vs inference mode, train and test curves",
         "mnist_mlp",

@@ -27,6 +27,7 @@ from kerasbn.data import load_dataset
 from kerasbn.diagnostics import recalibrate_bn
 from kerasbn.experiments._common import ExperimentResult, pyplot, save_figure, write_outputs
 from kerasbn.loading import load_model
+from kerasbn.plots import heatmap
 from kerasbn.saving import save_model
 from kerasbn.training import default_config, train
 from kerasbn.variants import get_variant
@@ -144,28 +145,14 @@ def plot(rows: pd.DataFrame, path: Path) -> Path:
     names = list(dict.fromkeys(corrupted.corruption))
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), constrained_layout=True)
-    cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")  # cells with no BN to adapt
     for ax, column, title in (
         (axes[0], "accuracy", "as trained"),
         (axes[1], "adapted_accuracy", "BN statistics re-estimated on the corrupted images"),
     ):
         grid = corrupted.pivot_table(index="corruption", columns="variant", values=column)
-        grid = grid.reindex(index=names, columns=variants)
-        image = ax.imshow(
-            np.ma.masked_invalid(grid.to_numpy()), vmin=0, vmax=1, cmap=cmap, aspect="auto"
-        )
-        ax.set_xticks(range(len(variants)), variants, rotation=20)
-        ax.set_yticks(range(len(names)), names)
-        for (i, j), value in np.ndenumerate(grid.to_numpy()):
-            ax.text(
-                j,
-                i,
-                "no BN" if np.isnan(value) else f"{value:.0%}",
-                ha="center",
-                va="center",
-                color="white" if value < 0.6 else "black",
-                fontsize=8,
-            )
+        grid = grid.reindex(index=names, columns=variants).to_numpy()
+        labels = [["no BN" if np.isnan(v) else f"{v:.0%}" for v in row] for row in grid]
+        image = heatmap(ax, grid, names, variants, labels)
         ax.set_title(f"test accuracy, mean over severities:\n{title}", fontsize=10)
     fig.colorbar(image, ax=axes[1], fraction=0.05)
     for variant in variants:
