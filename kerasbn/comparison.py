@@ -210,7 +210,7 @@ def compare(
         check_output_folder(models_dir, "--save-models")
     settings = {
         "dataset": data.describe(),
-        "variants": [asdict(v) for v in variants],
+        "variants": [v.to_dict() for v in variants],
         "seeds": [config.seed + k for k in range(seeds)],
         "train_config": config.to_dict(),
         "save_models": str(models_dir) if models_dir else None,

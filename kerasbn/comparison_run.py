@@ -10,7 +10,7 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,7 @@ def model_metadata(
 ):
     return {
         "dataset": data.name,
-        "variant": asdict(variant),
+        "variant": variant.to_dict(),
         "seed": config.seed,
         "input_shape": list(data.input_shape),
         "input_dtype": "uint8",

@@ -1,4 +1,5 @@
-"""``FusedBatchNormalization``: Keras' BN computed by TensorFlow's fused kernel.
+"""Two training-time forms of Keras' BN: ``FusedBatchNormalization`` (TensorFlow's fused
+kernel) and ``GhostBatchNormalization`` (statistics over virtual sub-batches).
 
 Keras 3 computes BN on TensorFlow from separate ops (moments, then normalize, each with
 its own gradient); TensorFlow's ``FusedBatchNormV3`` does the forward pass and its
@@ -15,10 +16,12 @@ a non-channels-last axis, an epsilon below the kernel's minimum), it runs Keras'
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import ops
 
-__all__ = ["FusedBatchNormalization", "unfuse_batch_norm"]
+__all__ = ["FusedBatchNormalization", "GhostBatchNormalization", "unfuse_batch_norm"]
 
 # TensorFlow's fused kernel clamps epsilon to at least this (a cuDNN limit); below it
 # the fused result would differ from Keras', so the plain path runs instead.
@@ -87,19 +90,102 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         return ops.cast(y, self.compute_dtype)
 
 
+@keras.saving.register_keras_serializable(package="kerasbn")
+class GhostBatchNormalization(keras.layers.BatchNormalization):
+    """BN whose training-time statistics come from virtual sub-batches ("ghost batches",
+    Hoffer et al. 2017; Summers & Dinneen 2020): each run of ``virtual_batch_size``
+    consecutive examples is normalized by its own mean and variance, as if the batch
+    were that small. Keras 3 dropped ``virtual_batch_size``; this restores it.
+
+    The moving mean and variance are updated once per step with the average of the
+    ghost batches' means and variances (weighted by their sizes; a ragged last ghost
+    batch counts less), as TensorFlow 1's ``virtual_batch_size`` did. Inference is
+    Keras' BN unchanged, so a trained layer's weights serve in a plain
+    ``BatchNormalization`` (:func:`unfuse_batch_norm` swaps it in before saving).
+    With ``virtual_batch_size=None``, or at least the batch, it is Keras' BN.
+
+    Args:
+        virtual_batch_size: examples per ghost batch (``None``: the whole batch).
+        **kwargs: ``BatchNormalization``'s arguments (channels-last ``axis=-1`` only).
+    """
+
+    def __init__(self, virtual_batch_size: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if virtual_batch_size is not None and (
+            int(virtual_batch_size) != virtual_batch_size or virtual_batch_size < 1
+        ):
+            raise ValueError(
+                "virtual_batch_size must be a positive whole number or None. "
+                f"Received: {virtual_batch_size!r}"
+            )
+        self.virtual_batch_size = None if virtual_batch_size is None else int(virtual_batch_size)
+
+    def call(self, inputs, training=None, mask=None):
+        size = self.virtual_batch_size
+        rank = len(inputs.shape)
+        if (
+            not (training and self.trainable)
+            or size is None
+            or mask is not None
+            or self.renorm
+            or self.synchronized
+            or self.axis not in (-1, rank - 1)
+        ):
+            return super().call(inputs, training=training, mask=mask)
+        x = ops.cast(inputs, "float32")
+        rest = tuple(x.shape[1:])
+        batch = ops.shape(x)[0]
+        # Zero rows fill the last ghost batch; their weight 0 keeps them out of every sum.
+        pad = (size - batch % size) % size
+        x = ops.pad(x, [[0, pad]] + [[0, 0]] * (rank - 1))
+        weight = ops.pad(ops.ones((batch,), "float32"), [[0, pad]])
+        x = ops.reshape(x, (-1, size, *rest))  # (ghosts, size, ..., channels)
+        weight = ops.reshape(weight, (-1, size) + (1,) * (rank - 1))
+        axes = tuple(range(1, rank))  # all but the ghost axis and the channels
+        positions = math.prod(rest[:-1]) if rank > 2 else 1
+        count = ops.sum(weight, axis=axes, keepdims=True) * positions
+        safe = ops.maximum(count, 1.0)
+        mean = ops.sum(x * weight, axis=axes, keepdims=True) / safe
+        variance = ops.sum(weight * ops.square(x - mean), axis=axes, keepdims=True) / safe
+        y = (x - mean) * ops.rsqrt(variance + self.epsilon)
+        if self.scale:
+            y = y * ops.cast(self.gamma, "float32")
+        if self.center:
+            y = y + ops.cast(self.beta, "float32")
+        y = ops.reshape(y, (-1, *rest))[:batch]
+
+        share = count / ops.sum(count)
+        batch_mean = ops.reshape(ops.sum(mean * share, axis=0), (-1,))
+        batch_variance = ops.reshape(ops.sum(variance * share, axis=0), (-1,))
+        momentum = self.momentum
+        self.moving_mean.assign(self.moving_mean * momentum + batch_mean * (1.0 - momentum))
+        self.moving_variance.assign(
+            self.moving_variance * momentum + batch_variance * (1.0 - momentum)
+        )
+        return ops.cast(y, self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "virtual_batch_size": self.virtual_batch_size}
+
+
 def unfuse_batch_norm(model: keras.Model) -> keras.Model:
-    """``model`` with every :class:`FusedBatchNormalization` replaced by Keras' own BN
-    (same name, config and weights); ``model`` itself when it has none.
+    """``model`` with every :class:`FusedBatchNormalization` and
+    :class:`GhostBatchNormalization` replaced by Keras' own BN (same name, config and
+    weights; both differ from it only while training); ``model`` itself when it has
+    none.
 
     Saved files then name only Keras classes: they load without kerasbn, on any backend,
     and pass :func:`kerasbn.load_model`'s check for classes from outside Keras.
     """
-    if not any(isinstance(layer, FusedBatchNormalization) for layer in model.layers):
+    own = (FusedBatchNormalization, GhostBatchNormalization)
+    if not any(isinstance(layer, own) for layer in model.layers):
         return model
 
     def clone(layer):
-        if isinstance(layer, FusedBatchNormalization):
-            return keras.layers.BatchNormalization.from_config(layer.get_config())
+        if isinstance(layer, own):
+            config = layer.get_config()
+            config.pop("virtual_batch_size", None)
+            return keras.layers.BatchNormalization.from_config(config)
         return layer.__class__.from_config(layer.get_config())
 
     plain = keras.models.clone_model(model, clone_function=clone)

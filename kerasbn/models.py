@@ -10,7 +10,7 @@ from keras import layers
 
 from kerasbn.architectures import Architecture, get_architecture
 from kerasbn.augmentation import RandomShift
-from kerasbn.layers import FusedBatchNormalization
+from kerasbn.layers import FusedBatchNormalization, GhostBatchNormalization
 from kerasbn.variants import Variant, get_variant
 
 __all__ = ["build_model", "count_layers", "dtype_policy", "inference_copy"]
@@ -35,13 +35,16 @@ def _batch_norm(variant: Variant, name: str, fused: bool) -> layers.BatchNormali
     # Keras accepts synchronized=True on TensorFlow only; JAX's data-parallel (SPMD)
     # training already computes batch statistics over the global batch.
     synchronized = variant.sync_bn and keras.backend.backend() == "tensorflow"
-    layer_class = FusedBatchNormalization if fused else layers.BatchNormalization
-    return layer_class(
+    settings = dict(
         momentum=variant.bn_momentum,
         epsilon=variant.bn_epsilon,
         synchronized=synchronized,
         name=name,
     )
+    if variant.ghost_batch is not None:
+        return GhostBatchNormalization(virtual_batch_size=variant.ghost_batch, **settings)
+    layer_class = FusedBatchNormalization if fused else layers.BatchNormalization
+    return layer_class(**settings)
 
 
 def _conv_unit(x, filters: int, variant: Variant, prefix: str, fused_bn: bool):
@@ -157,7 +160,7 @@ def inference_copy(model: keras.Model, dataset: str | Architecture, variant: str
     synced = any(getattr(layer, "synchronized", False) for layer in model.layers)
     mixed = any(layer.dtype_policy.name.startswith("mixed") for layer in model.layers)
     augmented = any(layer.name.startswith("augment_") for layer in model.layers)
-    fused = count_layers(model, FusedBatchNormalization) > 0
+    fused = count_layers(model, FusedBatchNormalization | GhostBatchNormalization) > 0
     if not (synced or mixed or augmented or fused):
         return model
     # Synchronized and fused BN only matter while training; a plain BN loads on every
@@ -165,7 +168,8 @@ def inference_copy(model: keras.Model, dataset: str | Architecture, variant: str
     # A mixed-precision net keeps float32 weights, so its float32 copy is exact and
     # serves on any device.
     with dtype_policy("float32"):
-        clean = build_model(dataset, replace(variant, sync_bn=False), augment=False)
+        plain = replace(variant, sync_bn=False, ghost_batch=None)
+        clean = build_model(dataset, plain, augment=False)
     for layer in clean.layers:
         layer.set_weights(model.get_layer(layer.name).get_weights())
     return clean

@@ -7,7 +7,7 @@ by the tests, which are parametrized over :func:`list_variants`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from kerasbn.registry import Registry
 
@@ -42,6 +42,9 @@ class Variant:
             (``BatchNormalization(synchronized=True)`` on TensorFlow; JAX's data-parallel
             path computes them globally anyway). Matters when per-replica batches are
             small; ``--sync-bn`` sets it on every variant of a comparison.
+        ghost_batch: while training, BN normalizes each run of this many examples of a
+            batch by its own statistics (:class:`~kerasbn.layers.GhostBatchNormalization`);
+            ``None``: the whole batch. Inference is unchanged.
     """
 
     name: str
@@ -52,6 +55,7 @@ class Variant:
     bn_momentum: float = 0.99
     bn_epsilon: float = 1e-3
     sync_bn: bool = False
+    ghost_batch: int | None = None
 
     def __post_init__(self) -> None:
         for field_name in ("block_dropout", "head_dropout"):
@@ -62,6 +66,21 @@ class Variant:
                 )
         if not 0.0 < self.bn_momentum < 1.0:
             raise ValueError(f"bn_momentum must be in (0, 1). Received: {self.bn_momentum}")
+        if self.ghost_batch is not None and (
+            not isinstance(self.ghost_batch, int) or self.ghost_batch < 1
+        ):
+            raise ValueError(
+                "ghost_batch must be a positive whole number or None. "
+                f"Received: {self.ghost_batch!r}"
+            )
+
+    def to_dict(self) -> dict:
+        """The fields as recorded in run folders; ``ghost_batch`` (added later) only when
+        set, so folders recorded before it still resume."""
+        fields = asdict(self)
+        if fields["ghost_batch"] is None:
+            del fields["ghost_batch"]
+        return fields
 
     @property
     def uses_dropout(self) -> bool:
