@@ -25,6 +25,7 @@ def test_registry_and_cli_list(capsys):
         "ioffe-szegedy-mnist",
         "corruption-robustness",
         "lr-robustness",
+        "batch-size",
         "mnist-mlp",
     ]
     assert main(["list"]) == 0
@@ -214,3 +215,42 @@ def test_lr_robustness_grid_cells_and_diverged_marks(quick_run):
     )
     assert trained_range(made_up, "v") == (0.1, 1.0)
     assert trained_range(made_up.assign(trains=False), "v") is None
+
+
+def test_batch_size_rows_scaling_and_three_ways_to_score(quick_run):
+    result = quick_run("batch-size")
+    summary = result.summary.set_index(["variant", "batch_size"])
+    # QUICK: base and bn at batches 4 and 64; Ghost BN of 8 only above 8.
+    assert sorted(summary.index) == sorted(
+        [("base", 4), ("base", 64), ("bn", 4), ("bn", 64), ("bn-ghost8", 64)]
+    )
+    for (_, batch), row in summary.iterrows():
+        assert row["learning_rate"] == pytest.approx(0.01 * batch / 32)  # linear scaling
+    errors = summary[["ema_error", "precise_error", "train_mode_error"]]
+    assert errors.notna().all().all() and ((errors >= 0) & (errors <= 1)).all().all()
+    base = summary.loc["base"]
+    assert (base["ema_error"] == base["precise_error"]).all()
+    assert (base["ema_error"] == base["train_mode_error"]).all()
+
+
+def test_training_mode_predictions_normalize_each_batch_by_itself():
+    import keras
+
+    from kerasbn.experiments.batch_size import training_mode_predictions
+
+    inputs = keras.Input((5,))
+    x = keras.layers.Dense(4, name="dense")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="head")(x))
+    images = np.random.default_rng(0).normal(size=(24, 5)).astype("float32")
+    got = training_mode_predictions(model, images, batch_size=4, chunk=8)
+    # Keras' own training-mode call, one batch of 4 at a time.
+    want = np.concatenate(
+        [
+            keras.ops.convert_to_numpy(model(images[k : k + 4], training=True))
+            for k in range(0, 24, 4)
+        ]
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    whole = keras.ops.convert_to_numpy(model(images, training=True))
+    assert not np.allclose(got, whole, atol=1e-3)  # the batch it is normalized over matters

@@ -108,6 +108,13 @@ for _experiment in (
         ("mnist",),
     ),
     Experiment(
+        "batch-size",
+        "Wu & Johnson 2021; Summers & Dinneen 2020: BN fails at very small batches, "
+        "population statistics repair part of it, and Ghost BN helps at large batches",
+        "batch_size",
+        ("mnist",),
+    ),
+    Experiment(
         "mnist-mlp",
         "BN in a small MNIST MLP: training vs inference mode, train and test curves",
         "mnist_mlp",
