@@ -26,6 +26,7 @@ def test_registry_and_cli_list(capsys):
         "corruption-robustness",
         "lr-robustness",
         "batch-size",
+        "smoothness",
         "mnist-mlp",
     ]
     assert main(["list"]) == 0
@@ -254,3 +255,50 @@ def test_training_mode_predictions_normalize_each_batch_by_itself():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     whole = keras.ops.convert_to_numpy(model(images, training=True))
     assert not np.allclose(got, whole, atol=1e-3)  # the batch it is normalized over matters
+
+
+def test_smoothness_probes_are_on_the_configured_grid_and_non_negative(quick_run):
+    result = quick_run("smoothness")
+    history = result.history
+    for variant in ("base", "bn"):
+        assert history.loc[history.variant == variant, "step"].tolist() == [1, 10, 20]
+    # QUICK: step sizes 0.5 and 2 x the rate; one gradient change per step size.
+    assert all(len(changes) == 2 for changes in history["grad_changes"])
+    for column in ("loss_range", "grad_change_min", "grad_change_max", "beta_smoothness"):
+        assert (history[column] >= 0).all(), column
+    assert (history["loss_min"] <= history["loss"]).all()
+    assert (history["loss"] <= history["loss_max"]).all()
+    assert (history["grad_change_min"] <= history["grad_change_max"]).all()
+    config = json.loads((result.out_dir / "config.json").read_text())["config"]
+    assert config["step_multiples"] == [0.5, 2.0]
+
+
+def test_smoothness_gradient_is_softmax_regressions_and_assigns_nothing():
+    import keras
+
+    from kerasbn.experiments.smoothness import loss_and_gradient, probe
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 5)).astype("float32")
+    y = rng.integers(0, 3, 16)
+    inputs = keras.Input((5,))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
+    kernel = rng.normal(size=(5, 3)).astype("float32")
+    bias = rng.normal(size=3).astype("float32")
+    loss, (g_kernel, g_bias) = loss_and_gradient(model, [kernel, bias], x, y)
+    # Softmax regression by hand: mean cross-entropy and its gradient X^T (p - onehot) / n.
+    logits = x.astype(np.float64) @ kernel + bias
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    onehot = np.eye(3)[y]
+    assert loss == pytest.approx(-np.mean(np.log(p[np.arange(16), y])), rel=1e-5)
+    np.testing.assert_allclose(g_kernel, x.T @ (p - onehot) / 16, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(g_bias, (p - onehot).mean(0), rtol=1e-4, atol=1e-6)
+
+    bn_inputs = keras.Input((5,))
+    hidden = keras.layers.BatchNormalization()(keras.layers.Dense(4)(bn_inputs))
+    bn_model = keras.Model(bn_inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+    before = [w.copy() for w in bn_model.get_weights()]
+    probe(bn_model, x, y, 0.1, (0.5, 1.0))
+    for a, b in zip(bn_model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(a, b)  # weights and BN statistics untouched

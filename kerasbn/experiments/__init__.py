@@ -115,6 +115,13 @@ for _experiment in (
         ("mnist",),
     ),
     Experiment(
+        "smoothness",
+        "Santurkar et al. 2018: BN makes the loss landscape smoother: the loss and its "
+        "gradient change less along the gradient, and the effective beta-smoothness is lower",
+        "smoothness",
+        ("cifar10",),
+    ),
+    Experiment(
         "mnist-mlp",
         "BN in a small MNIST MLP: training vs inference mode, train and test curves",
         "mnist_mlp",
