@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -17,10 +18,13 @@ from kerasbn._io import write_text
 from kerasbn._signals import raise_if_stopped
 from kerasbn.plots import plot_mean_band, pyplot, save_figure
 from kerasbn.report import mean_std
-from kerasbn.training import StopOnSignal, compile_classifier
+from kerasbn.training import StopOnSignal, compile_classifier, default_config
 
 __all__ = [
     "ExperimentResult",
+    "constant_sgd_config",
+    "first_images",
+    "json_unit",
     "fit_per_epoch",
     "mean_std",
     "plot_mean_band",
@@ -167,3 +171,46 @@ def whole_training_set(data) -> tuple[np.ndarray, np.ndarray]:
     """Training and validation images together, as the tutorials train on all of them
     (and track the test set)."""
     return np.concatenate([data.x_train, data.x_val]), np.concatenate([data.y_train, data.y_val])
+
+
+def json_unit(units: str | os.PathLike, labels: dict, compute: Callable[[], object]):
+    """The finished unit ``labels`` (e.g. one variant, rate and seed) read back from its
+    JSON record under ``units``, or ``compute()`` now and recorded, so that a resumed
+    experiment skips what it has done."""
+    record = unit_path(units, labels).with_suffix(".json")
+    if record.exists():
+        log.info("%s: finished earlier, read back", record.stem)
+        return json.loads(record.read_text())
+    value = compute()
+    write_text(record, json.dumps(value, allow_nan=True))
+    return value
+
+
+def constant_sgd_config(dataset: str, **settings):
+    """The data set's training recipe with SGD at a constant rate instead (Nesterov
+    momentum, no warmup, no weight decay, silent): what the papers' sweeps vary."""
+    return default_config(
+        dataset,
+        **{
+            "optimizer": "sgd",
+            "lr_schedule": "constant",
+            "warmup_epochs": 0,
+            "weight_decay": 0.0,
+            "verbose": 0,
+            **settings,
+        },
+    )
+
+
+def first_images(dataset: str, data_dir=None, *, train=None, val=None, test=None):
+    """``dataset`` keeping the first ``train`` / ``val`` / ``test`` images of each split
+    (``None``: all; a number above a split's size keeps all of it, so a setting made for
+    MNIST also runs on the small ``digits``)."""
+    from kerasbn.data import load_dataset
+
+    data = load_dataset(dataset, data_dir)
+
+    def keep(count, split):
+        return None if count is None else min(count, len(getattr(data, f"x_{split}")))
+
+    return data.limit(keep(train, "train"), val=keep(val, "val"), test=keep(test, "test"))

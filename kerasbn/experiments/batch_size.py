@@ -19,28 +19,28 @@ by its own statistics).
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import keras
 import numpy as np
 import pandas as pd
 
-from kerasbn._io import write_text
 from kerasbn._signals import raise_if_stopped
-from kerasbn.data import load_dataset
 from kerasbn.diagnostics import recalibrate_bn
 from kerasbn.experiments._common import (
     ExperimentResult,
+    constant_sgd_config,
+    first_images,
+    json_unit,
     pyplot,
     save_figure,
-    unit_path,
     write_outputs,
 )
 from kerasbn.layers import GhostBatchNormalization, unfuse_batch_norm
-from kerasbn.training import default_config, train
+from kerasbn.training import train
 from kerasbn.variants import get_variant
 
 __all__ = ["QUICK", "Config", "run", "training_mode_predictions"]
@@ -120,24 +120,15 @@ def _versions(config: Config) -> list[tuple[str, object, int]]:
     return runs
 
 
-def _one_run(config: Config, data, label: str, variant, batch: int, seed: int, units: Path):
-    record = unit_path(units, {"variant": label, "batch": batch, "seed": seed}).with_suffix(".json")
-    if record.exists():
-        log.info("%s: finished earlier, read back", record.stem)
-        return json.loads(record.read_text())
+def _one_run(config: Config, data, label: str, variant, batch: int, seed: int) -> dict:
     lr = config.learning_rate * batch / config.reference_batch
-    settings = default_config(
+    settings = constant_sgd_config(
         config.dataset,
-        optimizer="sgd",
         learning_rate=lr,
-        lr_schedule="constant",
-        warmup_epochs=0,
         momentum=config.momentum,
-        weight_decay=0.0,
         epochs=config.epochs,
         batch_size=batch,
         seed=seed,
-        verbose=0,
     )
     result = train(data, variant, settings)
     row = {
@@ -173,7 +164,6 @@ def _one_run(config: Config, data, label: str, variant, batch: int, seed: int, u
         seed,
         "diverged" if row["diverged"] else ", ".join(f"{k} {100 * row[k]:.2f}%" for k in METHODS),
     )
-    write_text(record, json.dumps(row, allow_nan=True))
     return row
 
 
@@ -219,18 +209,17 @@ def plot(summary: pd.DataFrame, config: Config, path: Path) -> Path:
 
 
 def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
-    data = load_dataset(config.dataset, data_dir)
-    keep = config.train_images
-    data = data.limit(
-        None if keep is None else min(keep, len(data.x_train)),
-        test=min(config.test_images, len(data.x_test)),
+    data = first_images(
+        config.dataset, data_dir, train=config.train_images, test=config.test_images
     )
     units = Path(out_dir) / "units"
     rows = []
     for label, variant, batch in _versions(config):
         for seed in range(config.seeds):
             raise_if_stopped()
-            rows.append(_one_run(config, data, label, variant, batch, seed, units))
+            unit = {"variant": label, "batch": batch, "seed": seed}
+            compute = partial(_one_run, config, data, label, variant, batch, seed)
+            rows.append(json_unit(units, unit, compute))
     runs = pd.DataFrame(rows)
     runs["diverged"] = runs["diverged"].astype(bool)
     summary = summarize(runs)

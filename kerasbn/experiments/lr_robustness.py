@@ -16,27 +16,27 @@ the summary gives each variant's widest run of neighbouring such rates.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from kerasbn._io import write_text
 from kerasbn._signals import raise_if_stopped
-from kerasbn.data import load_dataset
 from kerasbn.experiments._common import (
     ExperimentResult,
+    constant_sgd_config,
+    first_images,
+    json_unit,
     pyplot,
     save_figure,
-    unit_path,
     write_outputs,
 )
 from kerasbn.plots import heatmap
-from kerasbn.training import default_config, train
+from kerasbn.training import train
 
 __all__ = ["QUICK", "Config", "learning_rates", "run", "summarize", "trained_range"]
 
@@ -84,24 +84,14 @@ def learning_rates(config: Config) -> list[float]:
     return [float(f"{lr:.4g}") for lr in grid]  # readable names; the grid is still log
 
 
-def _one_run(config: Config, data, variant: str, lr: float, seed: int, units: Path) -> dict:
-    record = unit_path(units, {"variant": variant, "lr": f"{lr:g}", "seed": seed})
-    record = record.with_suffix(".json")
-    if record.exists():
-        log.info("%s: finished earlier, read back", record.stem)
-        return json.loads(record.read_text())
-    settings = default_config(
+def _one_run(config: Config, data, variant: str, lr: float, seed: int) -> dict:
+    settings = constant_sgd_config(
         config.dataset,
-        optimizer="sgd",
         learning_rate=lr,
-        lr_schedule="constant",
-        warmup_epochs=0,
         momentum=config.momentum,
-        weight_decay=0.0,
         epochs=config.epochs,
         batch_size=config.batch_size,
         seed=seed,
-        verbose=0,
     )
     result = train(data, variant, settings)
     last = result.history.iloc[-1] if len(result.history) else None
@@ -123,7 +113,6 @@ def _one_run(config: Config, data, variant: str, lr: float, seed: int, units: Pa
         seed,
         "diverged" if row["diverged"] else f"val accuracy {row['val_accuracy']:.4f}",
     )
-    write_text(record, json.dumps(row, allow_nan=True))
     return row
 
 
@@ -225,20 +214,17 @@ def plot(cells: pd.DataFrame, runs: pd.DataFrame, config: Config, path: Path) ->
 
 def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     rates = learning_rates(config)  # a bad grid fails before any data is read
-    data = load_dataset(config.dataset, data_dir)
-    keep = config.train_images
-    val = config.val_images
-    data = data.limit(
-        None if keep is None else min(keep, len(data.x_train)),
-        val=None if val is None else min(val, len(data.x_val)),
-    )
+    data = first_images(config.dataset, data_dir, train=config.train_images, val=config.val_images)
     units = Path(out_dir) / "units"
     rows = []
     for variant in config.variants:
         for lr in rates:
             for seed in range(config.seeds):
                 raise_if_stopped()
-                rows.append(_one_run(config, data, variant, lr, seed, units))
+                labels = {"variant": variant, "lr": f"{lr:g}", "seed": seed}
+                rows.append(
+                    json_unit(units, labels, partial(_one_run, config, data, variant, lr, seed))
+                )
     runs = pd.DataFrame(rows)
     runs["diverged"] = runs["diverged"].astype(bool)
     runs.attrs["train_images"] = len(data.x_train)

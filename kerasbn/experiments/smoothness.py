@@ -21,23 +21,22 @@ choice; the paper states its figure only as a range of steps along the gradient.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import keras
 import numpy as np
 import pandas as pd
 
-from kerasbn._io import write_text
 from kerasbn._signals import raise_if_stopped
-from kerasbn.data import load_dataset
 from kerasbn.experiments._common import (
     ExperimentResult,
+    first_images,
+    json_unit,
     pyplot,
     save_figure,
-    unit_path,
     write_outputs,
 )
 from kerasbn.models import build_model
@@ -138,12 +137,7 @@ def probe(model: keras.Model, images, labels, learning_rate: float, multiples) -
     }
 
 
-def _one_run(config: Config, data, variant: str, lr: float, units: Path) -> list[dict]:
-    record = unit_path(units, {"variant": variant, "lr": f"{lr:g}", "seed": config.seed})
-    record = record.with_suffix(".json")
-    if record.exists():
-        log.info("%s: finished earlier, read back", record.stem)
-        return json.loads(record.read_text())
+def _one_run(config: Config, data, variant: str, lr: float) -> list[dict]:
     keras.utils.set_random_seed(config.seed)
     model = build_model(config.dataset, variant, augment=False, seed=config.seed)
     compile_classifier(model, keras.optimizers.SGD(lr, momentum=config.momentum))
@@ -166,7 +160,6 @@ def _one_run(config: Config, data, variant: str, lr: float, units: Path) -> list
                 break
         model.train_on_batch(images, labels)
     log.info("%s lr %g: %d probes", variant, lr, len(rows))
-    write_text(record, json.dumps(rows, allow_nan=True))
     return rows
 
 
@@ -218,14 +211,13 @@ def summarize(history: pd.DataFrame) -> pd.DataFrame:
 def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     if not config.step_multiples or min(config.step_multiples) <= 0:
         raise ValueError(f"step_multiples must be positive. Received: {config.step_multiples}")
-    data = load_dataset(config.dataset, data_dir)
-    if config.train_images is not None:
-        data = data.limit(min(config.train_images, len(data.x_train)))
+    data = first_images(config.dataset, data_dir, train=config.train_images)
     units = Path(out_dir) / "units"
     rows = []
     for lr in config.learning_rates:
         for variant in config.variants:
-            rows += _one_run(config, data, variant, lr, units)
+            labels = {"variant": variant, "lr": f"{lr:g}", "seed": config.seed}
+            rows += json_unit(units, labels, partial(_one_run, config, data, variant, lr))
     history = pd.DataFrame(rows)
     summary = summarize(history)
     table = pd.DataFrame(
