@@ -269,6 +269,7 @@ def test_smoothness_probes_are_on_the_configured_grid_and_non_negative(quick_run
     assert (history["loss_min"] <= history["loss"]).all()
     assert (history["loss"] <= history["loss_max"]).all()
     assert (history["grad_change_min"] <= history["grad_change_max"]).all()
+    assert (result.summary["loss_rise"] >= 0).all()
     config = json.loads((result.out_dir / "config.json").read_text())["config"]
     assert config["step_multiples"] == [0.5, 2.0]
 

@@ -9,7 +9,9 @@ loss L as training computes it (BN on batch statistics) and its gradient g at th
 weights w, the probe moves along the gradient to ``w - eta g`` for every step size
 ``eta = m x learning rate``, m in ``step_multiples``, and records:
 
-* loss landscape variation: the range (max - min) of L over w and those points;
+* loss landscape variation: the range (max - min) of L over w and those points, and
+  how far L rises above L(w) along the way (0 when every step lowers it: the range
+  is then all descent, not roughness);
 * gradient predictiveness: ``||g - grad L(w - eta g)||`` (l2) at each step size, shown
   as a band from the smallest to the largest;
 * effective beta-smoothness: the largest ``||g - grad L(w - eta g)|| / ||eta g||``.
@@ -173,11 +175,12 @@ def plot(history: pd.DataFrame, config: Config, path: Path) -> Path:
             h = history[(history.variant == variant) & (history.learning_rate == lr)]
             c = colours.get(variant)
             row[0].fill_between(h.step, h.loss_min, h.loss_max, color=c, alpha=0.4, label=variant)
+            row[0].plot(h.step, h.loss, color=c, lw=0.8, ls="--")  # L(w) itself
             row[1].fill_between(
                 h.step, h.grad_change_min, h.grad_change_max, color=c, alpha=0.4, label=variant
             )
             row[2].plot(h.step, h.beta_smoothness, color=c, marker=".", label=variant)
-        row[0].set_ylabel(f"lr {lr:g}\nloss along the gradient")
+        row[0].set_ylabel(f"lr {lr:g}\nloss along the gradient\n(dashed: at w)")
         row[1].set_ylabel("||g - g(w - eta g)||")
         row[2].set_ylabel("max gradient change / distance")
         for ax in row:
@@ -199,10 +202,12 @@ def plot(history: pd.DataFrame, config: Config, path: Path) -> Path:
 
 
 def summarize(history: pd.DataFrame) -> pd.DataFrame:
-    """Per variant and rate: the median over the probes of each measure, and the last
-    probe's training loss."""
+    """Per variant and rate: the median over the probes of each measure (with the rise of
+    the loss above L(w) along the gradient), and the last probe's training loss."""
+    history = history.assign(loss_rise=history["loss_max"] - history["loss"])
     grouped = history.groupby(["variant", "learning_rate"], sort=False)
-    summary = grouped[["loss_range", "grad_change_max", "beta_smoothness"]].median()
+    columns = ["loss_range", "loss_rise", "grad_change_max", "beta_smoothness"]
+    summary = grouped[columns].median()
     summary["probes"] = grouped.size()
     summary["last_loss"] = grouped["loss"].last()
     return summary.reset_index()
@@ -225,6 +230,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
             "variant": [f"`{v}`" for v in summary.variant],
             "lr": summary.learning_rate.map("{:g}".format),
             "loss range (median)": summary.loss_range.map("{:.3g}".format),
+            "loss rise above L(w) (median)": summary.loss_rise.map("{:.3g}".format),
             "max gradient change (median)": summary.grad_change_max.map("{:.3g}".format),
             "beta-smoothness (median)": summary.beta_smoothness.map("{:.3g}".format),
             "training loss at the last probe": summary.last_loss.map("{:.3f}".format),
