@@ -229,6 +229,9 @@ def test_batch_size_rows_scaling_and_three_ways_to_score(quick_run):
         assert row["learning_rate"] == pytest.approx(0.01 * batch / 32)  # linear scaling
     errors = summary[["ema_error", "precise_error", "train_mode_error"]]
     assert errors.notna().all().all() and ((errors >= 0) & (errors <= 1)).all().all()
+    assert (summary["diverged_seeds"] == 0).all()
+    rows = [r for r in (result.out_dir / "summary.md").read_text().splitlines() if "| `" in r]
+    assert len(rows) == 5 and all("| 0/1 " in r for r in rows)
     base = summary.loc["base"]
     assert (base["ema_error"] == base["precise_error"]).all()
     assert (base["ema_error"] == base["train_mode_error"]).all()

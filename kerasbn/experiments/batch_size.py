@@ -234,13 +234,16 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
             "lr": summary.learning_rate.map("{:g}".format),
             "steps": summary.steps.astype(str),
             **{f"test err % {title}": summary[c].map(pct) for c, title in METHODS.items()},
+            # Errors are means over the seeds that did not diverge: say how many did.
+            "diverged seeds": [f"{r.diverged_seeds}/{r.seeds}" for r in summary.itertuples()],
         }
     ).to_markdown(index=False, disable_numparse=True)
     notes = (
         f"{config.dataset}, first {len(data.x_train)} training images, {len(data.x_test)} "
         f"test images; {config.epochs} epochs; SGD with Nesterov momentum "
         f"{config.momentum}, constant rate {config.learning_rate:g} x batch / "
-        f"{config.reference_batch}; {config.seeds} seed(s), mean shown. EMA: BN's moving "
+        f"{config.reference_batch}; {config.seeds} seed(s), mean over those that did not "
+        "diverge shown. EMA: BN's moving "
         "averages as trained (Keras' inference). Precise BN: "
         f"population statistics over the training images in batches of "
         f"{config.precise_batch}. Training mode: each run of the training batch size "
