@@ -135,6 +135,7 @@ def compare(
     limit: int | None = None,
     data_dir: str | os.PathLike | None = None,
     sync_bn: bool = False,
+    ghost_batch: int | None = None,
     baseline: str | None = None,
     tensorboard: bool = True,
     precise_bn: bool = False,
@@ -157,6 +158,9 @@ def compare(
         limit: keep only the first ``limit`` training examples.
         data_dir: local data folder (default: ``KERASBN_DATA_DIR`` or tensorflow-datasets).
         sync_bn: synchronize BN batch statistics across replicas in every variant.
+        ghost_batch: Ghost BN in every BN variant: while training, each run of this many
+            examples of a (per-replica) batch is normalized by its own statistics
+            (:class:`~kerasbn.layers.GhostBatchNormalization`); not with ``sync_bn``.
         baseline: the variant every other one is judged against in ``verdicts.csv``
             (default: ``base`` when compared, else the first variant).
         tensorboard: also write TensorBoard logs and HParams records into
@@ -187,8 +191,16 @@ def compare(
     config = config or default_config(dataset if isinstance(dataset, str) else dataset.name)
     # Before anything else: a multi-worker set-up must precede other backend work.
     placement = resolve(config.strategy)
+    if sync_bn and ghost_batch is not None:
+        raise ValueError(
+            "--sync-bn normalizes over the global batch and --ghost-batch over sub-batches "
+            f"of each replica's; choose one. Received: --sync-bn and --ghost-batch {ghost_batch}"
+        )
     if sync_bn:
         variants = [replace(v, sync_bn=True) for v in variants]
+    if ghost_batch is not None:
+        # Variant checks the size; variants without BN have nothing to normalize.
+        variants = [replace(v, ghost_batch=ghost_batch) if v.batch_norm else v for v in variants]
     if activations and placement.processes > 1:
         log.warning("--activations is not recorded in a multi-worker run; training goes on")
         activations = False

@@ -144,3 +144,42 @@ def test_a_variant_with_ghost_batches_trains_and_serves_plain_bn(digits, quick_c
     )
     with pytest.raises(ValueError, match="ghost_batch .*Received: 0"):
         replace(bn, ghost_batch=0)
+
+
+def test_compare_with_ghost_batches_records_them_and_saves_plain_bn(digits, quick_config, tmp_path):
+    import json
+
+    from kerasbn import compare
+
+    compare(
+        digits,
+        "base,bn",
+        quick_config(epochs=1),
+        out_dir=tmp_path / "run",
+        save_models=tmp_path / "models",
+        ghost_batch=8,
+        tensorboard=False,
+    )
+    recorded = {
+        v["name"]: v.get("ghost_batch")
+        for v in json.loads((tmp_path / "run" / "config.json").read_text())["variants"]
+    }
+    assert recorded == {"base": None, "bn": 8}  # only the BN variant has BN to split
+    with zipfile.ZipFile(tmp_path / "models" / "digits-bn.keras") as archive:
+        assert "Ghost" not in archive.read("config.json").decode()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--ghost-batch", "0"], "ghost_batch must be a positive whole number"),
+        (["--ghost-batch", "8", "--sync-bn"], "choose one"),
+    ],
+)
+def test_compare_cli_refuses_bad_ghost_batches(argv, message, tmp_path, capsys):
+    from kerasbn.cli.compare import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--dataset", "digits", "--variants", "bn", "--out", str(tmp_path / "r"), *argv])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "r" / "complete.json").exists()

@@ -113,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="compute BN batch statistics over the global batch of all replicas",
     )
     parser.add_argument(
+        "--ghost-batch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Ghost BN: while training, every BN variant normalizes each run of N examples "
+        "of a batch by its own statistics (inference unchanged)",
+    )
+    parser.add_argument(
         "--lr-scaling",
         choices=LR_SCALING_RULES,
         default="auto",
@@ -207,6 +215,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
             limit=args.limit,
             data_dir=args.data_dir,
             sync_bn=args.sync_bn,
+            ghost_batch=args.ghost_batch,
             baseline=args.baseline,
             tensorboard=not args.no_tensorboard,
             precise_bn=args.precise_bn,
