@@ -124,15 +124,17 @@ def test_set_overrides_are_typed_by_the_config_fields():
         parse_overrides("corruption-robustness", ["speed=3"])
 
 
-def test_models_from_a_folder_are_scored_without_training(tmp_path, capsys):
+def test_models_from_a_folder_are_scored_without_training(tmp_path, capsys, shared_data_dir):
     models = tmp_path / "models"
-    for variant in ("base", "bn"):
-        save_model(build_model("digits", variant, seed=0), models / f"digits-{variant}.keras", {})
+    for variant in ("base", "bn"):  # --quick scores MNIST models
+        save_model(build_model("mnist", variant, seed=0), models / f"mnist-{variant}.keras", {})
     out = tmp_path / "run"
     argv = [
         "run",
         "corruption-robustness",
         "--quick",
+        "--data-dir",
+        str(shared_data_dir),
         "--out",
         str(out),
         "--set",
@@ -146,6 +148,8 @@ def test_models_from_a_folder_are_scored_without_training(tmp_path, capsys):
         "run",
         "corruption-robustness",
         "--quick",
+        "--data-dir",
+        str(shared_data_dir),
         "--out",
         str(tmp_path / "x"),
         "--set",

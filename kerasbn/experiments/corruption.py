@@ -46,12 +46,14 @@ class Config:
     test_images: int = 2000  # per corrupted set: 8 x 5 sets x 2 scorings per BN model
     models_dir: str | None = None  # <dataset>-<variant>.keras files; None: train here
     epochs: int | None = None  # when training here; None: the data set's default recipe
+    train_images: int | None = None  # when training here: the first N (None: all)
     seed: int = 0
     adapt_batch: int = 256
 
 
 QUICK = {
-    "dataset": "digits",
+    "dataset": "mnist",
+    "train_images": 2048,
     "variants": ("base", "bn"),
     "corruptions": ("gaussian_noise", "contrast", "pixelate"),
     "severities": (1, 5),
@@ -80,6 +82,8 @@ def _model(config: Config, variant: str, data, units: Path):
     settings = {"seed": config.seed, "verbose": 0}
     if config.epochs is not None:
         settings["epochs"] = config.epochs
+    if config.train_images is not None:
+        data = data.limit(min(config.train_images, len(data.x_train)))
     result = train(data, variant, default_config(config.dataset, **settings))
     model = result.inference_model()
     save_model(model, unit, {"dataset": config.dataset, "variant": variant})
