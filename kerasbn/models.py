@@ -160,10 +160,10 @@ def inference_copy(model: keras.Model, dataset: str | Architecture, variant: str
     synced = any(getattr(layer, "synchronized", False) for layer in model.layers)
     mixed = any(layer.dtype_policy.name.startswith("mixed") for layer in model.layers)
     augmented = any(layer.name.startswith("augment_") for layer in model.layers)
-    fused = count_layers(model, FusedBatchNormalization | GhostBatchNormalization) > 0
-    if not (synced or mixed or augmented or fused):
+    training_only_bn = count_layers(model, FusedBatchNormalization | GhostBatchNormalization) > 0
+    if not (synced or mixed or augmented or training_only_bn):
         return model
-    # Synchronized and fused BN only matter while training; a plain BN loads on every
+    # Synchronized, fused and ghost BN only matter while training; a plain BN loads on every
     # backend and without kerasbn.
     # A mixed-precision net keeps float32 weights, so its float32 copy is exact and
     # serves on any device.

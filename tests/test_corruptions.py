@@ -128,33 +128,26 @@ def test_models_from_a_folder_are_scored_without_training(tmp_path, capsys, shar
     models = tmp_path / "models"
     for variant in ("base", "bn"):  # --quick scores MNIST models
         save_model(build_model("mnist", variant, seed=0), models / f"mnist-{variant}.keras", {})
+
+    def argv(out, models_dir):
+        return [
+            "run",
+            "corruption-robustness",
+            "--quick",
+            "--data-dir",
+            str(shared_data_dir),
+            "--out",
+            str(out),
+            "--set",
+            f"models_dir={models_dir}",
+        ]
+
     out = tmp_path / "run"
-    argv = [
-        "run",
-        "corruption-robustness",
-        "--quick",
-        "--data-dir",
-        str(shared_data_dir),
-        "--out",
-        str(out),
-        "--set",
-        f"models_dir={models}",
-    ]
-    assert experiments_main(argv) == 0
+    assert experiments_main(argv(out, models)) == 0
     assert not (out / "units").exists()  # nothing trained
     rows = pd.read_csv(out / "history.csv")
     assert set(rows.variant) == {"base", "bn"}
-    missing = [
-        "run",
-        "corruption-robustness",
-        "--quick",
-        "--data-dir",
-        str(shared_data_dir),
-        "--out",
-        str(tmp_path / "x"),
-        "--set",
-        f"models_dir={tmp_path / 'empty'}",
-    ]
+    missing = argv(tmp_path / "x", tmp_path / "empty")
     with pytest.raises(SystemExit) as stop:
         experiments_main(missing)
     assert stop.value.code == 2 and "--save-models" in capsys.readouterr().err
