@@ -20,6 +20,8 @@ def test_default_configs_differ_per_dataset_and_validate():
         dict(lr_schedule="step"),
         dict(precision="float16"),
         dict(weight_decay=-1e-4),
+        dict(label_smoothing=1.0),
+        dict(label_smoothing=-0.1),
     ):
         with pytest.raises(ValueError, match="Received"):
             replace(TrainConfig(), **bad)
@@ -37,6 +39,41 @@ def test_warmup_then_cosine_and_short_runs_still_decay():
     assert float(short(0)) == pytest.approx(1e-2) and float(short(9)) < 1e-2
     with pytest.raises(ValueError, match="warmup_epochs"):
         default_config("cifar10", warmup_epochs=-1)
+
+
+def test_label_smoothing_loss_matches_the_formula_and_zero_is_keras_sparse_loss():
+    import keras
+
+    from kerasbn.training import SmoothedSparseCrossentropy
+
+    probs = np.array([[0.5, 0.25, 0.125, 0.125], [0.1, 0.2, 0.3, 0.4]], "float32")
+    labels = np.array([0, 3])
+    # s = 0.2 over K = 4 classes: target 0.85 for the true class, 0.05 for the others.
+    by_hand = [
+        -(0.85 * np.log(0.5) + 0.05 * (np.log(0.25) + 2 * np.log(0.125))),
+        -(0.85 * np.log(0.4) + 0.05 * (np.log(0.1) + np.log(0.2) + np.log(0.3))),
+    ]
+    smoothed = SmoothedSparseCrossentropy(0.2)(labels, probs)
+    np.testing.assert_allclose(float(smoothed), np.mean(by_hand), rtol=1e-5)
+    plain = SmoothedSparseCrossentropy(0.0)(labels[:, None], probs)
+    np.testing.assert_allclose(float(plain), -np.mean(np.log([0.5, 0.4])), rtol=1e-5)
+    assert SmoothedSparseCrossentropy(0.2).get_config()["label_smoothing"] == 0.2
+    assert keras.losses.deserialize(
+        keras.losses.serialize(SmoothedSparseCrossentropy(0.1)),
+        custom_objects={"SmoothedSparseCrossentropy": SmoothedSparseCrossentropy},
+    ).label_smoothing == pytest.approx(0.1)
+
+
+def test_label_smoothing_trains_and_reports_the_smoothed_loss(digits, quick_config):
+    config = quick_config(epochs=2, label_smoothing=0.3)
+    result = train(digits, "base", config)
+    assert result.model.loss.label_smoothing == pytest.approx(0.3)
+    # The smoothed loss never drops below the smoothed targets' entropy (10 classes).
+    target = np.full(10, 0.03)
+    target[0] = 0.73
+    floor = -np.sum(target * np.log(target))
+    assert result.history["loss"].min() > floor
+    assert result.history["val_accuracy"].iloc[-1] > 0.5
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])

@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--weight-decay", type=float, help="decoupled weight decay; default: per data set"
     )
     parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        help="label smoothing in [0, 1) (the reported losses are then smoothed too); default: 0",
+    )
+    parser.add_argument(
         "--warmup-epochs",
         type=int,
         help="linear warmup before the cosine decay; default: per data set",
@@ -152,6 +157,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         "optimizer": args.optimizer,
         "weight_decay": args.weight_decay,
         "warmup_epochs": args.warmup_epochs,
+        "label_smoothing": args.label_smoothing,
         "augment": args.augment,
         "seed": args.seed,
         # A progress bar redrawn hundreds of times per epoch floods a log file.

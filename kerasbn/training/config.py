@@ -18,6 +18,7 @@ __all__ = [
     "OPTIMIZERS",
     "PRECISIONS",
     "BatchPlan",
+    "SmoothedSparseCrossentropy",
     "TrainConfig",
     "batch_plan",
     "compile_classifier",
@@ -56,6 +57,10 @@ class TrainConfig:
             step shrinks every weight by ``weight_decay x learning rate``; with Adam this
             is AdamW). SGD's classic coupled L2 of ``c`` at momentum 0.9 corresponds to
             about ``10 c`` here. 0 turns it off.
+        label_smoothing: train towards ``1 - s + s / K`` for the true class and ``s / K``
+            for the other K - 1 (Szegedy et al. 2016); 0 is plain cross-entropy. The
+            reported losses (training, validation, test) are then the smoothed loss too,
+            so ``val loss - min`` compares only runs with the same setting.
         augment: pad-and-crop + horizontal flip; ``None`` = the data set's default.
         seed: seed for weights, shuffling, dropout and augmentation.
         target_val_accuracy: the summary reports the first epoch reaching it.
@@ -86,6 +91,7 @@ class TrainConfig:
     warmup_epochs: int = 0
     momentum: float = 0.9
     weight_decay: float = 0.0
+    label_smoothing: float = 0.0
     augment: bool | None = None
     seed: int = 0
     target_val_accuracy: float = 0.99
@@ -108,6 +114,10 @@ class TrainConfig:
             )
         if not (0 <= self.weight_decay < 1):
             raise ValueError(f"weight_decay must be in [0, 1). Received: {self.weight_decay!r}")
+        if not (0 <= self.label_smoothing < 1):
+            raise ValueError(
+                f"label_smoothing must be in [0, 1). Received: {self.label_smoothing!r}"
+            )
         for name in ("warmup_epochs", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
@@ -203,14 +213,48 @@ def make_optimizer(
     return keras.optimizers.Adam(lr, weight_decay=decay)
 
 
-def compile_classifier(model: keras.Model, optimizer, jit_compile: bool | str = "auto") -> None:
-    """Compile for integer labels: sparse cross-entropy and accuracy (every kerasbn net)."""
-    model.compile(
-        optimizer=optimizer,
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=jit_compile,
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of integer labels with label smoothing (Keras' sparse loss has none).
+
+    The labels are one-hot encoded to the width of the predictions and handed to Keras'
+    ``categorical_crossentropy``, which does the smoothing.
+    """
+
+    def __init__(
+        self,
+        label_smoothing: float,
+        name: str = "smoothed_sparse_categorical_crossentropy",
+        **kwargs,
+    ) -> None:
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        labels = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,))
+        one_hot = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(
+            one_hot, y_pred, label_smoothing=self.label_smoothing
+        )
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def compile_classifier(
+    model: keras.Model,
+    optimizer,
+    jit_compile: bool | str = "auto",
+    label_smoothing: float = 0.0,
+) -> None:
+    """Compile for integer labels: sparse cross-entropy (smoothed when
+    ``label_smoothing`` > 0) and accuracy (every kerasbn net)."""
+    # Without smoothing Keras' own sparse loss: the numbers of earlier runs re-derive.
+    loss = (
+        SmoothedSparseCrossentropy(label_smoothing)
+        if label_smoothing
+        else "sparse_categorical_crossentropy"
     )
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
 
 
 def use_fused_bn(config: TrainConfig) -> bool:

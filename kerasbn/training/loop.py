@@ -185,7 +185,7 @@ def train(
             fused_bn=use_fused_bn(config),
         )
         optimizer = make_optimizer(config, len(batches), plan.learning_rate)
-        compile_classifier(model, optimizer, config.jit_compile)
+        compile_classifier(model, optimizer, config.jit_compile, config.label_smoothing)
 
     backup = ResumableBackup(backup_dir) if backup_dir is not None else None
     done = backup.completed_epochs() if backup is not None else 0
