@@ -66,6 +66,31 @@ def quick_run(tmp_path_factory):
     return get
 
 
+@pytest.fixture(scope="session")
+def digits_three_seeds(digits, tmp_path_factory):
+    """A finished digits comparison, 3 seeds of ``base``, ``bn`` and ``bn-copy``, shared
+    by the verdict tests and the time-to-accuracy test (it takes tens of seconds)."""
+    from kerasbn import Variant, compare, default_config, register_variant
+    from kerasbn.variants import unregister_variant
+
+    # SGD at 0.3 leaves the plain net at chance on digits (about 10%) while BN trains
+    # (84-89% after 3 epochs): a real advantage. "bn-copy" is "bn" under another name.
+    copy = register_variant(Variant("bn-copy", "bn under another name", batch_norm=True))
+    config = default_config("digits", epochs=3, verbose=0, optimizer="sgd", learning_rate=0.3)
+    try:
+        result = compare(
+            digits,
+            ["base", "bn", copy],
+            config,
+            seeds=3,
+            out_dir=tmp_path_factory.mktemp("verdicts") / "out",
+            save_models=None,
+        )
+    finally:
+        unregister_variant("bn-copy")
+    return result, config
+
+
 @pytest.fixture
 def quick_config():
     """A factory for tiny, silent training configs."""

@@ -9,34 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kerasbn import Variant, compare, default_config, register_variant
+from kerasbn import compare, default_config
 from kerasbn.cli.compare import main
-from kerasbn.variants import unregister_variant
 from kerasbn.verdicts import verdicts
 
 
-@pytest.fixture(scope="module")
-def three_seeds(digits, tmp_path_factory):
-    # SGD at 0.3 leaves the plain net at chance on digits (about 10%) while BN trains
-    # (84-89% after 3 epochs): a real advantage. "bn-copy" is "bn" under another name.
-    copy = register_variant(Variant("bn-copy", "bn under another name", batch_norm=True))
-    config = default_config("digits", epochs=3, verbose=0, optimizer="sgd", learning_rate=0.3)
-    try:
-        result = compare(
-            digits,
-            ["base", "bn", copy],
-            config,
-            seeds=3,
-            out_dir=tmp_path_factory.mktemp("verdicts") / "out",
-            save_models=None,
-        )
-    finally:
-        unregister_variant("bn-copy")
-    return result, config
-
-
-def test_a_real_advantage_is_called_better(three_seeds):
-    result, _ = three_seeds
+def test_a_real_advantage_is_called_better(digits_three_seeds):
+    result, _ = digits_three_seeds
     table = pd.read_csv(result.out_dir / "verdicts.csv")
     row = table[(table["variant"] == "bn") & (table["metric"] == "test_accuracy")].iloc[0]
     assert row["baseline"] == "base" and row["seeds"] == 3
@@ -55,8 +34,8 @@ def test_a_real_advantage_is_called_better(three_seeds):
     assert (result.out_dir / "differences.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_identical_variants_are_not_told_apart(three_seeds):
-    result, _ = three_seeds
+def test_identical_variants_are_not_told_apart(digits_three_seeds):
+    result, _ = digits_three_seeds
     table = verdicts(result.runs, "bn")
     row = table[(table["variant"] == "bn-copy") & (table["metric"] == "test_accuracy")].iloc[0]
     assert row["difference"] == 0 and row["verdict"] == "no detectable difference"
@@ -64,8 +43,8 @@ def test_identical_variants_are_not_told_apart(three_seeds):
     assert worse["verdict"].item() == "worse"
 
 
-def test_intervals_cover_every_metric(three_seeds):
-    result, _ = three_seeds
+def test_intervals_cover_every_metric(digits_three_seeds):
+    result, _ = digits_three_seeds
     table = pd.read_csv(result.out_dir / "intervals.csv")
     assert set(table["metric"]) == {
         "test_accuracy",
@@ -138,10 +117,10 @@ def test_unknown_baseline_exits_2_before_training(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_finished_comparison_reads_back_without_training(three_seeds, tmp_path):
+def test_a_finished_comparison_reads_back_without_training(digits_three_seeds, tmp_path):
     from kerasbn import load_comparison
 
-    result, _ = three_seeds
+    result, _ = digits_three_seeds
     again = load_comparison(result.out_dir)
     pd.testing.assert_frame_equal(
         again.runs, pd.read_csv(result.out_dir / "runs.csv"), check_dtype=False
