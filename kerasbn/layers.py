@@ -17,11 +17,17 @@ a non-channels-last axis, an epsilon below the kernel's minimum), it runs Keras'
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import keras
 from keras import ops
 
-__all__ = ["FusedBatchNormalization", "GhostBatchNormalization", "unfuse_batch_norm"]
+__all__ = [
+    "FusedBatchNormalization",
+    "GhostBatchNormalization",
+    "clone_with",
+    "unfuse_batch_norm",
+]
 
 # TensorFlow's fused kernel clamps epsilon to at least this (a cuDNN limit); below it
 # the fused result would differ from Keras', so the plain path runs instead.
@@ -181,13 +187,31 @@ def unfuse_batch_norm(model: keras.Model) -> keras.Model:
     if not any(isinstance(layer, own) for layer in model.layers):
         return model
 
-    def clone(layer):
-        if isinstance(layer, own):
-            config = layer.get_config()
-            config.pop("virtual_batch_size", None)
-            return keras.layers.BatchNormalization.from_config(config)
-        return layer.__class__.from_config(layer.get_config())
+    def plain_bn(layer):
+        if not isinstance(layer, own):
+            return None
+        config = layer.get_config()
+        config.pop("virtual_batch_size", None)
+        return keras.layers.BatchNormalization.from_config(config)
 
-    plain = keras.models.clone_model(model, clone_function=clone)
-    plain.set_weights(model.get_weights())
-    return plain
+    return clone_with(model, plain_bn)
+
+
+def clone_with(
+    model: keras.Model, replace: Callable[[keras.layers.Layer], keras.layers.Layer | None]
+) -> keras.Model:
+    """A copy of ``model`` with the same weights in which ``replace(layer)`` stands in
+    for every layer where it returns a layer; the others are fresh copies from their
+    config. ``model`` is not changed."""
+
+    def clone(layer):
+        stand_in = replace(layer)
+        return layer.__class__.from_config(layer.get_config()) if stand_in is None else stand_in
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    # The clone keeps the layer order (an unnamed input layer gets a new name); a stand-in
+    # without weights (Identity for Dropout) takes none.
+    for source, layer in zip(model.layers, copy.layers, strict=True):
+        if source.weights and layer.weights:
+            layer.set_weights(source.get_weights())
+    return copy

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from kerasbn.diagnostics._moments import bn_layers, input_moments
-from kerasbn.layers import unfuse_batch_norm
+from kerasbn.layers import clone_with, unfuse_batch_norm
 
 __all__ = ["bn_input_statistics", "recalibrate_bn"]
 
@@ -28,18 +28,11 @@ def _random_at_training(layer) -> bool:
     )
 
 
-def _copy(model: keras.Model, without_randomness: bool) -> keras.Model:
-    def clone(layer):
-        if without_randomness and _random_at_training(layer):
-            return keras.layers.Identity(name=layer.name)
-        return layer.__class__.from_config(layer.get_config())
+def _without_randomness(model: keras.Model) -> keras.Model:
+    def identity(layer):
+        return keras.layers.Identity(name=layer.name) if _random_at_training(layer) else None
 
-    copy = keras.models.clone_model(model, clone_function=clone)
-    # The clone keeps the layer order (an unnamed input layer gets a new name).
-    for source, layer in zip(model.layers, copy.layers, strict=True):
-        if source.weights and layer.weights:
-            layer.set_weights(source.get_weights())
-    return copy
+    return clone_with(model, identity)
 
 
 def bn_input_statistics(
@@ -48,7 +41,7 @@ def bn_input_statistics(
     """Per BN layer (by name): the per-channel mean and (biased) variance of its input
     over ``num_batches`` batches of ``images`` (all of them when ``None``), with BN in
     training mode and Dropout / augmentation off."""
-    copy = _copy(unfuse_batch_norm(model), without_randomness=True)
+    copy = _without_randomness(unfuse_batch_norm(model))
     limit = None if num_batches is None else num_batches * batch_size
     return input_moments(copy, images, batch_size, training=True, limit=limit)
 
@@ -60,7 +53,7 @@ def recalibrate_bn(
     statistics of :func:`bn_input_statistics` (every other weight unchanged); ``images``
     are training images as the model takes them (uint8)."""
     stats = bn_input_statistics(model, images, batch_size, num_batches)
-    copy = _copy(unfuse_batch_norm(model), without_randomness=False)
+    copy = clone_with(unfuse_batch_norm(model), lambda layer: None)  # a copy to change
     for layer in bn_layers(copy):
         mean, variance = stats[layer.name]
         layer.moving_mean.assign(mean.astype(np.float32))

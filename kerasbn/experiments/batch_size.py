@@ -39,7 +39,7 @@ from kerasbn.experiments._common import (
     save_figure,
     write_outputs,
 )
-from kerasbn.layers import GhostBatchNormalization, unfuse_batch_norm
+from kerasbn.layers import GhostBatchNormalization, clone_with, unfuse_batch_norm
 from kerasbn.training import train
 from kerasbn.variants import get_variant
 
@@ -86,17 +86,15 @@ def training_mode_predictions(
     their own statistics, as in training (Dropout off). The model is not changed: a copy
     with Ghost BN of that size is called in training mode on chunks of whole batches."""
 
-    def clone(layer):
+    def ghost(layer):
         if isinstance(layer, keras.layers.Dropout):
             return keras.layers.Identity(name=layer.name)
         if isinstance(layer, keras.layers.BatchNormalization):
             config = {k: v for k, v in layer.get_config().items() if k != "virtual_batch_size"}
             return GhostBatchNormalization(virtual_batch_size=batch_size, **config)
-        return layer.__class__.from_config(layer.get_config())
+        return None
 
-    model = unfuse_batch_norm(model)
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
+    copy = clone_with(unfuse_batch_norm(model), ghost)
     step = batch_size * max(1, chunk // batch_size)
     parts = [
         keras.ops.convert_to_numpy(copy(images[start : start + step], training=True))
