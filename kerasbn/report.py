@@ -187,7 +187,9 @@ def format_mean_std(mean: float, std: float, scale: float = 100.0, digits: int =
     return text + ("" if np.isnan(std) else f" ± {scale * std:.{digits}f}")
 
 
-def mean_std(values, scale: float = 100.0, digits: int = 2, missing: str = "n/a") -> str:
+def mean_std(
+    values, scale: float = 100.0, digits: int = 2, missing: str | None = "n/a"
+) -> str | None:
     """:func:`format_mean_std` of the finite ``values`` (std only with two or more);
     ``missing`` when there is none."""
     arr = np.asarray(values, dtype=float)
@@ -291,10 +293,16 @@ def dataset_title(dataset: str) -> str:
     return f"{title} (JPEG copy)" if dataset == "cifar10" else title
 
 
+# runs.csv column and table header of the flip test-time-augmentation accuracy.
+FLIP_TTA_RUNS = "test_accuracy_flip_tta"
+FLIP_TTA = "flip-TTA test acc % (extra)"
+
+
 def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
     """The README's results table from finished comparison folders: per variant, mean ±
-    std over seeds with the 95% interval, the verdict against the baseline, and the
-    overfitting figures; then, per folder, the command, commit and seeds it came from.
+    std over seeds with the 95% interval, the flip test-time-augmentation accuracy where
+    the folders have it, the verdict against the baseline, and the overfitting figures;
+    then, per folder, the command, commit and seeds it came from.
 
     Raises:
         FileNotFoundError: a folder is not a finished comparison (no ``complete.json``);
@@ -304,6 +312,7 @@ def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
     for run_dir in map(Path, run_dirs):
         config = finished_config(run_dir)
         summary = pd.read_csv(run_dir / "summary.csv")
+        runs = pd.read_csv(run_dir / "runs.csv")
         verdict = pd.read_csv(run_dir / "verdicts.csv").query("metric == 'test_accuracy'")
         verdict = verdict.set_index("variant")
         for r in summary.itertuples():
@@ -323,6 +332,12 @@ def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
                     ),
                     "95% CI %": f"[{100 * r.test_accuracy_ci_low:.2f}, "
                     f"{100 * r.test_accuracy_ci_high:.2f}]",
+                    # Nets trained with flips: an extra figure, never the test accuracy.
+                    FLIP_TTA: mean_std(
+                        runs.loc[runs["variant"] == r.variant, FLIP_TTA_RUNS], missing=None
+                    )
+                    if FLIP_TTA_RUNS in runs
+                    else None,
                     "verdict": word,
                     "train−val gap (pp)": f"{100 * r.final_train_val_gap:+.2f}",
                     "val loss − min": f"{r.val_loss_overfit:.4f}",
@@ -332,7 +347,10 @@ def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
                 }
             )
         sources.append(source_line(run_dir, config))
-    lines = [pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True), ""]
+    table = pd.DataFrame(rows)
+    if table[FLIP_TTA].isna().all():  # no net of these folders was trained with flips
+        table = table.drop(columns=FLIP_TTA)
+    lines = [table.fillna("n/a").to_markdown(index=False, disable_numparse=True), ""]
     lines += [f"Measured by {source}." for source in sources]
     return "\n".join(lines) + "\n"
 

@@ -35,7 +35,30 @@ def test_table_is_written_between_the_markers(finished, tmp_path, capsys):
     commit = (json.loads((finished / "config.json").read_text())["git"] or {}).get("commit")
     assert f"code at `{(commit or 'unknown')[:7]}" in text
     assert "| Digits" in text or "| digits" in text
+    assert "flip-TTA" not in text  # digits nets are not trained with flips
     assert capsys.readouterr().out.strip().startswith("| data set")
+
+
+def test_flip_tta_is_an_extra_column_where_runs_have_it(finished, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "with-tta"
+    shutil.copytree(finished, copy)
+    runs = pd.read_csv(copy / "runs.csv")
+    # Made-up figures: base's seeds 0.90 and 0.92, bn's seed 0 only (seed 1 lacks it).
+    tta = {("base", 0): 0.90, ("base", 1): 0.92, ("bn", 0): 0.95}
+    keys = zip(runs.variant, runs.seed, strict=True)
+    runs["test_accuracy_flip_tta"] = [tta.get(key) for key in keys]
+    runs.to_csv(copy / "runs.csv", index=False)
+    assert main([str(copy), str(finished)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = [cell.strip() for cell in lines[0].split("|")]
+    column = header.index("flip-TTA test acc % (extra)")
+    cells = [[cell.strip() for cell in line.split("|")] for line in lines[2:6]]
+    # std of 90 and 92 is sqrt(2) = 1.41; one seed: the mean alone; the folder without
+    # the column: n/a.
+    assert [row[column] for row in cells] == ["91.00 ± 1.41", "95.00", "n/a", "n/a"]
+    assert header.index("95% CI %") < column < header.index("verdict")
 
 
 def test_unfinished_folder_or_missing_markers_exit_2(finished, tmp_path, capsys):
