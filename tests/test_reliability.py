@@ -577,7 +577,18 @@ WRITES = {
 }
 
 
-@pytest.mark.parametrize("failing_write", WRITES.values(), ids=WRITES.keys())
+# Each case trains twice, so by default six sites run (the lock, the epoch log, the
+# checkpoint, a saved model, the manifest, the completion marker); -m slow runs the rest.
+DEFAULT_WRITES = ("lock", "epoch-log", "checkpoint", "model", "manifest", "complete")
+
+
+@pytest.mark.parametrize(
+    "failing_write",
+    [
+        pytest.param(n, id=k, marks=() if k in DEFAULT_WRITES else pytest.mark.slow)
+        for k, n in WRITES.items()
+    ],
+)
 def test_a_full_disk_at_any_write_exits_2_and_the_same_command_resumes(
     tmp_path, monkeypatch, capsys, failing_write
 ):
