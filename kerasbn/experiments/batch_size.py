@@ -39,7 +39,7 @@ from kerasbn.experiments._common import (
     save_figure,
     write_outputs,
 )
-from kerasbn.layers import GhostBatchNormalization, clone_with, unfuse_batch_norm
+from kerasbn.layers import GhostBatchNormalization, clone_with
 from kerasbn.training import train
 from kerasbn.variants import get_variant
 
@@ -89,12 +89,12 @@ def training_mode_predictions(
     def ghost(layer):
         if isinstance(layer, keras.layers.Dropout):
             return keras.layers.Identity(name=layer.name)
-        if isinstance(layer, keras.layers.BatchNormalization):
+        if isinstance(layer, keras.layers.BatchNormalization):  # fused and ghost BN too
             config = {k: v for k, v in layer.get_config().items() if k != "virtual_batch_size"}
             return GhostBatchNormalization(virtual_batch_size=batch_size, **config)
         return None
 
-    copy = clone_with(unfuse_batch_norm(model), ghost)
+    copy = clone_with(model, ghost)
     step = batch_size * max(1, chunk // batch_size)
     parts = [
         keras.ops.convert_to_numpy(copy(images[start : start + step], training=True))
