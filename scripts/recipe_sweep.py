@@ -42,6 +42,24 @@ LEVERS = {
     "ls-sgd": ({**LS, "optimizer": "sgd", "learning_rate": 0.1, "weight_decay": 5e-4}, {}, None),
     "ls-30": ({**LS, "epochs": 30}, {}, None),
     "ls-wd-30": ({**LS, "weight_decay": 0.05, "epochs": 30}, {}, None),
+    "wd": ({"weight_decay": 0.05}, {}, None),
+    "lr5e-3": ({"learning_rate": 5e-3}, {}, None),
+    "wd-lr5e-3": ({"weight_decay": 0.05, "learning_rate": 5e-3}, {}, None),
+    "ls-wd-lr5e-3": ({**LS, "weight_decay": 0.05, "learning_rate": 5e-3}, {}, None),
+    "ls-wd-lr8e-3": ({**LS, "weight_decay": 0.05, "learning_rate": 8e-3}, {}, None),
+    "ls-wd0.1-lr5e-3": ({**LS, "weight_decay": 0.1, "learning_rate": 5e-3}, {}, None),
+    "default-30": ({"epochs": 30}, {}, None),
+    "ls-wd-lr8e-3-30": (
+        {**LS, "weight_decay": 0.05, "learning_rate": 8e-3, "epochs": 30},
+        {},
+        None,
+    ),
+    "ls-wd0.1-lr8e-3": ({**LS, "weight_decay": 0.1, "learning_rate": 8e-3}, {}, None),
+    "ls-wd-lr5e-3-30": (
+        {**LS, "weight_decay": 0.05, "learning_rate": 5e-3, "epochs": 30},
+        {},
+        None,
+    ),
 }
 
 
@@ -56,7 +74,7 @@ def multiply_adds(blocks, dense_units: int, size: int = 32, channels: int = 3) -
     return (total + size * size * channels * dense_units + dense_units * 10) / 1e6
 
 
-def run_lever(name: str, seed: int, data, out: Path, precision: str) -> dict:
+def run_lever(name: str, seed: int, data, out: Path, precision: str, variant="bn") -> dict:
     from kerasbn.architectures import get_architecture
     from kerasbn.comparison_run import flip_tta_accuracy
     from kerasbn.training import default_config, evaluate, train
@@ -64,10 +82,11 @@ def run_lever(name: str, seed: int, data, out: Path, precision: str) -> dict:
     from kerasbn.variants import get_variant
 
     overrides, variant_overrides, blocks = LEVERS[name]
+    name = name if variant == "bn" else f"{name}@{variant}"
     architecture = get_architecture("cifar10")
     if blocks is not None:
         architecture = dataclasses.replace(architecture, blocks=blocks)
-    variant = dataclasses.replace(get_variant("bn"), **variant_overrides)
+    variant = dataclasses.replace(get_variant(variant), **variant_overrides)
     config = default_config(
         "cifar10", seed=seed, verbose=0, precision=precision, **{"epochs": 15, **overrides}
     )
@@ -117,6 +136,7 @@ def summarize(out: Path) -> str:
     for column in ("test_mean", "test_std", "flip_tta_mean"):
         table[column] = (100 * table[column]).round(2)
     order = [name for name in LEVERS if name in table.index]
+    order += sorted(set(table.index) - set(order))
     return table.loc[order].to_markdown()
 
 
@@ -126,6 +146,7 @@ def main(argv=None) -> int:
         "--levers", default=",".join(LEVERS), help="comma list of " + ", ".join(LEVERS)
     )
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--variant", default="bn", help="the variant to train (default: bn)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--data-dir", default=os.environ.get("KERASBN_DATA_DIR"))
     parser.add_argument("--precision", default="mixed_bfloat16")
@@ -146,12 +167,13 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     data = load_dataset("cifar10", args.data_dir)
     for name in names:
-        path = args.out / f"{name}.csv"
+        tag = name if args.variant == "bn" else f"{name}@{args.variant}"
+        path = args.out / f"{tag}.csv"
         done = set(pd.read_csv(path)["seed"]) if path.exists() else set()
         for seed in range(args.seeds):
             if seed in done:
                 continue
-            row = run_lever(name, seed, data, args.out, args.precision)
+            row = run_lever(name, seed, data, args.out, args.precision, args.variant)
             logging.info("%s", row)
             pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists(), index=False)
     return 0

@@ -16,6 +16,7 @@ from kerasbn.diagnostics import (
     expected_calibration_error,
     recalibrate_bn,
 )
+from kerasbn.diagnostics._moments import input_moments
 
 
 def _dense_bn_net(seed: int = 0) -> keras.Model:
@@ -69,6 +70,26 @@ def test_precise_statistics_are_numpys_mean_and_variance_of_the_bn_inputs():
             np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), before[weight.path])
     for weight in model.weights:  # and the model passed in is left alone
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), before[weight.path])
+
+
+def test_moments_pool_batches_of_layers_with_different_spatial_sizes():
+    # Two BN layers at 6x6 and 3x3 positions, a mean 20 times the spread (where a
+    # running sum of squares would cancel), and a last batch of 7 of 64 images: the
+    # pooled moments must equal NumPy's over all positions of all images at once.
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((6, 6, 2))
+    h = keras.layers.Conv2D(3, 3, padding="same", name="conv")(inputs)
+    h = keras.layers.BatchNormalization(name="bn_a")(h)
+    h = keras.layers.MaxPooling2D()(h)
+    outputs = keras.layers.BatchNormalization(name="bn_b")(h)
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(4).normal(100.0, 5.0, (64, 6, 6, 2)).astype("float32")
+    taps = keras.Model(inputs, [model.get_layer(n).input for n in ("bn_a", "bn_b")])
+    expected = [np.asarray(t, np.float64).reshape(-1, 3) for t in taps.predict(x, verbose=0)]
+    moments = input_moments(model, x, batch_size=19, training=False)
+    for name, values in zip(("bn_a", "bn_b"), expected, strict=True):
+        np.testing.assert_allclose(moments[name][0], values.mean(0), rtol=1e-5)
+        np.testing.assert_allclose(moments[name][1], values.var(0), rtol=1e-3)
 
 
 def test_precise_bn_works_on_a_saved_kerasbn_model(tmp_path, digits):
