@@ -135,6 +135,7 @@ def summarize(out: Path) -> str:
     )
     for column in ("test_mean", "test_std", "flip_tta_mean"):
         table[column] = (100 * table[column]).round(2)
+    table["epoch_val85_mean"] = table["epoch_val85_mean"].round(1)
     order = [name for name in LEVERS if name in table.index]
     order += sorted(set(table.index) - set(order))
     return table.loc[order].to_markdown()
@@ -151,10 +152,21 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", default=os.environ.get("KERASBN_DATA_DIR"))
     parser.add_argument("--precision", default="mixed_bfloat16")
     parser.add_argument("--summarize", action="store_true", help="print the table and stop")
+    parser.add_argument(
+        "--into", type=Path, help="with --summarize: write the table into this file"
+    )
+    parser.add_argument("--name", default="recipe-sweep", help="its <!-- results:NAME --> block")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.summarize:
-        print(summarize(args.out))
+        table = summarize(args.out)
+        if args.into is None:
+            print(table)
+        else:
+            from kerasbn.report import replace_block
+
+            text = args.into.read_text(encoding="utf-8")
+            args.into.write_text(replace_block(text, args.name, table), encoding="utf-8")
         return 0
     names = args.levers.split(",")
     unknown = sorted(set(names) - set(LEVERS))
