@@ -2,6 +2,7 @@
 speed targets live in the benchmark output, not in tests)."""
 
 import json
+import shutil
 
 import pytest
 
@@ -209,6 +210,13 @@ def test_time_to_accuracy_from_a_finished_comparison(
         assert row["total_seconds"] == pytest.approx(sum(totals) / 3)
         if times:
             assert row["seconds_to_target"] == pytest.approx(sum(times) / len(times))
+    # Two folders of the same data set: one whole-comparison time each, not their sum.
+    other = tmp_path / "again"
+    shutil.copytree(out, other, ignore=shutil.ignore_patterns("tensorboard", "*.keras"))
+    assert main(["--time-to-accuracy", "--from-run", str(out), str(other)]) == 0
+    shown = capsys.readouterr().out
+    assert f"`{out.name}` (digits): the whole comparison (9 runs)" in shown
+    assert "`again` (digits): the whole comparison (9 runs)" in shown
 
 
 def test_from_run_needs_time_to_accuracy_and_a_finished_folder(tmp_path, capsys):

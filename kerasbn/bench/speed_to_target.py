@@ -124,6 +124,7 @@ def time_to_accuracy_markdown(table: pd.DataFrame) -> str:
 
 
 RUN_COLUMNS = [
+    "run",
     "dataset",
     "variant",
     "target",
@@ -166,6 +167,7 @@ def time_to_accuracy_from_run(out_dir) -> pd.DataFrame:
                 seconds.append(float(epoch_log.loc[: reached[0], "seconds"].sum()))
         rows.append(
             {
+                "run": out_dir.name,
                 "dataset": dataset,
                 "variant": variant,
                 "target": target,
@@ -189,7 +191,8 @@ def _runs(n: int) -> str:
 
 
 def time_from_run_markdown(table: pd.DataFrame) -> str:
-    """The run table, with each data set's whole comparison time (every run's epochs)."""
+    """The run table, with each run folder's whole comparison time (every run's epochs;
+    per folder, since two folders may hold the same data set)."""
 
     def minutes(mean: float, std: float) -> str:
         if math.isnan(mean):
@@ -218,13 +221,13 @@ def time_from_run_markdown(table: pd.DataFrame) -> str:
             "one run (mean)": table["total_seconds"].map(lambda s: f"{s / 60:.1f} min"),
         }
     )
-    by_dataset = table.assign(whole=table["total_seconds"] * table["seeds"]).groupby(
-        "dataset", sort=False
+    by_folder = table.assign(whole=table["total_seconds"] * table["seeds"]).groupby(
+        ["run", "dataset"], sort=False
     )
     lines = [shown.to_markdown(index=False, disable_numparse=True), ""]
     lines += [
-        f"{dataset}: the whole comparison ({_runs(int(group['seeds'].sum()))}) trained for "
-        f"{group['whole'].sum() / 60:.0f} min"
-        for dataset, group in by_dataset
+        f"- `{run}` ({dataset}): the whole comparison ({_runs(int(group['seeds'].sum()))}) "
+        f"trained for {group['whole'].sum() / 60:.0f} min"
+        for (run, dataset), group in by_folder
     ]
     return "\n".join(lines) + "\n"
