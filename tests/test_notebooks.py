@@ -52,9 +52,10 @@ def _text(book: nbformat.NotebookNode) -> str:
 @pytest.mark.parametrize(
     ("name", "extra"),
     [
-        # Notebook 01 shows a finished run folder (RUN); here it trains a tiny one.
-        ("01_compare_mnist.ipynb", {"RUN": None, "SEEDS": 1}),
-        ("02_cifar10_bn_dropout.ipynb", {}),
+        # Notebooks 01 and 02 show a finished run folder (RUN); here each trains a tiny
+        # one of two variants.
+        ("01_compare_mnist.ipynb", {"RUN": None, "SEEDS": 1, "VARIANTS": "base,bn+dropout"}),
+        ("02_cifar10_bn_dropout.ipynb", {"RUN": None, "SEEDS": 1, "VARIANTS": "base,bn+dropout"}),
     ],
 )
 def test_compare_notebooks_run(shared_data_dir, tmp_path, name, extra):
