@@ -11,9 +11,10 @@ skipped when the command runs again (an unfinished seed starts over).
     python scripts/recipe_sweep.py --levers default,ls --seeds 3 --out runs/sweep
     python scripts/recipe_sweep.py --summarize --out runs/sweep   # the markdown table
 
-Levers change one thing at a time against the default recipe (``default_config``), or
-add one thing to label smoothing (``ls``); ``arch`` levers keep the multiply-adds of the
-default net within 1% (``MMAC`` column).
+Levers change one setting of the default recipe (``default_config``), add one to label
+smoothing (``ls-*``), or combine the ones that helped; ``ls-wide1`` moves channels from
+the last block to the first at the default net's multiply-adds (within 1%, ``MMAC``
+column). ``--variant`` trains another variant with the same levers (rows ``NAME@VARIANT``).
 """
 
 from __future__ import annotations
