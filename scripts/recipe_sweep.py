@@ -29,7 +29,10 @@ from pathlib import Path
 
 import pandas as pd
 
-TARGET = 0.85  # the CIFAR-10 speed target of kerasbn.presets
+from kerasbn.bench.speed_to_target import first_at_target
+from kerasbn.presets import get_preset
+
+TARGET = get_preset("cifar10").speed_target  # 85%
 LS = dict(label_smoothing=0.1)
 # name -> (TrainConfig overrides, Variant overrides, conv blocks or None)
 LEVERS = {
@@ -101,7 +104,7 @@ def run_lever(name: str, seed: int, data, out: Path, precision: str, variant="bn
     )
     seconds = time.perf_counter() - start
     history = result.history
-    reached = history.index[history["val_accuracy"] >= TARGET]
+    first = first_at_target(history, TARGET)
     probabilities = predict_test_probabilities(result.model, data)
     return {
         "lever": name,
@@ -111,10 +114,8 @@ def run_lever(name: str, seed: int, data, out: Path, precision: str, variant="bn
         "test_accuracy": evaluate(result.model, data)["test_accuracy"],
         "test_accuracy_flip_tta": flip_tta_accuracy(result.model, data, probabilities),
         "best_val_accuracy": float(history["val_accuracy"].max()),
-        "epoch_val85": int(history.loc[reached[0], "epoch"]) if len(reached) else None,
-        "seconds_to_val85": (
-            float(history.loc[: reached[0], "seconds"].sum()) if len(reached) else None
-        ),
+        "epoch_val85": first[0] if first is not None else None,
+        "seconds_to_val85": first[1] if first is not None else None,
         "train_seconds": seconds,
         "precision": precision,
     }

@@ -18,6 +18,7 @@ import pandas as pd
 __all__ = [
     "RUN_COLUMNS",
     "TIME_TO_ACCURACY_COLUMNS",
+    "first_at_target",
     "time_from_run_markdown",
     "time_to_accuracy",
     "time_to_accuracy_from_run",
@@ -36,6 +37,16 @@ TIME_TO_ACCURACY_COLUMNS = [
     "best_val_accuracy",
     "total_seconds",
 ]
+
+
+def first_at_target(epoch_log: pd.DataFrame, target: float) -> tuple[int, float] | None:
+    """The first epoch whose validation accuracy reaches ``target`` and the wall seconds
+    of the epochs up to and including it (training and validation), or ``None``."""
+    reached = epoch_log.index[epoch_log["val_accuracy"] >= target]
+    if not len(reached):
+        return None
+    first = reached[0]
+    return int(epoch_log.loc[first, "epoch"]), float(epoch_log.loc[:first, "seconds"].sum())
 
 
 def time_to_accuracy(
@@ -61,22 +72,17 @@ def time_to_accuracy(
         start = time.perf_counter()
         history = train(data, variant, config).history
         total = time.perf_counter() - start
-        reached = history.index[history["val_accuracy"] >= target]
         # Seconds to the end of the first epoch at the target: every epoch's wall time
         # (training and validation) up to it; model building and tracing count too.
-        first = reached[0] if len(reached) else None
+        first = first_at_target(history, target)
         before_fit = total - float(history["seconds"].sum())
         rows.append(
             {
                 "dataset": data.name,
                 "variant": variant,
                 "target": target,
-                "epochs_to_target": int(history.loc[first, "epoch"])
-                if first is not None
-                else math.nan,
-                "seconds_to_target": before_fit + float(history.loc[:first, "seconds"].sum())
-                if first is not None
-                else math.nan,
+                "epochs_to_target": first[0] if first is not None else math.nan,
+                "seconds_to_target": before_fit + first[1] if first is not None else math.nan,
                 "epochs": len(history),
                 "best_val_accuracy": float(history["val_accuracy"].max()),
                 "total_seconds": total,
@@ -161,10 +167,10 @@ def time_to_accuracy_from_run(out_dir) -> pd.DataFrame:
             epoch_log = pd.read_csv(log_csv)
             best.append(float(epoch_log["val_accuracy"].max()))
             totals.append(float(epoch_log["seconds"].sum()))
-            reached = epoch_log.index[epoch_log["val_accuracy"] >= target]
-            if len(reached):
-                epochs.append(int(epoch_log.loc[reached[0], "epoch"]))
-                seconds.append(float(epoch_log.loc[: reached[0], "seconds"].sum()))
+            first = first_at_target(epoch_log, target)
+            if first is not None:
+                epochs.append(first[0])
+                seconds.append(first[1])
         rows.append(
             {
                 "run": out_dir.name,
