@@ -39,6 +39,7 @@ def input_moments(
     if not layers:
         return {}
     probe = _moments_probe(model, layers)
+    positions = [int(np.prod(layer.input.shape[1:-1])) for layer in layers]  # per image
     means = [0.0] * len(layers)
     squares = [0.0] * len(layers)  # sum of squared deviations from the running mean
     counts = [0] * len(layers)  # positions per channel so far: images x height x width
@@ -49,12 +50,12 @@ def input_moments(
         progress.update(start)
         batch = images[start : min(start + batch_size, total)]
         outputs = probe(batch, training=training)
-        for k, layer in enumerate(layers):
+        for k in range(len(layers)):
             mean, variance = (
                 np.asarray(keras.ops.convert_to_numpy(t), dtype=np.float64)
                 for t in outputs[2 * k : 2 * k + 2]
             )
-            n, before = len(batch) * int(np.prod(layer.input.shape[1:-1])), counts[k]
+            n, before = len(batch) * positions[k], counts[k]
             delta = mean - means[k]
             means[k] = means[k] + delta * n / (before + n)
             squares[k] = squares[k] + variance * n + delta**2 * before * n / (before + n)
