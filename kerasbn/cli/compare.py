@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--label-smoothing",
         type=float,
-        help="label smoothing in [0, 1) (the reported losses are then smoothed too); default: 0",
+        help="label smoothing in [0, 1) (the reported losses are then smoothed too); "
+        "default: per data set",
     )
     parser.add_argument(
         "--warmup-epochs",
