@@ -381,14 +381,26 @@ def finished_config(run_dir: Path) -> dict:
     return json.loads((run_dir / "config.json").read_text())
 
 
+def _commit(part: dict) -> str:
+    git = part.get("git") or {}
+    dirty = " with uncommitted changes" if git.get("dirty") else ""
+    return git.get("commit", "unknown")[:7] + dirty
+
+
 def source_line(run_dir: Path, config: dict) -> str:
-    """The command, folder and commit a published table came from."""
-    git = config.get("git") or {}
-    commit = git.get("commit", "unknown")[:7] + (
-        " with uncommitted changes" if git.get("dirty") else ""
+    """The command, folder and commit a published table came from.
+
+    A folder whose seeds grew names the last command (on an empty folder it trains the
+    whole of it) and every commit that trained a part, in order."""
+    parts = [config, *config.get("extended", [])]
+    last = parts[-1].get("command") or config.get("command")
+    command = f"`{last}`" if last else "a call from Python"
+    commits = list(dict.fromkeys(map(_commit, parts)))
+    code = "`, then `".join(commits)
+    grown = (
+        f"; grown from `{config['command']}`" if len(parts) > 1 and config.get("command") else ""
     )
-    command = f"`{config['command']}`" if config.get("command") else "a call from Python"
-    return f"{command} (`{run_dir.name}`, code at `{commit}`)"
+    return f"{command} (`{run_dir.name}`, code at `{code}`{grown})"
 
 
 def replace_block(text: str, name: str, block: str) -> str:

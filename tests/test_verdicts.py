@@ -11,6 +11,7 @@ import pytest
 
 from kerasbn import compare, default_config
 from kerasbn.cli.compare import main
+from kerasbn.report import source_line
 from kerasbn.verdicts import verdicts
 
 
@@ -80,6 +81,12 @@ def test_seeds_are_added_to_a_finished_comparison(digits, tmp_path, messages):
     )
     stored = json.loads((out / "config.json").read_text())
     assert stored["seeds"] == [0, 1] and stored["extended"][0]["seeds"] == [0, 1]
+    # The published source line names what reproduces the whole folder: the 2-seed call.
+    stored["command"], stored["extended"][0]["command"] = "kb --seeds 1", "kb --seeds 2"
+    stored["git"], stored["extended"][0]["git"] = {"commit": "a" * 40}, {"commit": "b" * 40}
+    assert source_line(out, stored) == (
+        "`kb --seeds 2` (`out`, code at `aaaaaaa`, then `bbbbbbb`; grown from `kb --seeds 1`)"
+    )
     assert (out / "complete.json").exists()
     with pytest.raises(FileExistsError, match="asks for fewer"):
         compare(digits, "base,bn", config, seeds=1, out_dir=out, save_models=None)
