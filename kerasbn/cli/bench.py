@@ -30,7 +30,7 @@ from kerasbn.bench.speed_to_target import (
 )
 from kerasbn.data import get_dataset_info
 from kerasbn.registry import check_choice
-from kerasbn.report import replace_block
+from kerasbn.report import replace_block, source_line
 from kerasbn.training import PRECISIONS
 from kerasbn.variants import get_variant
 
@@ -188,9 +188,16 @@ def _time_from_runs(args: argparse.Namespace) -> int:
     for folder in args.from_run:
         config = json.loads((Path(folder) / "config.json").read_text())
         commit = (config.get("git") or {}).get("commit") or "unknown"
-        sources.append({"dir": folder, "command": config.get("command"), "commit": commit})
+        sources.append(
+            {
+                "dir": folder,
+                "command": config.get("command"),
+                "commit": commit,
+                "source": source_line(Path(folder), config),  # names a grown folder's last call
+            }
+        )
     markdown = time_from_run_markdown(table) + "".join(
-        f"\nFrom `{s['dir']}`: `{s['command']}` (code at `{s['commit'][:7]}`).\n" for s in sources
+        f"\nFrom `{s['dir']}`: {s['source']}.\n" for s in sources
     )
     print(markdown)
     if args.out:
