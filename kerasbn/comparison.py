@@ -331,7 +331,11 @@ def _run_all(job: Job, folder: RunFolder) -> CompareResult:
             )
             if record["model"]:
                 model_paths[variant.name] = Path(record["model"])
-            if record.get("predictions"):  # absent in folders from before verdicts
+            if record.get("correct"):
+                correct[(variant.name, seed)] = np.load(
+                    out_dir / record["correct"], allow_pickle=False
+                )
+            elif record.get("predictions"):  # folders from before per-image correctness
                 classes = np.load(out_dir / record["predictions"], allow_pickle=False)
                 correct[(variant.name, seed)] = classes == data.y_test[: len(classes)]
             # Tables are rewritten after every run, so a long comparison shows its

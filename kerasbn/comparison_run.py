@@ -119,7 +119,7 @@ def train_one(
     else:
         scores = evaluate(result.model, data)
         log.info("%s: test accuracy %.2f%%", tag, 100 * scores["test_accuracy"])
-    predictions = probabilities = diagnostics = None
+    predictions = probabilities = correct = diagnostics = None
     # The net to serve (no augmentation layers), built once where it is saved; the
     # diagnostics use it too, or build it themselves where they need it.
     saving = model_path is not None and not result.diverged
@@ -130,7 +130,12 @@ def train_one(
         # the probabilities are what calibration is measured on, after the fact too.
         predictions = f"predictions/{tag}.npy"
         probabilities = f"probabilities/{tag}.npy"
-        for name, array in ((predictions, class_ids(probs)), (probabilities, probs)):
+        # Per-image correctness: all a paired test needs, readable without the data set's
+        # labels (a folder copied to a machine without the data still yields verdicts).
+        correct = f"correct/{tag}.npy"
+        classes = class_ids(probs)
+        hits = classes == np.asarray(data.y_test[: len(classes)])
+        for name, array in ((predictions, classes), (probabilities, probs), (correct, hits)):
             with atomic_path(out_dir / name, suffix=".npy") as tmp:
                 np.save(tmp, array, allow_pickle=False)
         if "augment_flip" in {layer.name for layer in result.model.layers}:
@@ -163,6 +168,7 @@ def train_one(
         "model_precise_bn": saved_precise,
         "predictions": predictions,
         "probabilities": probabilities,
+        "correct": correct,
         "variance_shift": diagnostics.variance_shift if diagnostics else [],
         "activations": activations,
         "resumed_from_epoch": result.resumed_from_epoch,
