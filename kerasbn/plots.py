@@ -146,7 +146,9 @@ def plot_differences(verdicts: pd.DataFrame, path: str | os.PathLike, title: str
     ax.axvline(0, color="grey", lw=1)
     for k, row in rows.iterrows():
         ax.annotate(
-            f"  {row['verdict']} (p={row['p_value']:.2g})" if np.isfinite(row["p_value"]) else "",
+            f"  {row['verdict']} (p_Holm={row['p_holm']:.2g})"
+            if np.isfinite(row.get("p_holm", np.nan))
+            else f"  {row['verdict']}",
             (diff[k] if np.isfinite(diff[k]) else 0, y[k]),
             va="bottom",
             fontsize=8,

@@ -16,7 +16,14 @@ import pandas as pd
 from kerasbn._io import write_text
 from kerasbn.plots import plot_curves, plot_differences
 from kerasbn.training import EPOCH_COLUMNS, TrainResult
-from kerasbn.verdicts import intervals, verdict_markdown, verdicts
+from kerasbn.verdicts import (
+    choose_baseline,
+    family_note,
+    intervals,
+    read_correct,
+    verdict_markdown,
+    verdicts,
+)
 
 __all__ = [
     "dataset_title",
@@ -125,7 +132,7 @@ def run_row(result: TrainResult, scores: dict) -> dict:
     }
 
 
-def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+def summarize(runs: pd.DataFrame, correct: dict | None = None) -> pd.DataFrame:
     """One row per (dataset, variant) from per-run rows (one per seed).
 
     ``runs`` has the columns of :func:`run_metrics` plus dataset, variant, seed, params,
@@ -168,7 +175,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
                 "diverged_runs": int(group["diverged"].astype(bool).sum()),
             }
         )
-    accuracy = intervals(runs).query("metric == 'test_accuracy'")
+    accuracy = intervals(runs, correct).query("metric == 'test_accuracy'")
     accuracy = accuracy.set_index(["dataset", "variant"])
     for row in rows:
         interval = accuracy.loc[(row["dataset"], row["variant"])]
@@ -271,8 +278,8 @@ def write_results(
     section), ``intervals.csv``, ``verdicts.csv``, ``curves.png`` and, with two or more
     variants, ``differences.png``. Returns (summary, verdicts)."""
     out_dir = Path(out_dir)
-    summary = summarize(runs)
-    interval_table = intervals(runs)
+    summary = summarize(runs, correct)
+    interval_table = intervals(runs, correct)
     verdict_table = verdicts(runs, baseline, correct)
     write_text(out_dir / "history.csv", history.to_csv(index=False))
     write_text(out_dir / "runs.csv", runs.to_csv(index=False))
@@ -298,11 +305,27 @@ FLIP_TTA_RUNS = "test_accuracy_flip_tta"
 FLIP_TTA = "flip-TTA test acc % (extra)"
 
 
+def _baseline(run_dir: Path, runs: pd.DataFrame) -> str:
+    # The baseline the comparison was run with: verdicts.csv names it (config.json
+    # does not); a folder without verdicts gets the default.
+    stored = run_dir / "verdicts.csv"
+    if stored.is_file():
+        named = pd.read_csv(stored, usecols=["baseline"])["baseline"].dropna()
+        if len(named) and named.iloc[0] in set(runs["variant"]):
+            return str(named.iloc[0])
+    return choose_baseline(list(dict.fromkeys(runs["variant"])))
+
+
 def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
     """The README's results table from finished comparison folders: per variant, mean ±
     std over seeds with the 95% interval, the flip test-time-augmentation accuracy where
-    the folders have it, the verdict against the baseline, and the overfitting figures;
-    then, per folder, the command, commit and seeds it came from.
+    the folders have it, the verdict against the baseline (Holm-adjusted within each
+    folder), and the overfitting figures; then, per folder, the family and correction
+    and the command, commit and seeds it came from.
+
+    Summary and verdicts are computed afresh from each folder's ``runs.csv`` and
+    per-image results, so a folder measured before a change to the statistics is
+    published with the current methods.
 
     Raises:
         FileNotFoundError: a folder is not a finished comparison (no ``complete.json``);
@@ -311,14 +334,19 @@ def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
     rows, sources = [], []
     for run_dir in map(Path, run_dirs):
         config = finished_config(run_dir)
-        summary = pd.read_csv(run_dir / "summary.csv")
         runs = pd.read_csv(run_dir / "runs.csv")
-        verdict = pd.read_csv(run_dir / "verdicts.csv").query("metric == 'test_accuracy'")
-        verdict = verdict.set_index("variant")
+        correct = read_correct(run_dir)
+        summary = summarize(runs, correct)
+        verdict_table = verdicts(runs, _baseline(run_dir, runs), correct)
+        verdict = verdict_table.query("metric == 'test_accuracy'").set_index("variant")
         for r in summary.itertuples():
             if r.variant in verdict.index:
                 v = verdict.loc[r.variant]
-                word = f"{v['verdict']} vs `{v['baseline']}` ({100 * v['difference']:+.2f} pp)"
+                held = "" if not np.isfinite(v["p_holm"]) else f", p_Holm = {v['p_holm']:.2g}"
+                word = (
+                    f"{v['verdict']} vs `{v['baseline']}` "
+                    f"({100 * v['difference']:+.2f} pp{held})"
+                )
             else:
                 word = "baseline"
             rows.append(
@@ -330,7 +358,9 @@ def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
                     "test acc % (mean ± std)": format_mean_std(
                         r.test_accuracy_mean, r.test_accuracy_std
                     ),
-                    "95% CI %": f"[{100 * r.test_accuracy_ci_low:.2f}, "
+                    "95% CI %": ("no spread" if r.seeds > 1 else "n/a")
+                    if not np.isfinite(r.test_accuracy_ci_low)
+                    else f"[{100 * r.test_accuracy_ci_low:.2f}, "
                     f"{100 * r.test_accuracy_ci_high:.2f}]",
                     # Nets trained with flips: an extra figure, never the test accuracy.
                     FLIP_TTA: mean_std(
@@ -346,13 +376,28 @@ def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
                     else f"{r.epochs_to_target:.3g} (≥{100 * r.target_val_accuracy:g}% val)",
                 }
             )
-        sources.append(source_line(run_dir, config))
+        note = family_note(verdict.reset_index())
+        interval = _interval_words(intervals(runs, correct))
+        sources.append((note, interval, source_line(run_dir, config)))
     table = pd.DataFrame(rows)
     if table[FLIP_TTA].isna().all():  # no net of these folders was trained with flips
         table = table.drop(columns=FLIP_TTA)
     lines = [table.fillna("n/a").to_markdown(index=False, disable_numparse=True), ""]
-    lines += [f"Measured by {source}." for source in sources]
-    return "\n".join(lines) + "\n"
+    for note, interval, source in sources:
+        lines += [f"{interval} {note}".strip(), "", f"Measured by {source}.", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _interval_words(interval_table: pd.DataFrame) -> str:
+    """What the "95% CI %" column of a folder's rows is, in one sentence."""
+    methods = set(interval_table.query("metric == 'test_accuracy'")["method"])
+    words = {
+        "seeds+test set": "over seeds and the test set's sampling together",
+        "t": "Student t over seeds (the test set's noise not included)",
+        "wilson": "Wilson over the test images (one seed)",
+    }
+    said = [words[m] for m in sorted(methods) if m in words]
+    return f"95% CI %: {'; '.join(said)}." if said else ""
 
 
 def experiment_markdown(run_dirs: list[str | os.PathLike]) -> str:

@@ -1,16 +1,26 @@
-"""The statistics behind every verdict: intervals, paired tests, and the seeds needed.
+"""The statistics behind every verdict: intervals, paired tests, multiplicity and the
+seeds needed.
 
-All distributions and tests come from :mod:`scipy.stats`; this module only chooses
-which one answers which question and handles the degenerate cases (one seed, no
-spread) that scipy reports as NaN.
+Distributions, tests and Holm's correction come from :mod:`scipy.stats` and
+:mod:`statsmodels`; this module chooses which one answers which question and handles
+the degenerate cases (one seed, no spread) that would otherwise read as certainty.
 
 * one trained model: a Wilson interval on its test accuracy (n test images);
-* two models evaluated on the same test images: an exact McNemar test on the images
-  exactly one of them gets right. It tests those two *trained models*, not the recipes
-  that made them: another seed may rank them otherwise;
-* several seeds: a t-interval per variant, and a paired t-test on the per-seed
-  differences (same seed = same split, batch order and initial random state);
-* the seeds a paired t-test needs to detect a difference at a given power.
+* two models on the same test images (one seed each): the exact McNemar test on the
+  images exactly one of them gets right, and the Bonett-Price adjusted Wald interval
+  of the paired difference (Bonett & Price 2012, one of the intervals Fagerland,
+  Lydersen & Laake 2014 recommend; it does not assume the discordance rate known, so
+  it never ends at the point estimate). It compares those two *trained models*, not
+  the recipes that made them;
+* several seeds, per-image results kept: the interval of the *recipe* difference,
+  which includes both the seed-to-seed spread and the sampling of the test set
+  (:func:`recipe_difference`), and the seed-only paired t-interval beside it;
+* several seeds, figures only: a paired t-test on the per-seed differences;
+* Holm's step-down correction over a family of comparisons (:func:`holm`);
+* the seeds a test needs to detect a difference at a given power (:func:`seeds_needed`).
+
+Seeds whose differences do not spread at all give no test: one cannot estimate a
+spread from none, so such a comparison is "undetermined (no spread)", never certain.
 """
 
 from __future__ import annotations
@@ -19,16 +29,21 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
+from statsmodels.stats.multitest import multipletests
 
 __all__ = [
     "ALPHA",
     "CONFIDENCE",
+    "NO_SPREAD",
     "Interval",
     "PairedTest",
     "binomial_std",
+    "holm",
     "mcnemar",
     "paired_t",
+    "recipe_difference",
+    "recipe_interval",
     "seeds_needed",
     "t_interval",
     "verdict",
@@ -36,7 +51,8 @@ __all__ = [
 ]
 
 CONFIDENCE = 0.95
-ALPHA = 1 - CONFIDENCE  # a difference is "detected" at p < ALPHA
+ALPHA = 1 - CONFIDENCE  # a difference is "detected" at (Holm-adjusted) p < ALPHA
+NO_SPREAD = "undetermined (no spread)"
 
 
 @dataclass(frozen=True)
@@ -48,7 +64,9 @@ class Interval:
     low: float
     high: float
     n: int
-    method: str  # "t" (over seeds) or "wilson" (over test images); "" when none
+    # "t" (over seeds), "wilson" (over test images), "seeds+test set" (both), "" when
+    # none, NO_SPREAD when several seeds gave the same value.
+    method: str
 
 
 @dataclass(frozen=True)
@@ -62,11 +80,25 @@ class PairedTest:
     test: str  # which test, in words
     n: int  # pairs: seeds, or test images for McNemar
     sd: float  # std of the per-seed differences (NaN for McNemar or one seed)
+    undetermined: bool = False  # several seeds, no spread: no p-value, no verdict
+    test_var: float = 0.0  # the test set's share of the variance of the difference
 
 
 def _finite(values) -> np.ndarray:
     array = np.asarray(values, dtype=float)
     return array[np.isfinite(array)]
+
+
+def _no_spread(values: np.ndarray) -> bool:
+    # Exact ties only, up to float round-off: values on a grid are rounded to it first.
+    return bool(np.ptp(values) <= 1e-9 * max(1.0, float(np.abs(values).max())))
+
+
+def _on_grid(values: np.ndarray, resolution: float) -> np.ndarray:
+    """``values`` rounded to multiples of ``resolution`` (e.g. 1/n for an accuracy on n
+    test images, stored as float32): two runs one image apart are never "0.99999 images"
+    apart, and equal counts compare equal."""
+    return np.round(values / resolution) * resolution if resolution > 0 else values
 
 
 def wilson_interval(correct: int, n: int, confidence: float = CONFIDENCE) -> Interval:
@@ -77,7 +109,8 @@ def wilson_interval(correct: int, n: int, confidence: float = CONFIDENCE) -> Int
 
 def t_interval(values, confidence: float = CONFIDENCE) -> Interval:
     """Mean over seeds with the sample std and a Student-t interval (NaN values, e.g.
-    diverged runs, are left out; one value has no interval)."""
+    diverged runs, are left out; one value has no interval, and several equal values
+    have no spread to build one from)."""
     x = _finite(values)
     if x.size == 0:
         return Interval(math.nan, math.nan, math.nan, math.nan, 0, "")
@@ -85,17 +118,19 @@ def t_interval(values, confidence: float = CONFIDENCE) -> Interval:
     if x.size == 1:
         return Interval(mean, math.nan, math.nan, math.nan, 1, "")
     std = float(x.std(ddof=1))
-    if std == 0:
-        return Interval(mean, 0.0, mean, mean, int(x.size), "t")
+    if _no_spread(x):
+        return Interval(mean, 0.0, math.nan, math.nan, int(x.size), NO_SPREAD)
     low, high = stats.t.interval(confidence, x.size - 1, loc=mean, scale=std / math.sqrt(x.size))
     return Interval(mean, std, float(low), float(high), int(x.size), "t")
 
 
-def paired_t(a, b, confidence: float = CONFIDENCE) -> PairedTest:
-    """Paired t-test of ``a`` against ``b`` (one value per seed, pairs with a NaN dropped)."""
+def paired_t(a, b, confidence: float = CONFIDENCE, resolution: float = 0.0) -> PairedTest:
+    """Paired t-test of ``a`` against ``b`` (one value per seed, pairs with a NaN
+    dropped). ``resolution``: the grid the values lie on (1/n for an accuracy on n
+    images), so that float round-off never reads as spread."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     keep = np.isfinite(a) & np.isfinite(b)
-    a, b = a[keep], b[keep]
+    a, b = _on_grid(a[keep], resolution), _on_grid(b[keep], resolution)
     d = a - b
     n = int(d.size)
     if n < 2:
@@ -103,21 +138,32 @@ def paired_t(a, b, confidence: float = CONFIDENCE) -> PairedTest:
         return PairedTest(mean, math.nan, math.nan, math.nan, "", n, math.nan)
     mean, sd = float(d.mean()), float(d.std(ddof=1))
     test = f"paired t-test over {n} seeds"
-    if sd == 0:
-        # Every seed moved by exactly the same amount: no spread to test against.
-        return PairedTest(mean, mean, mean, 1.0 if mean == 0 else 0.0, test, n, 0.0)
+    if _no_spread(d):
+        # Every seed moved by the same amount: the spread is unknown, not zero.
+        return PairedTest(mean, math.nan, math.nan, math.nan, test, n, 0.0, undetermined=True)
     result = stats.ttest_rel(a, b)
     ci = result.confidence_interval(confidence)
     return PairedTest(mean, float(ci.low), float(ci.high), float(result.pvalue), test, n, sd)
 
 
-def mcnemar(correct_a, correct_b, confidence: float = CONFIDENCE) -> PairedTest:
-    """Exact McNemar test of two models' per-image correctness on the same test images.
+def bonett_price(only_a: int, only_b: int, n: int, confidence: float = CONFIDENCE):
+    """Bonett & Price's (2012) adjusted Wald interval of a paired difference of
+    proportions, ``(only_a - only_b) / n``: one pseudo-count added to each discordant
+    cell and two to n."""
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    p12, p21 = (only_a + 1) / (n + 2), (only_b + 1) / (n + 2)
+    centre = p12 - p21
+    half = z * math.sqrt((p12 + p21 - centre**2) / (n + 2))
+    return max(-1.0, centre - half), min(1.0, centre + half)
 
-    Only the discordant images count: ``b`` that only A gets right, ``c`` that only B
-    does; under "no difference" each is A's with probability 1/2 (a binomial test).
-    The accuracy difference is ``(b - c) / n``; its interval maps the exact
-    (Clopper-Pearson) interval of ``b / (b + c)`` onto that scale, given ``b + c``.
+
+def mcnemar(correct_a, correct_b, confidence: float = CONFIDENCE) -> PairedTest:
+    """Exact McNemar test of two models' per-image correctness on the same test images,
+    with the Bonett-Price interval of the accuracy difference.
+
+    Only the discordant images count in the test: ``b`` that only A gets right, ``c``
+    that only B does; under "no difference" each is A's with probability 1/2 (a
+    binomial test). The accuracy difference is ``(b - c) / n``.
     """
     a, b_ = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
     if a.shape != b_.shape or a.ndim != 1 or a.size == 0:
@@ -128,20 +174,110 @@ def mcnemar(correct_a, correct_b, confidence: float = CONFIDENCE) -> PairedTest:
     n = int(a.size)
     only_a, only_b = int((a & ~b_).sum()), int((~a & b_).sum())
     test = f"exact McNemar on {n} test images ({only_a} vs {only_b} discordant)"
-    if only_a + only_b == 0:
-        return PairedTest(0.0, 0.0, 0.0, 1.0, test, n, math.nan)
-    result = stats.binomtest(only_a, only_a + only_b, 0.5)
-    ci = result.proportion_ci(confidence, method="exact")
-    scale = (only_a + only_b) / n
-    return PairedTest(
-        (only_a - only_b) / n,
-        scale * (2 * float(ci.low) - 1),
-        scale * (2 * float(ci.high) - 1),
-        float(result.pvalue),
-        test,
-        n,
-        math.nan,
-    )
+    low, high = bonett_price(only_a, only_b, n, confidence)
+    p = 1.0 if only_a + only_b == 0 else stats.binomtest(only_a, only_a + only_b, 0.5).pvalue
+    return PairedTest((only_a - only_b) / n, low, high, float(p), test, n, math.nan)
+
+
+def _variance_parts(x: np.ndarray) -> tuple[float, float, float]:
+    """For per-image values ``x`` of shape (seeds, images): the mean, the variance of the
+    mean that the seeds explain (``A``: spread of the per-seed means / k) and the part
+    that sampling the test images adds (``B``: the spread of each image's seed-averaged
+    value / n, less its seed-noise share, estimated without bias and floored at 0)."""
+    k, n = x.shape
+    per_seed = x.mean(axis=1)
+    seed_part = float(per_seed.var(ddof=1)) / k
+    per_image_seed_noise = float(x.var(axis=0, ddof=1).mean()) / k
+    test_part = max(float(x.mean(axis=0).var(ddof=1)) - per_image_seed_noise, 0.0) / n
+    return float(per_seed.mean()), seed_part, test_part
+
+
+def _half_width(seed_part: float, test_part: float, k: int, alpha: float) -> float:
+    # Graybill & Wang's modified large-sample combination: each variance component
+    # keeps its own critical value (Student t on k-1 for the seeds, normal for the
+    # thousands of test images), so the interval is the paired t-interval when the test
+    # set adds nothing and the paired-proportion Wald interval when the seeds add nothing.
+    # isf, not ppf(1 - alpha/2): the p-value search below asks for alphas near 1e-100.
+    square = stats.t.isf(alpha / 2, k - 1) ** 2 * seed_part if seed_part > 0 else 0.0
+    if test_part > 0:
+        square += stats.norm.isf(alpha / 2) ** 2 * test_part
+    return math.sqrt(square)
+
+
+def _two_level_p(mean: float, seed_part: float, test_part: float, k: int) -> float:
+    """The p-value that matches the interval: the alpha at which it just reaches 0."""
+    if mean == 0:
+        return 1.0
+
+    def gap(log_alpha: float) -> float:  # falls as alpha grows; < 0 at alpha = 1
+        return _half_width(seed_part, test_part, k, 10.0**log_alpha) - abs(mean)
+
+    if gap(-100.0) < 0:  # t(1 df) quantiles beyond 1e-100 overflow when squared
+        return 0.0
+    return float(10.0 ** optimize.brentq(gap, -100.0, 0.0, xtol=1e-10))
+
+
+def _per_image(correct) -> np.ndarray:
+    x = np.asarray(correct, dtype=float)
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2:
+        raise ValueError(
+            "Expected per-image results of shape (seeds >= 2, images >= 2). "
+            f"Received: shape {x.shape}"
+        )
+    return x
+
+
+def recipe_interval(correct, confidence: float = CONFIDENCE) -> Interval:
+    """A recipe's expected test accuracy from several seeds' per-image correctness
+    (shape: seeds x images): the interval covers both another seed and another test set
+    drawn like this one (see :func:`recipe_difference`)."""
+    x = _per_image(correct)
+    accuracies = x.mean(axis=1)
+    std = float(accuracies.std(ddof=1))
+    mean, seed_part, test_part = _variance_parts(x)
+    if _no_spread(accuracies):
+        return Interval(mean, 0.0, math.nan, math.nan, x.shape[0], NO_SPREAD)
+    half = _half_width(seed_part, test_part, x.shape[0], 1 - confidence)
+    low, high = max(0.0, mean - half), min(1.0, mean + half)
+    return Interval(mean, std, low, high, x.shape[0], "seeds+test set")
+
+
+def recipe_difference(correct_a, correct_b, confidence: float = CONFIDENCE) -> PairedTest:
+    """Recipe A minus recipe B from per-image correctness of the same seeds on the same
+    test images (each of shape: seeds x images).
+
+    The per-seed differences spread from training noise (the seed-only t-interval sees
+    only this), and every seed is scored on one shared test set, whose sampling moves
+    all of them together. Both enter the interval (:func:`_half_width`); its p-value is
+    the level at which the interval just touches 0.
+    """
+    xa, xb = _per_image(correct_a), _per_image(correct_b)
+    if xa.shape != xb.shape:
+        raise ValueError(
+            f"Paired per-image results must have one shape. Received: {xa.shape} and {xb.shape}"
+        )
+    x = xa - xb
+    k, n = x.shape
+    per_seed = x.mean(axis=1)
+    sd = float(per_seed.std(ddof=1))
+    mean, seed_part, test_part = _variance_parts(x)
+    test = f"seeds + test set ({k} seeds x {n} images)"
+    if _no_spread(per_seed):
+        return PairedTest(mean, math.nan, math.nan, math.nan, test, k, 0.0, True, test_part)
+    half = _half_width(seed_part, test_part, k, 1 - confidence)
+    p = _two_level_p(mean, seed_part, test_part, k)
+    return PairedTest(mean, mean - half, mean + half, p, test, k, sd, False, test_part)
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values of one family (NaN entries are not tests and
+    stay NaN)."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p.shape, math.nan)
+    tested = np.isfinite(p)
+    if tested.any():
+        adjusted[tested] = multipletests(p[tested], alpha=ALPHA, method="holm")[1]
+    return adjusted
 
 
 def binomial_std(accuracy: float, n: int) -> float:
@@ -152,39 +288,67 @@ def binomial_std(accuracy: float, n: int) -> float:
     return math.sqrt(accuracy * (1 - accuracy) / n)
 
 
+def _two_sided_power(critical: float, df: int, shift: float) -> float:
+    """P(|T| > critical) for T noncentral t with ``df`` and noncentrality ``shift``.
+
+    scipy's noncentral t returns NaN in its far lower tail for large noncentrality
+    (``nct.cdf(-c, df, 30)``); the lower tail is taken as the upper tail of the mirrored
+    distribution, and where that fails too it is below ``Phi(-shift)``, which bounds it.
+    """
+    upper = float(stats.nct.sf(critical, df, shift))
+    lower = float(stats.nct.sf(critical, df, -shift))
+    if not math.isfinite(lower):
+        lower = float(stats.norm.sf(shift))
+    if not math.isfinite(upper):  # the upper tail is ~1 exactly where scipy gives up
+        upper = float(stats.norm.sf(critical - shift))
+    return min(1.0, upper + lower)
+
+
 def seeds_needed(
     difference: float,
     sd: float,
     power: float = 0.8,
     alpha: float = ALPHA,
     max_seeds: int = 1000,
+    test_var: float = 0.0,
 ) -> float:
-    """The fewest seeds for which a two-sided paired t-test at ``alpha`` detects a true
-    per-seed difference ``difference`` with probability ``power``, when the per-seed
-    differences spread with std ``sd`` (the noncentral t distribution). ``inf``: no
-    difference, or more than ``max_seeds``; NaN: the spread is unknown."""
-    if not (np.isfinite(difference) and np.isfinite(sd)):
+    """The fewest seeds for which a two-sided test at ``alpha`` detects a true per-seed
+    difference ``difference`` with probability ``power``, when the per-seed differences
+    spread with std ``sd``.
+
+    With ``test_var == 0`` this is the paired t-test's power (noncentral t). A shared
+    test set adds ``test_var`` to the variance of the mean whatever the number of seeds;
+    the power is then that of :func:`recipe_difference`'s test, approximated with the
+    same noncentral t on the total variance. ``inf``: no difference, more than
+    ``max_seeds``, or a test set too small for any number of seeds; NaN: the spread is
+    unknown (NaN, or 0: several seeds with no spread).
+    """
+    if not (np.isfinite(difference) and np.isfinite(sd)) or sd <= 0:
         return math.nan
     if difference == 0:
         return math.inf
-    if sd == 0:
-        return 2.0
-    effect = abs(difference) / sd
-    for n in range(2, max_seeds + 1):
-        df = n - 1
-        critical = stats.t.ppf(1 - alpha / 2, df)
-        shift = effect * math.sqrt(n)
-        achieved = stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift)
-        if achieved >= power:
-            return float(n)
+    z = stats.norm.isf(alpha / 2)
+    if test_var > 0 and stats.norm.sf(z - abs(difference) / math.sqrt(test_var)) < power:
+        return math.inf  # even infinitely many seeds leave the test set's noise
+    for k in range(2, max_seeds + 1):
+        total = sd * sd / k + test_var
+        critical = _half_width(sd * sd / k, test_var, k, alpha) / math.sqrt(total)
+        if _two_sided_power(critical, k - 1, abs(difference) / math.sqrt(total)) >= power:
+            return float(k)
     return math.inf
 
 
-def verdict(test: PairedTest, higher: str = "better", lower: str = "worse") -> str:
-    """``higher`` / ``lower`` when the difference is detected (p < ALPHA), else
-    ``no detectable difference``; ``n/a`` when there is no test."""
-    if not np.isfinite(test.p_value):
+def verdict(
+    test: PairedTest, higher: str = "better", lower: str = "worse", p_value: float | None = None
+) -> str:
+    """``higher`` / ``lower`` when the difference is detected (``p_value``, by default
+    the test's own, below ALPHA), else ``no detectable difference``; NO_SPREAD when
+    several seeds did not spread; ``n/a`` when there is no test."""
+    if test.undetermined:
+        return NO_SPREAD
+    p = test.p_value if p_value is None else p_value
+    if not np.isfinite(p):
         return "n/a"
-    if test.p_value >= ALPHA or test.difference == 0:
+    if p >= ALPHA or test.difference == 0:
         return "no detectable difference"
     return higher if test.difference > 0 else lower

@@ -1,25 +1,30 @@
 """Verdicts: is each variant's difference from a baseline real, how large, how sure?
 
 From a comparison's per-run rows (``runs.csv``) and, where recorded, each run's
-per-image test predictions:
+per-image test correctness (``correct/<run>.npy``):
 
-* :func:`intervals`: per variant and metric, the mean, std and 95% interval over seeds
-  (one seed: a Wilson interval on the test accuracy from the test-set size; a t-interval
-  of an accuracy is clipped to [0, 1]), and the
-  seed-to-seed std that the test-set size alone predicts;
+* :func:`intervals`: per variant and metric, the mean, std and 95% interval over seeds.
+  A test accuracy with several seeds and per-image results gets the interval of the
+  recipe's accuracy, seeds and test-set sampling both included (the seed-only
+  t-interval is kept beside it); one seed gets a Wilson interval over the test images;
 * :func:`verdicts`: per variant and metric, the difference from the baseline with its
-  interval, p-value, test, a verdict word and the seeds needed for 80% power.
+  interval, raw and Holm-adjusted p-values, the test, a verdict word and the seeds
+  needed for 80% power.
 
-Several seeds are compared seed by seed (same seed = same split, batch order and
-initial random state) with a paired t-test. One seed has no spread to test against, so
-the test accuracy is compared image by image with an exact McNemar test: that compares
-the two trained models, not the recipes, and the table says so.
+The family: one measure across the variants of one comparison (each variant against
+the baseline), corrected with Holm's step-down method; the verdict word uses the
+adjusted p. Several seeds are compared seed by seed (same seed = same split, batch
+order and initial random state). One seed has no spread to test against, so its test
+accuracy is compared image by image (exact McNemar): that compares the two trained
+models, not the recipes, and the table says so.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,7 +37,9 @@ __all__ = [
     "METRICS",
     "VERDICT_COLUMNS",
     "choose_baseline",
+    "family_note",
     "intervals",
+    "read_correct",
     "verdict_markdown",
     "verdicts",
 ]
@@ -57,6 +64,8 @@ INTERVAL_COLUMNS = [
     "ci_low",
     "ci_high",
     "method",
+    "seed_ci_low",
+    "seed_ci_high",
     "binomial_std",
 ]
 
@@ -69,11 +78,21 @@ VERDICT_COLUMNS = [
     "difference",
     "ci_low",
     "ci_high",
+    "interval",
+    "seed_ci_low",
+    "seed_ci_high",
     "p_value",
+    "p_holm",
+    "family_size",
     "test",
     "verdict",
     "seeds_needed",
 ]
+
+# What ci_low / ci_high of a verdict row are, in words a learner reads.
+SEEDS_AND_TEST_SET = "seeds + test set"
+SEEDS_ONLY = "seeds only (paired t)"
+ONE_SEED = "Bonett-Price (these two models, test images)"
 
 
 def choose_baseline(variants: list[str], baseline: str | None = None) -> str:
@@ -92,22 +111,52 @@ def _values(runs: pd.DataFrame, metric: str) -> pd.Series:
     return values.where(~runs["diverged"].astype(bool))
 
 
-def intervals(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (variant, metric): mean, std and 95% interval over the seeds."""
+def _test_examples(runs: pd.DataFrame) -> int:
+    if "test_examples" not in runs or runs["test_examples"].isna().all():
+        return 0
+    return int(runs["test_examples"].dropna().iloc[0])
+
+
+def _stacked(correct: dict, variant: str, seeds) -> np.ndarray | None:
+    """The per-image results of ``variant`` on ``seeds`` as (seeds, images), or None
+    when one is missing or they differ in length."""
+    rows = [correct.get((variant, int(seed))) for seed in seeds]
+    if not rows or any(r is None for r in rows) or len({len(r) for r in rows}) != 1:
+        return None
+    return np.vstack(rows)
+
+
+def _clipped(ci: stats.Interval) -> stats.Interval:
+    # A t-interval knows no bounds; an accuracy lies in [0, 1].
+    if not np.isfinite(ci.low):
+        return ci
+    return replace(ci, low=max(0.0, ci.low), high=min(1.0, ci.high))
+
+
+def intervals(runs: pd.DataFrame, correct: dict | None = None) -> pd.DataFrame:
+    """One row per (variant, metric): mean, std and 95% interval over the seeds.
+
+    ``correct[(variant, seed)]``: that run's per-image test correctness; with it, a test
+    accuracy over several seeds gets the seeds-and-test-set interval."""
+    correct = correct or {}
     rows = []
     for (dataset, variant), group in runs.groupby(["dataset", "variant"], sort=False):
         for metric in METRICS:
             values = _values(group, metric)
             ci = stats.t_interval(values)
+            seed_ci = ci
             binomial = math.nan
             if metric == "test_accuracy" and "test_examples" in group:
                 n = int(group["test_examples"].iloc[0])
                 binomial = stats.binomial_std(ci.mean, n)
+                seeds = group.loc[values.notna(), "seed"]
+                per_image = _stacked(correct, variant, seeds) if len(seeds) > 1 else None
                 if ci.n == 1:
-                    correct = round(float(values.dropna().iloc[0]) * n)
-                    ci = stats.wilson_interval(correct, n)
-                elif ci.n > 1:  # a t-interval knows no bounds; an accuracy lies in [0, 1]
-                    ci = replace(ci, low=max(0.0, ci.low), high=min(1.0, ci.high))
+                    hits = round(float(values.dropna().iloc[0]) * n)
+                    ci = seed_ci = stats.wilson_interval(hits, n)
+                elif per_image is not None and per_image.shape[1] == n:
+                    ci = stats.recipe_interval(per_image)
+                ci, seed_ci = _clipped(ci), _clipped(seed_ci)
             rows.append(
                 {
                     "dataset": dataset,
@@ -115,10 +164,12 @@ def intervals(runs: pd.DataFrame) -> pd.DataFrame:
                     "metric": metric,
                     "seeds": ci.n,
                     "mean": ci.mean,
-                    "std": ci.std,
+                    "std": seed_ci.std,
                     "ci_low": ci.low,
                     "ci_high": ci.high,
                     "method": ci.method,
+                    "seed_ci_low": seed_ci.low,
+                    "seed_ci_high": seed_ci.high,
                     "binomial_std": binomial,
                 }
             )
@@ -134,6 +185,22 @@ def _paired(runs: pd.DataFrame, variant: str, baseline: str, metric: str):
     return pairs.iloc[:, 0].to_numpy(), pairs.iloc[:, 1].to_numpy(), list(pairs.index)
 
 
+def _accuracy_tests(runs, variant, baseline, correct):
+    """(test behind the verdict, seed-only paired t, which interval) for test accuracy."""
+    ours, theirs, seeds = _paired(runs, variant, baseline, "test_accuracy")
+    n = _test_examples(runs)
+    seed_only = stats.paired_t(ours, theirs, resolution=1 / n if n else 0.0)
+    if len(seeds) == 1:
+        a, b = correct.get((variant, seeds[0])), correct.get((baseline, seeds[0]))
+        if a is not None and b is not None and len(a) == len(b):
+            return stats.mcnemar(a, b), seed_only, ONE_SEED
+    elif len(seeds) > 1:
+        a, b = _stacked(correct, variant, seeds), _stacked(correct, baseline, seeds)
+        if a is not None and b is not None and a.shape == b.shape:
+            return stats.recipe_difference(a, b), seed_only, SEEDS_AND_TEST_SET
+    return seed_only, seed_only, SEEDS_ONLY if len(seeds) > 1 else ""
+
+
 def verdicts(
     runs: pd.DataFrame,
     baseline: str,
@@ -141,39 +208,102 @@ def verdicts(
 ) -> pd.DataFrame:
     """One row per (variant other than ``baseline``, metric).
 
-    ``correct[(variant, seed)]`` holds that run's per-image correctness on the test set;
-    it is used for one-seed test-accuracy comparisons (McNemar).
+    ``correct[(variant, seed)]`` holds that run's per-image correctness on the test set:
+    with one seed it gives McNemar's test, with several the seeds-and-test-set interval
+    of the test-accuracy difference. Each metric's comparisons form one family: their
+    p-values are Holm-adjusted together, and the verdict word uses the adjusted p.
     """
     correct = correct or {}
     rows = []
     dataset = runs["dataset"].iloc[0] if len(runs) else ""
-    for variant in dict.fromkeys(runs["variant"]):
-        if variant == baseline:
-            continue
-        for metric, (higher, lower) in METRICS.items():
-            ours, theirs, seeds = _paired(runs, variant, baseline, metric)
-            test = stats.paired_t(ours, theirs)
-            if len(seeds) == 1 and metric == "test_accuracy":
-                a, b = correct.get((variant, seeds[0])), correct.get((baseline, seeds[0]))
-                if a is not None and b is not None and len(a) == len(b):
-                    test = stats.mcnemar(a, b)
+    others = [v for v in dict.fromkeys(runs["variant"]) if v != baseline]
+    for metric, (higher, lower) in METRICS.items():
+        family = []
+        for variant in others:
+            if metric == "test_accuracy":
+                test, seed_only, interval = _accuracy_tests(runs, variant, baseline, correct)
+            else:
+                ours, theirs, _ = _paired(runs, variant, baseline, metric)
+                test = seed_only = stats.paired_t(ours, theirs)
+                interval = SEEDS_ONLY if test.n > 1 else ""
+            family.append((variant, test, seed_only, interval))
+        adjusted = stats.holm([t.p_value for _, t, _, _ in family])
+        size = int(np.isfinite([t.p_value for _, t, _, _ in family]).sum())
+        for (variant, test, seed_only, interval), p_holm in zip(family, adjusted, strict=True):
+            undetermined = test.undetermined or seed_only.undetermined
             rows.append(
                 {
                     "dataset": dataset,
                     "variant": variant,
                     "baseline": baseline,
                     "metric": metric,
-                    "seeds": len(seeds),
+                    "seeds": seed_only.n,
                     "difference": test.difference,
                     "ci_low": test.low,
                     "ci_high": test.high,
-                    "p_value": test.p_value,
-                    "test": test.test or f"none: {len(seeds)} paired seed(s)",
-                    "verdict": stats.verdict(test, higher, lower),
-                    "seeds_needed": stats.seeds_needed(test.difference, test.sd),
+                    "interval": interval,
+                    "seed_ci_low": seed_only.low,
+                    "seed_ci_high": seed_only.high,
+                    "p_value": math.nan if undetermined else test.p_value,
+                    "p_holm": math.nan if undetermined else p_holm,
+                    "family_size": size,
+                    "test": test.test or f"none: {seed_only.n} paired seed(s)",
+                    "verdict": stats.NO_SPREAD
+                    if undetermined
+                    else stats.verdict(test, higher, lower, p_holm),
+                    # At Holm's strictest step (alpha / family size), where 80% power
+                    # holds whatever the other comparisons' p-values.
+                    "seeds_needed": stats.seeds_needed(
+                        test.difference,
+                        seed_only.sd,
+                        alpha=stats.ALPHA / max(size, 1),
+                        test_var=test.test_var,
+                    ),
                 }
             )
-    return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+    order = {v: k for k, v in enumerate(others)}
+    table = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+    if table.empty:
+        return table
+    # One variant's metrics together, in the variants' order, as before.
+    table["_order"] = table["variant"].map(order)
+    return (
+        table.sort_values(["_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    )
+
+
+def read_correct(run_dir: str | Path) -> dict[tuple[str, int], np.ndarray]:
+    """Each finished run's per-image test correctness in a comparison folder, keyed by
+    (variant, seed), read from the files its ``runs/<run>.json`` records name (runs
+    from before these files have none, and are left out).
+
+    Raises:
+        ValueError: a record names a file outside the folder, or one that is not a
+            one-dimensional boolean array.
+    """
+    run_dir = Path(run_dir)
+    root = run_dir.resolve()
+    correct = {}
+    for record_path in sorted((run_dir / "runs").glob("*.json")):
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        name = record.get("correct")
+        if not name:
+            continue
+        path = (run_dir / name).resolve()
+        if root not in path.parents:
+            raise ValueError(
+                f"{record_path} names a per-image file outside its folder. Re-run the "
+                f"comparison into a new folder. Received: {name!r}"
+            )
+        array = np.load(path, allow_pickle=False)
+        if array.dtype != bool or array.ndim != 1:
+            raise ValueError(
+                f"{path} is not one run's per-image correctness (a 1-D boolean array). "
+                f"Re-run the comparison into a new folder. Received: {array.dtype} "
+                f"{array.shape}"
+            )
+        correct[(str(record["row"]["variant"]), int(record["row"]["seed"]))] = array
+    return correct
 
 
 def _points(value: float) -> str:
@@ -182,8 +312,62 @@ def _points(value: float) -> str:
 
 def _seeds_text(value: float) -> str:
     if np.isnan(value):
-        return "n/a (needs ≥ 2 seeds)"
+        return "n/a (needs ≥ 2 seeds with spread)"
     return "> 1000" if math.isinf(value) else f"{value:.0f}"
+
+
+def _p_text(p: float) -> str:
+    return "n/a" if not np.isfinite(p) else f"{p:.3g}"
+
+
+def _span(low, high) -> list[str]:
+    return [
+        "n/a" if not np.isfinite(lo) else f"[{_points(lo)}, {_points(hi)}]"
+        for lo, hi in zip(low, high, strict=True)
+    ]
+
+
+def family_note(rows: pd.DataFrame) -> str:
+    """One paragraph under a verdict table: the test, the family, the correction and
+    what the interval includes, for the test-accuracy rows ``rows``."""
+    if rows.empty:
+        return ""
+    baseline, size = rows["baseline"].iloc[0], int(rows["family_size"].max())
+    kinds = set(rows["interval"])
+    parts = [
+        f"Family: the {size} test-accuracy comparison{'s' if size != 1 else ''} against "
+        f"`{baseline}` in this table; "
+        f"Holm's step-down correction; a difference is called detected at Holm-adjusted "
+        f"p < {stats.ALPHA:.2f} (two-sided)."
+    ]
+    if SEEDS_AND_TEST_SET in kinds:
+        parts.append(
+            "Test: the recipe difference over seeds, with a 95% interval that adds the "
+            "test set's own sampling noise to the seed-to-seed spread (Graybill-Wang "
+            "combination; the p-value is the level at which it reaches 0); the seed-only "
+            "paired t-interval, which ignores the test set's noise, is shown beside it."
+        )
+    if SEEDS_ONLY in kinds:
+        parts.append(
+            "Test: paired t-test over seeds (no per-image results in this folder): its "
+            "interval holds the seed-to-seed spread only, not the test set's noise."
+        )
+    if ONE_SEED in kinds:
+        parts.append(
+            "One seed: McNemar's exact test compares these two trained models image by "
+            "image, with a Bonett-Price 95% interval; it says nothing about another seed "
+            "of the same recipe. Use `--seeds 3` or more to compare the recipes."
+        )
+    if (rows["verdict"] == stats.NO_SPREAD).any():
+        parts.append(
+            f"{stats.NO_SPREAD}: every seed moved by exactly the same amount, so the "
+            "spread cannot be estimated; more seeds are needed for any verdict."
+        )
+    parts.append(
+        "Seeds for 80% power: at Holm's strictest level (0.05 / family size), test set "
+        "noise included; '> 1000' where the test set is too small for any number of seeds."
+    )
+    return " ".join(parts)
 
 
 def verdict_markdown(verdict_table: pd.DataFrame, interval_table: pd.DataFrame) -> str:
@@ -197,11 +381,11 @@ def verdict_markdown(verdict_table: pd.DataFrame, interval_table: pd.DataFrame) 
         {
             "variant": rows["variant"],
             "Δ test acc (pp)": rows["difference"].map(_points),
-            "95% CI (pp)": [
-                "n/a" if not np.isfinite(lo) else f"[{_points(lo)}, {_points(hi)}]"
-                for lo, hi in zip(rows["ci_low"], rows["ci_high"], strict=True)
-            ],
-            "p": rows["p_value"].map(lambda p: "n/a" if np.isnan(p) else f"{p:.3g}"),
+            "95% CI (pp)": _span(rows["ci_low"], rows["ci_high"]),
+            "interval": rows["interval"],
+            "seed-only 95% CI (pp)": _span(rows["seed_ci_low"], rows["seed_ci_high"]),
+            "p": rows["p_value"].map(_p_text),
+            "p (Holm)": rows["p_holm"].map(_p_text),
             "test": rows["test"],
             "verdict": rows["verdict"],
             "seeds for 80% power": rows["seeds_needed"].map(_seeds_text),
@@ -213,15 +397,8 @@ def verdict_markdown(verdict_table: pd.DataFrame, interval_table: pd.DataFrame) 
         # disable_numparse: keep "+0.65" signed, as written.
         table.to_markdown(index=False, disable_numparse=True),
         "",
-        f"A difference is called detected at p < {stats.ALPHA:.2f} (two-sided, per "
-        "comparison); the interval is 95%.",
+        family_note(rows),
     ]
-    if (rows["seeds"] == 1).any():
-        lines.append(
-            "One seed: McNemar's test compares these two trained models image by image; it "
-            "says nothing about another seed of the same recipe. Use `--seeds 3` or more "
-            "to compare the recipes."
-        )
     accuracy = interval_table[interval_table["metric"] == "test_accuracy"]
     spread = [
         f"`{r.variant}` {100 * r.std:.2f} pp (test-set size alone: {100 * r.binomial_std:.2f})"

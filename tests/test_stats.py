@@ -7,8 +7,10 @@ import pytest
 
 from kerasbn.stats import (
     binomial_std,
+    holm,
     mcnemar,
     paired_t,
+    recipe_difference,
     seeds_needed,
     t_interval,
     verdict,
@@ -51,12 +53,20 @@ def test_paired_t_on_three_seeds():
     assert "3 seeds" in test.test
 
 
-def test_paired_t_without_spread_and_with_one_seed():
+def test_paired_t_without_spread_is_undetermined_and_one_seed_has_no_test():
     same = paired_t([0.9, 0.8, 0.7], [0.9, 0.8, 0.7])
-    assert (same.difference, same.p_value) == (0.0, 1.0)
-    assert verdict(same) == "no detectable difference"
+    assert same.undetermined and math.isnan(same.p_value) and math.isnan(same.low)
+    assert verdict(same) == "undetermined (no spread)"
     shifted = paired_t([0.5, 0.75, 0.25], [0.25, 0.5, 0.0])  # exactly 0.25 each
-    assert shifted.p_value == 0.0 and verdict(shifted) == "better"
+    assert shifted.undetermined and verdict(shifted) == "undetermined (no spread)"
+    assert math.isnan(seeds_needed(shifted.difference, shifted.sd))
+    # One test image apart on each of two seeds of 10,000 images, as float32 accuracies
+    # (what Keras reports): the differences read 1.00017e-4 and 0.99957e-4.
+    a = np.float32([9900 / 10_000, 9902 / 10_000]).astype(float)
+    b = np.float32([9899 / 10_000, 9901 / 10_000]).astype(float)
+    assert not paired_t(a, b).undetermined  # float32 noise reads as a tiny spread...
+    one_image = paired_t(a, b, resolution=1e-4)  # ...unless the image grid is known
+    assert one_image.undetermined and math.isnan(one_image.p_value)
     assert verdict(paired_t([0.9], [0.8])) == "n/a"
 
 
@@ -74,6 +84,116 @@ def test_exact_mcnemar_by_hand():
     assert mcnemar(a, a).p_value == 1.0
     with pytest.raises(ValueError, match="equal-length"):
         mcnemar(a, b[:-1])
+
+
+@pytest.mark.parametrize("only_a, only_b", [(10, 2), (4, 0), (0, 6), (30, 31), (0, 0)])
+def test_mcnemar_p_matches_statsmodels(only_a, only_b):
+    from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
+
+    both, neither = 300, 20
+    a = np.array([True] * only_a + [False] * only_b + [True] * both + [False] * neither)
+    b = np.array([False] * only_a + [True] * only_b + [True] * both + [False] * neither)
+    table = [[both, only_a], [only_b, neither]]
+    expected = sm_mcnemar(table, exact=True).pvalue if only_a + only_b else 1.0
+    assert mcnemar(a, b).p_value == pytest.approx(expected, rel=1e-12)
+
+
+def test_one_seed_interval_is_bonett_price_and_never_ends_at_the_estimate():
+    # 4 vs 0 discordant of 360 (the README's digits bn): pseudo-counts give
+    # p12 = 5/362, p21 = 1/362, centre 4/362 = 0.0110497; variance
+    # (6/362 - (4/362)^2) / 362 = (0.0165746 - 0.0001221) / 362 = 4.54489e-5,
+    # half width 1.959964 * 0.00674159 = 0.0132133.
+    a = np.array([True] * 4 + [True] * 300 + [False] * 56)
+    b = np.array([False] * 4 + [True] * 300 + [False] * 56)
+    test = mcnemar(a, b)
+    assert test.difference == pytest.approx(4 / 360)
+    assert test.low == pytest.approx(0.0110497 - 0.0132133, abs=1e-6)
+    assert test.high == pytest.approx(0.0110497 + 0.0132133, abs=1e-6)
+    assert test.low < test.difference < test.high  # not the collapsed [.., +1.11]
+
+
+def _coverage_of_one_seed_interval(n, p_only_a, p_only_b):
+    """The exact probability, over the multinomial of (only A right, only B right,
+    neither discordant) images, that the one-seed interval covers p_only_a - p_only_b:
+    every (b, c) enumerated with scipy's binomial pmf, no simulation error."""
+    from scipy import stats
+
+    truth = p_only_a - p_only_b
+    covered = 0.0
+    b_max = int(n * p_only_a + 10 * math.sqrt(n * p_only_a + 1) + 5)
+    c_max = int(n * p_only_b + 10 * math.sqrt(n * p_only_b + 1) + 5)
+    for b_count in range(min(b_max, n) + 1):
+        weight_b = stats.binom.pmf(b_count, n, p_only_a)
+        rest = n - b_count
+        for c_count in range(min(c_max, rest) + 1):
+            weight = weight_b * stats.binom.pmf(c_count, rest, p_only_b / (1 - p_only_a))
+            if weight < 1e-12:
+                continue
+            a = np.zeros(n, bool)
+            b = np.zeros(n, bool)
+            a[:b_count] = True
+            b[b_count : b_count + c_count] = True
+            test = mcnemar(a, b)
+            covered += weight * (test.low <= truth <= test.high)
+    return covered
+
+
+@pytest.mark.parametrize(
+    "n, p_only_a, p_only_b",
+    [(360, 0.011, 0.0), (360, 0.013, 0.002), (360, 0.020, 0.005), (2000, 0.004, 0.001)],
+)
+def test_one_seed_interval_covers_the_true_difference(n, p_only_a, p_only_b):
+    # The old interval (the exact interval of b/(b+c) scaled by the observed (b+c)/n)
+    # covered 56%, 71% and 85% of the time at the first three settings.
+    assert _coverage_of_one_seed_interval(n, p_only_a, p_only_b) >= 0.945
+
+
+def test_holm_by_hand():
+    # Sorted p: 0.01 x 3 = 0.03; 0.03 x 2 = 0.06; 0.04 x 1 = 0.04 -> max(0.06, 0.04).
+    adjusted = holm([0.01, 0.04, float("nan"), 0.03])
+    assert adjusted[[0, 1, 3]] == pytest.approx([0.03, 0.06, 0.06])
+    assert math.isnan(adjusted[2])
+
+
+def test_recipe_difference_by_hand():
+    # Per-image differences (A - B), two seeds x four images:
+    #   seed 0: 1 0 0 0 -> 0.25;  seed 1: 1 1 0 1 -> 0.75;  mean 0.5.
+    # Seeds: var(0.25, 0.75) = 0.125, / 2 seeds = 0.0625.
+    # Test set: per-image means 1, .5, 0, .5 have variance 1/6; the seed noise in them,
+    # mean over images of var over seeds (0, .5, 0, .5) = 0.25, / 2 seeds = 0.125;
+    # (1/6 - 0.125) / 4 images = 0.0104167.
+    # Half width sqrt(t(.975, 1)^2 0.0625 + z^2 0.0104167)
+    # = sqrt(161.4475 * 0.0625 + 3.841459 * 0.0104167) = sqrt(10.130486) = 3.182842.
+    a = np.array([[1, 0, 0, 0], [1, 1, 1, 1]], bool)
+    b = np.array([[0, 0, 0, 0], [0, 0, 1, 0]], bool)
+    test = recipe_difference(a, b)
+    assert test.difference == pytest.approx(0.5)
+    assert test.test_var == pytest.approx(0.0104167, abs=1e-7)
+    assert test.high - test.difference == pytest.approx(3.182842, abs=1e-5)
+    assert test.sd == pytest.approx(math.sqrt(0.125))
+    # A difference of one image on each of two seeds: no spread, no p-value, no verdict.
+    one_image = recipe_difference(np.eye(2, 360, dtype=bool), np.zeros((2, 360), bool))
+    assert one_image.undetermined and math.isnan(one_image.p_value)
+    assert verdict(one_image) == "undetermined (no spread)"
+    with pytest.raises(ValueError, match="one shape"):
+        recipe_difference(a, b[:, :3])
+
+
+def test_recipe_p_value_is_where_the_interval_reaches_zero():
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    a, b = rng.random((3, 500)) < 0.9, rng.random((3, 500)) < 0.86
+    test = recipe_difference(a, b)
+    x = a.astype(float) - b.astype(float)
+    seed_part = x.mean(axis=1).var(ddof=1) / 3
+    test_part = test.test_var
+    # The interval at level 1 - p ends at 0 (same combination, critical values from p).
+    half = math.sqrt(
+        stats.t.ppf(1 - test.p_value / 2, 2) ** 2 * seed_part
+        + stats.norm.ppf(1 - test.p_value / 2) ** 2 * test_part
+    )
+    assert half == pytest.approx(abs(test.difference), rel=1e-6)
 
 
 def test_binomial_std_of_a_test_accuracy():

@@ -8,11 +8,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from kerasbn import compare, default_config
 from kerasbn.cli.compare import main
 from kerasbn.report import source_line
-from kerasbn.verdicts import verdicts
+from kerasbn.verdicts import read_correct, verdicts
 
 
 def test_a_real_advantage_is_called_better(digits_three_seeds):
@@ -20,8 +21,23 @@ def test_a_real_advantage_is_called_better(digits_three_seeds):
     table = pd.read_csv(result.out_dir / "verdicts.csv")
     row = table[(table["variant"] == "bn") & (table["metric"] == "test_accuracy")].iloc[0]
     assert row["baseline"] == "base" and row["seeds"] == 3
-    assert row["verdict"] == "better" and row["p_value"] < 0.05
-    assert row["test"] == "paired t-test over 3 seeds"
+    assert row["verdict"] == "better" and row["p_holm"] < 0.05
+    assert row["test"] == "seeds + test set (3 seeds x 360 images)"
+    assert row["interval"] == "seeds + test set" and row["family_size"] == 2
+    # The seed-only interval beside it is scipy's paired t-interval on runs.csv.
+    runs_by_seed = pd.read_csv(result.out_dir / "runs.csv").pivot(
+        index="seed", columns="variant", values="test_accuracy"
+    )
+    expected = stats.ttest_rel(runs_by_seed["bn"], runs_by_seed["base"]).confidence_interval()
+    assert row["seed_ci_low"] == pytest.approx(expected.low, abs=1e-6)
+    assert row["seed_ci_high"] == pytest.approx(expected.high, abs=1e-6)
+    # Adding the test set's noise never narrows the interval.
+    assert row["ci_high"] - row["ci_low"] >= row["seed_ci_high"] - row["seed_ci_low"] - 1e-12
+    # Holm over the family (bn, bn-copy against base): the smaller p doubled, the larger
+    # no smaller than that.
+    family = table[table["metric"] == "test_accuracy"].set_index("variant")
+    small, large = sorted(family["p_value"])
+    assert sorted(family["p_holm"]) == pytest.approx([min(1, 2 * small), max(2 * small, large)])
     # The difference is the mean of the per-seed differences in runs.csv.
     runs = pd.read_csv(result.out_dir / "runs.csv").set_index(["variant", "seed"])
     per_seed = [
@@ -39,7 +55,9 @@ def test_identical_variants_are_not_told_apart(digits_three_seeds):
     result, _ = digits_three_seeds
     table = verdicts(result.runs, "bn")
     row = table[(table["variant"] == "bn-copy") & (table["metric"] == "test_accuracy")].iloc[0]
-    assert row["difference"] == 0 and row["verdict"] == "no detectable difference"
+    # Bit-identical runs differ by exactly 0 on every seed: no spread, so no verdict.
+    assert row["difference"] == 0 and row["verdict"] == "undetermined (no spread)"
+    assert np.isnan(row["p_value"]) and np.isnan(row["p_holm"])
     worse = table[(table["variant"] == "base") & (table["metric"] == "test_accuracy")]
     assert worse["verdict"].item() == "worse"
 
@@ -54,7 +72,8 @@ def test_intervals_cover_every_metric(digits_three_seeds):
         "epochs_to_target",
     }
     bn = table[(table["variant"] == "bn") & (table["metric"] == "test_accuracy")].iloc[0]
-    assert bn["method"] == "t" and bn["ci_low"] <= bn["mean"] <= bn["ci_high"]
+    assert bn["method"] == "seeds+test set" and bn["ci_low"] <= bn["mean"] <= bn["ci_high"]
+    assert bn["seed_ci_low"] <= bn["mean"] <= bn["seed_ci_high"]
     # 360 test images: sqrt(p (1 - p) / 360) at the mean accuracy.
     assert bn["binomial_std"] == pytest.approx(np.sqrt(bn["mean"] * (1 - bn["mean"]) / 360))
 
@@ -136,3 +155,86 @@ def test_a_finished_comparison_reads_back_without_training(digits_three_seeds, t
     assert again.verdicts is not None and len(again.verdicts) == 2 * 4  # 2 variants x 4 metrics
     with pytest.raises(FileNotFoundError, match="no finished comparison"):
         load_comparison(tmp_path)
+
+
+def _made_up_runs(accuracy: dict[tuple[str, int], int], images: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "dataset": "made-up",
+                "variant": variant,
+                "seed": seed,
+                # float32, as Keras reports it
+                "test_accuracy": float(np.float32(hits / images)),
+                "test_examples": images,
+                "final_train_val_gap": 0.01 * seed,
+                "val_loss_overfit": 0.0,
+                "epochs_to_target": 3,
+                "diverged": False,
+            }
+            for (variant, seed), hits in accuracy.items()
+        ]
+    )
+
+
+def test_one_image_better_on_each_of_two_seeds_is_undetermined():
+    images = 10_000
+    correct = {}
+    for seed, hits in enumerate((9900, 9902)):
+        base = np.zeros(images, bool)
+        base[:hits] = True
+        better = base.copy()
+        better[hits] = True  # one more image right
+        correct[("base", seed)], correct[("new", seed)] = base, better
+    hits = {key: int(value.sum()) for key, value in correct.items()}
+    runs = _made_up_runs(hits, images)
+    for per_image in (correct, None):  # with and without per-image results
+        row = verdicts(runs, "base", per_image).query("metric == 'test_accuracy'").iloc[0]
+        assert row["verdict"] == "undetermined (no spread)"
+        assert np.isnan(row["p_value"]) and np.isnan(row["p_holm"])
+        assert np.isnan(row["seeds_needed"])
+        assert row["difference"] == pytest.approx(1 / images)
+
+
+def test_holm_turns_two_one_seed_detections_into_one():
+    # One seed, 300 images: "a" is right on 8 images base misses (exact McNemar
+    # p = 2 / 2^8 = 0.0078), "b" on 6 (p = 2 / 2^6 = 0.03125). Holm: 0.0078 x 2 =
+    # 0.0156 (detected), max(0.0156, 0.03125 x 1) = 0.03125 (detected); with "c" at
+    # 5 images (p = 0.0625) in the family: 0.0234, 0.0625, 0.0625: only "a".
+    images = 300
+    base = np.zeros(images, bool)
+    base[:250] = True
+    correct = {("base", 0): base}
+    for name, extra in (("a", 8), ("b", 6), ("c", 5)):
+        run = base.copy()
+        run[250 : 250 + extra] = True
+        correct[(name, 0)] = run
+    hits = {key: int(value.sum()) for key, value in correct.items()}
+    table = verdicts(_made_up_runs(hits, images), "base", correct)
+    rows = table.query("metric == 'test_accuracy'").set_index("variant")
+    assert rows["p_value"].to_list() == pytest.approx([2 / 256, 2 / 64, 2 / 32])
+    assert rows["p_holm"].to_list() == pytest.approx([6 / 256, 2 / 32, 2 / 32])
+    assert rows["verdict"].to_list() == ["better", *["no detectable difference"] * 2]
+    assert (rows["family_size"] == 3).all()
+    # Without "c" the family is two, and both are detected.
+    two = verdicts(_made_up_runs(hits, images).query("variant != 'c'"), "base", correct)
+    assert set(two.query("metric == 'test_accuracy'")["verdict"]) == {"better"}
+
+
+def test_read_correct_refuses_files_outside_the_folder_and_wrong_arrays(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "correct").mkdir()
+    np.save(tmp_path / "correct" / "ok.npy", np.array([True, False]))
+    record = {"row": {"variant": "bn", "seed": 0}, "correct": "correct/ok.npy"}
+    (tmp_path / "runs" / "r.json").write_text(json.dumps(record))
+    assert read_correct(tmp_path)[("bn", 0)].tolist() == [True, False]
+    np.save(tmp_path / "outside.npy", np.array([True]))
+    record["correct"] = "../outside.npy"
+    (tmp_path / "runs" / "r.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="outside its folder"):
+        read_correct(tmp_path / ".")
+    np.save(tmp_path / "correct" / "floats.npy", np.array([0.5, 1.0]))
+    record["correct"] = "correct/floats.npy"
+    (tmp_path / "runs" / "r.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="1-D boolean"):
+        read_correct(tmp_path)
