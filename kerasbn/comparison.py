@@ -44,7 +44,7 @@ from kerasbn._versions import run_record
 from kerasbn.comparison_run import Job, train_one
 from kerasbn.data import Dataset, load_dataset
 from kerasbn.diagnostics.files import write_diagnostics
-from kerasbn.report import HISTORY_COLUMNS, write_results
+from kerasbn.report import HISTORY_COLUMNS, summarize, write_results
 from kerasbn.runfolder import COMPLETE, ResumeRule, RunFolder, copy_state, default_out_dir
 from kerasbn.training import (
     EPOCH_COLUMNS,
@@ -54,7 +54,7 @@ from kerasbn.training import (
 )
 from kerasbn.training.distribute import Placement, resolve
 from kerasbn.variants import DEFAULT_VARIANTS, Variant, get_variant, parse_variants
-from kerasbn.verdicts import choose_baseline
+from kerasbn.verdicts import choose_baseline, read_correct, stored_baseline, verdicts
 
 __all__ = [
     "RESUME_RULE",
@@ -75,6 +75,9 @@ class CompareResult:
     runs: pd.DataFrame
     model_paths: dict[str, Path]
     verdicts: pd.DataFrame | None = None  # each variant against the baseline
+    # Per-image test correctness keyed by (variant, seed): the test set's share of the
+    # intervals (kerasbn.verdicts.intervals(runs, correct)).
+    correct: dict | None = None
 
 
 # Settings that must match for a folder to be resumed (verbosity may change, a
@@ -108,14 +111,18 @@ def load_comparison(out_dir: str | os.PathLike) -> CompareResult:
         record = json.loads(record_path.read_text())
         if record.get("model"):
             models[record["row"]["variant"]] = Path(record["model"])
-    verdicts = out_dir / "verdicts.csv"  # absent in folders from before verdicts
+    # Summary and verdicts are recomputed from the per-run rows and per-image results,
+    # so a folder measured before a change to the statistics shows the current methods.
+    runs = pd.read_csv(out_dir / "runs.csv")
+    correct = read_correct(out_dir)
     return CompareResult(
         out_dir,
-        pd.read_csv(out_dir / "summary.csv"),
+        summarize(runs, correct),
         pd.read_csv(out_dir / "history.csv"),
-        pd.read_csv(out_dir / "runs.csv"),
+        runs,
         models,
-        pd.read_csv(verdicts) if verdicts.exists() else None,
+        verdicts(runs, stored_baseline(out_dir, runs), correct),
+        correct,
     )
 
 
@@ -351,4 +358,4 @@ def _run_all(job: Job, folder: RunFolder) -> CompareResult:
     folder.complete(
         {"runs": len(run_rows), "diverged_runs": int(runs["diverged"].astype(bool).sum())}
     )
-    return CompareResult(out_dir, summary, history, runs, model_paths, verdict_table)
+    return CompareResult(out_dir, summary, history, runs, model_paths, verdict_table, correct)

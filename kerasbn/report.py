@@ -17,10 +17,10 @@ from kerasbn._io import write_text
 from kerasbn.plots import plot_curves, plot_differences
 from kerasbn.training import EPOCH_COLUMNS, TrainResult
 from kerasbn.verdicts import (
-    choose_baseline,
     family_note,
     intervals,
     read_correct,
+    stored_baseline,
     verdict_markdown,
     verdicts,
 )
@@ -305,17 +305,6 @@ FLIP_TTA_RUNS = "test_accuracy_flip_tta"
 FLIP_TTA = "flip-TTA test acc % (extra)"
 
 
-def _baseline(run_dir: Path, runs: pd.DataFrame) -> str:
-    # The baseline the comparison was run with: verdicts.csv names it (config.json
-    # does not); a folder without verdicts gets the default.
-    stored = run_dir / "verdicts.csv"
-    if stored.is_file():
-        named = pd.read_csv(stored, usecols=["baseline"])["baseline"].dropna()
-        if len(named) and named.iloc[0] in set(runs["variant"]):
-            return str(named.iloc[0])
-    return choose_baseline(list(dict.fromkeys(runs["variant"])))
-
-
 def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
     """The README's results table from finished comparison folders: per variant, mean ±
     std over seeds with the 95% interval, the flip test-time-augmentation accuracy where
@@ -337,7 +326,7 @@ def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
         runs = pd.read_csv(run_dir / "runs.csv")
         correct = read_correct(run_dir)
         summary = summarize(runs, correct)
-        verdict_table = verdicts(runs, _baseline(run_dir, runs), correct)
+        verdict_table = verdicts(runs, stored_baseline(run_dir, runs), correct)
         verdict = verdict_table.query("metric == 'test_accuracy'").set_index("variant")
         for r in summary.itertuples():
             if r.variant in verdict.index:

@@ -40,6 +40,7 @@ __all__ = [
     "family_note",
     "intervals",
     "read_correct",
+    "stored_baseline",
     "verdict_markdown",
     "verdicts",
 ]
@@ -270,6 +271,17 @@ def verdicts(
     return (
         table.sort_values(["_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
     )
+
+
+def stored_baseline(run_dir: str | Path, runs: pd.DataFrame) -> str:
+    """The baseline a comparison folder was judged against: its ``verdicts.csv`` names
+    it; a folder without one gets the default for its variants."""
+    stored = Path(run_dir) / "verdicts.csv"
+    if stored.is_file():
+        named = pd.read_csv(stored, usecols=["baseline"])["baseline"].dropna()
+        if len(named) and named.iloc[0] in set(runs["variant"]):
+            return str(named.iloc[0])
+    return choose_baseline(list(dict.fromkeys(runs["variant"])))
 
 
 def read_correct(run_dir: str | Path) -> dict[tuple[str, int], np.ndarray]:
