@@ -1,20 +1,25 @@
 """``python -m kerasbn.results RUN_DIR [RUN_DIR ...] [--table main|diagnostics|experiment]
-[--into README.md --name NAME]``.
+[--into README.md --name NAME]`` and ``python -m kerasbn.results archive RUN_DIR --name
+NAME``.
 
 Prints the results table (``--table diagnostics``: the BN diagnostics table) of finished
 comparison folders, or writes it into a Markdown
 file between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``: how the README's
-tables are made, never by hand. Exit status: 0 written, 2 an unfinished or missing
-folder, or a file without the markers.
+tables are made, never by hand. ``archive`` copies a finished folder's light files into
+``results/NAME`` (see :mod:`kerasbn.archive`), where the tables are read from.
+Exit status: 0 written, 2 an unfinished or missing folder, a file without the markers,
+or a folder that cannot be archived.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from kerasbn._io import write_text
+from kerasbn.archive import ARCHIVE_ROOT, archive
 from kerasbn.diagnostics.table import diagnostics_markdown
 from kerasbn.report import experiment_markdown, replace_block, results_markdown
 
@@ -27,7 +32,27 @@ TABLES = {
 __all__ = ["main"]
 
 
+def archive_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m kerasbn.results archive",
+        description="Copy a finished run folder's light files into the results archive.",
+    )
+    parser.add_argument("run_dir", help="a finished run folder (compare or experiment)")
+    parser.add_argument("--name", required=True, help="the archive folder's name")
+    parser.add_argument("--root", default=str(ARCHIVE_ROOT), help="default: %(default)s")
+    args = parser.parse_args(argv)
+    try:
+        target = archive(args.run_dir, args.name, args.root)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        parser.exit(2, f"error: {exc}\n")
+    print(target)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["archive"]:
+        return archive_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m kerasbn.results", description=__doc__)
     parser.add_argument("run_dirs", nargs="+", help="finished compare output folders")
     parser.add_argument("--into", help="a Markdown file to write the table into")

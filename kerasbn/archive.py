@@ -1,0 +1,128 @@
+"""The results archive: a finished run folder's light files, committed under
+``results/<name>/``, so that every published table can be checked (and regenerated)
+from a fresh clone.
+
+    python -m kerasbn.results archive runs/mnist-3seeds --name mnist-3seeds
+
+What goes in: the settings and completion marker, every table (CSV, Markdown, JSON
+records), the per-run epoch logs, and the per-image arrays that paired tests and the
+calibration figure need: correctness as booleans, predicted classes as the smallest
+integer type that holds them, probabilities as float16. What stays out: checkpoints,
+saved models, TensorBoard events, figures (the published ones live in ``docs/images``)
+and anything else. An archived folder reads like the original: ``kerasbn.results``,
+``load_comparison`` and ``verdicts`` accept it, and ``compare`` pointed at a copy of it
+trains only the runs it lacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from kerasbn._io import atomic_path, write_text
+from kerasbn.runfolder import COMPLETE
+
+__all__ = ["ARCHIVE_ROOT", "archive", "archived_files"]
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_ROOT = Path("results")
+# Light files, by where they stand in a run folder.
+TOP_LEVEL_SUFFIXES = (".csv", ".json", ".md")
+SUBFOLDERS = {"logs": ".csv", "runs": ".json", "activations": ".csv"}
+ARRAYS = ("correct", "predictions", "probabilities")
+# Larger than any table or record of ours: such a file is not a light file.
+MAX_TEXT_BYTES = 8 * 2**20
+
+
+def archived_files(run_dir: Path) -> list[Path]:
+    """The files of ``run_dir`` that an archive keeps, relative to it, sorted."""
+    keep = [p for p in run_dir.iterdir() if p.is_file() and p.suffix in TOP_LEVEL_SUFFIXES]
+    for folder, suffix in SUBFOLDERS.items():
+        if (run_dir / folder).is_dir():
+            keep += [p for p in (run_dir / folder).iterdir() if p.suffix == suffix]
+    for folder in ARRAYS:
+        if (run_dir / folder).is_dir():
+            keep += [p for p in (run_dir / folder).iterdir() if p.suffix == ".npy"]
+    # A temporary file of an interrupted write, or a link, is never archived.
+    keep = [p for p in keep if not p.name.startswith(".") and not p.is_symlink()]
+    return sorted(p.relative_to(run_dir) for p in keep)
+
+
+def _machine_paths(run_dir: Path) -> list[str]:
+    """Absolute paths of this machine that a published file must not name."""
+    places = {str(run_dir.resolve()), str(Path.cwd()), str(Path.home())}
+    return sorted((p for p in places if p not in ("/", "")), key=len, reverse=True)
+
+
+def _light_array(array: np.ndarray, folder: str) -> np.ndarray:
+    if folder == "probabilities":
+        return array.astype(np.float16)  # enough for a reliability diagram
+    if folder == "predictions" and array.size and array.min() >= 0 and array.max() < 256:
+        return array.astype(np.uint8)
+    return array
+
+
+def archive(run_dir: str | os.PathLike, name: str, root: str | os.PathLike = ARCHIVE_ROOT):
+    """Copy the light files of the finished folder ``run_dir`` into ``root/name``.
+
+    Returns the archive folder. The copy is built beside it and renamed in, so an
+    interrupted archive leaves the previous one (or none), never half of one.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` is not a finished run (no ``complete.json``).
+        ValueError: ``name`` is not a plain folder name, or a file names an absolute
+            path of this machine (publish commands with the paths a user would type).
+    """
+    run_dir = Path(run_dir)
+    if not name or name != Path(name).name or name.startswith("."):
+        raise ValueError(
+            f"An archive name is one plain folder name, e.g. mnist-3seeds. Received: {name!r}"
+        )
+    if not (run_dir / COMPLETE).is_file():
+        raise FileNotFoundError(
+            f"{run_dir} is not a finished run (no {COMPLETE}); a partial run is never "
+            "archived. Finish it by re-running its command, then archive it."
+        )
+    files = archived_files(run_dir)
+    machine = _machine_paths(run_dir)
+    root = Path(root)
+    target = root / name
+    staging = root / f".{name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        for relative in files:
+            source, dest = run_dir / relative, staging / relative
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if source.suffix == ".npy":
+                array = np.load(source, allow_pickle=False)
+                with atomic_path(dest, suffix=".npy") as tmp:
+                    np.save(tmp, _light_array(array, relative.parts[0]), allow_pickle=False)
+                continue
+            if source.stat().st_size > MAX_TEXT_BYTES:
+                raise ValueError(
+                    f"{source} is larger than any table a run writes "
+                    f"({source.stat().st_size} bytes); it is not archived. Move it out of "
+                    "the run folder and archive again."
+                )
+            text = source.read_text(encoding="utf-8")
+            named = [p for p in machine if p in text]
+            if named:
+                raise ValueError(
+                    f"{source} names a path of this machine ({named[0]}); a published "
+                    "file must not. Re-run with relative paths (e.g. --data-dir "
+                    "../shared/data --out runs/NAME) and archive that folder."
+                )
+            write_text(dest, text)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("archived %d files of %s into %s", len(files), run_dir, target)
+    return target

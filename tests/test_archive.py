@@ -1,0 +1,96 @@
+"""The results archive: a finished folder's light files, read and grown like the folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kerasbn import compare, default_config, load_comparison
+from kerasbn.archive import archive
+from kerasbn.cli.results import main as results_main
+from kerasbn.report import results_markdown
+
+
+@pytest.fixture(scope="module")
+def one_seed_folder(digits, tmp_path_factory):
+    config = default_config("digits", epochs=2, verbose=0)
+    out = tmp_path_factory.mktemp("archive") / "dg"
+    compare(digits, "base,bn", config, seeds=1, out_dir=out, save_models=None)
+    return out, config
+
+
+def test_archive_keeps_light_files_only(one_seed_folder, tmp_path):
+    out, _ = one_seed_folder
+    target = archive(out, "dg", root=tmp_path / "results")
+    kept = {p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()}
+    assert {"config.json", "complete.json", "runs.csv", "history.csv", "verdicts.csv"} <= kept
+    assert {"runs/digits-bn-seed0.json", "correct/digits-bn-seed0.npy"} <= kept
+    assert "logs/digits-base-seed0.csv" in kept
+    # No figure, no TensorBoard event, no checkpoint.
+    assert not [k for k in kept if k.endswith(".png") or k.startswith(("tensorboard", "backup"))]
+    probs = np.load(out / "probabilities" / "digits-bn-seed0.npy")
+    light = np.load(target / "probabilities" / "digits-bn-seed0.npy")
+    assert light.dtype == np.float16 and np.allclose(light, probs, atol=1e-3)
+    assert np.load(target / "predictions" / "digits-bn-seed0.npy").dtype == np.uint8
+    assert np.array_equal(
+        np.load(target / "correct" / "digits-bn-seed0.npy"),
+        np.load(out / "correct" / "digits-bn-seed0.npy"),
+    )
+    # The archived folder publishes the same table as the folder it came from.
+    assert results_markdown([target]) == results_markdown([out])
+
+
+def test_an_archived_folder_grows_by_the_missing_runs_only(
+    one_seed_folder, digits, tmp_path, messages
+):
+    out, config = one_seed_folder
+    archived = archive(out, "dg", root=tmp_path / "results")
+    copy = tmp_path / "grown"
+    shutil.copytree(archived, copy)
+    messages.clear()
+    grown = compare(digits, "base,bn", config, seeds=2, out_dir=copy, save_models=None)
+    trained = [m for m in messages if m.startswith("training ")]
+    assert trained == [
+        "training digits-base-seed1 (1150 images)",
+        "training digits-bn-seed1 (1150 images)",
+    ]
+    assert len(grown.runs) == 4 and (copy / "complete.json").exists()
+    first = pd.read_csv(out / "runs.csv").set_index(["variant", "seed"])["test_accuracy"]
+    again = grown.runs.set_index(["variant", "seed"])["test_accuracy"].loc[first.index]
+    assert again.to_list() == first.to_list()  # read back, not retrained
+    assert load_comparison(copy).verdicts["seeds"].max() == 2
+
+
+def test_archive_refuses_unfinished_folders_machine_paths_and_odd_names(
+    one_seed_folder, tmp_path, capsys
+):
+    out, _ = one_seed_folder
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(out, unfinished)
+    (unfinished / "complete.json").unlink()
+    assert_exit_2(["archive", str(unfinished), "--name", "u", "--root", str(tmp_path)])
+    assert "not a finished run" in capsys.readouterr().err
+    assert not (tmp_path / "u").exists()
+
+    leaky = tmp_path / "leaky"
+    shutil.copytree(out, leaky)
+    config = json.loads((leaky / "config.json").read_text())
+    config["command"] = f"python -m kerasbn.compare --out {leaky.resolve()}"
+    (leaky / "config.json").write_text(json.dumps(config))
+    assert_exit_2(["archive", str(leaky), "--name", "l", "--root", str(tmp_path / "r")])
+    assert "names a path of this machine" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "l").exists() and not list((tmp_path / "r").iterdir())
+
+    for name in ("../x", "", ".hidden", "a/b"):
+        assert_exit_2(["archive", str(out), "--name", name, "--root", str(tmp_path / "r")])
+        assert "plain folder name" in capsys.readouterr().err
+
+
+def assert_exit_2(argv):
+    with pytest.raises(SystemExit) as exit_info:
+        results_main(argv)
+    assert exit_info.value.code == 2
