@@ -49,10 +49,27 @@ def archive_main(argv: Sequence[str]) -> int:
     return 0
 
 
+def published_main(command: str) -> int:
+    """``check``: exit 1 naming each published block that differs from what its archived
+    folders generate; ``regenerate``: rewrite them all (run from the repository root)."""
+    from kerasbn import published
+
+    if command == "regenerate":
+        for name in published.regenerate():
+            print(f"regenerated {name}")
+        return 0
+    drifted = published.differences()
+    for name in drifted:
+        print(f"differs from its archived folders: {name}", file=sys.stderr)
+    return 1 if drifted else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["archive"]:
         return archive_main(argv[1:])
+    if argv[:1] in (["check"], ["regenerate"]):
+        return published_main(argv[0])
     parser = argparse.ArgumentParser(prog="python -m kerasbn.results", description=__doc__)
     parser.add_argument("run_dirs", nargs="+", help="finished compare output folders")
     parser.add_argument("--into", help="a Markdown file to write the table into")

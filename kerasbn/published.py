@@ -1,0 +1,147 @@
+"""Every generated block of the published documents and the archived folders it comes
+from, so that a fresh clone can regenerate each one and find any that drifted.
+
+A block is what lies between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``
+in a document; :data:`BLOCKS` names the generator and the ``results/`` folders of each,
+and :data:`PENDING` the blocks whose run folders are not archived yet (with why), so
+that no block is left unchecked without saying so.
+
+    python -m kerasbn.results regenerate   # rewrite every archived block in place
+    python -m kerasbn.results check        # exit 1 and name each block that differs
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "BLOCKS",
+    "DOCUMENTS",
+    "PENDING",
+    "Block",
+    "block_names",
+    "current_block",
+    "differences",
+    "machine_paths_in",
+    "regenerate",
+]
+
+DOCUMENTS = ("README.md", "benchmarks/README.md")
+
+
+@dataclass(frozen=True)
+class Block:
+    document: str  # relative to the repository root
+    name: str
+    table: str  # a kerasbn.results --table kind
+    folders: tuple[str, ...]  # archived run folders, relative to the repository root
+
+
+BLOCKS = (
+    Block("README.md", "digits", "main", ("results/readme-digits",)),
+)
+
+_GONE = "its run folder was lost with an earlier machine; re-run the command under it"
+# Blocks not yet regenerated from results/, each with the reason.
+PENDING: dict[tuple[str, str], str] = {
+    ("README.md", name): _GONE
+    for name in (
+        "mnist",
+        "fashion",
+        "cifar10",
+        "time-cifar10",
+        "time",
+        "diagnostics-lag",
+        "diagnostics-mnist",
+        "diagnostics-cifar10",
+        "mnist-mlp",
+        "ioffe-szegedy",
+        "corruption",
+        "corruption-fashion",
+        "lr-robustness",
+        "batch-size",
+        "smoothness",
+    )
+} | {
+    ("benchmarks/README.md", name): _GONE
+    for name in (
+        "cpu",
+        "cifar10-30",
+        "cifar10-sgd",
+        "cifar10-ls",
+        "cifar10-b64",
+        "cifar10-lever-set",
+        "cifar10-fair-set",
+        "cifar10-30-time",
+        "gpu",
+        "recipe-sweep",
+    )
+}
+
+_MARKER = re.compile(r"^<!-- results:([A-Za-z0-9_.-]+) -->$", re.MULTILINE)
+
+
+def block_names(text: str) -> list[str]:
+    """The names of the generated blocks in a document, in order (a marker stands on a
+    line of its own; one quoted in prose is not a block)."""
+    return _MARKER.findall(text)
+
+
+def current_block(text: str, name: str) -> str:
+    """What a document holds between the markers of block ``name`` (stripped)."""
+    start, end = f"<!-- results:{name} -->", f"<!-- /results:{name} -->"
+    return text.split(start, 1)[1].split(end, 1)[0].strip()
+
+
+def _generate(block: Block, root: Path) -> str:
+    # Imported here: the generators pull in pandas and matplotlib, the registry does not.
+    from kerasbn.cli.results import TABLES
+
+    # The tables name a folder by its last part, so where the clone lies does not show.
+    return TABLES[block.table]([root / folder for folder in block.folders]).strip()
+
+
+def differences(root: str | os.PathLike = ".") -> list[str]:
+    """``document: block`` for every registered block whose text differs from what its
+    archived folders generate now, and for every block that is neither registered nor
+    pending."""
+    root = Path(root)
+    found = []
+    registered = {(b.document, b.name) for b in BLOCKS}
+    for document in DOCUMENTS:
+        text = (root / document).read_text(encoding="utf-8")
+        for name in block_names(text):
+            if (document, name) not in registered and (document, name) not in PENDING:
+                found.append(f"{document}: {name} (neither archived nor pending)")
+    for block in BLOCKS:
+        text = (root / block.document).read_text(encoding="utf-8")
+        if current_block(text, block.name) != _generate(block, root):
+            found.append(f"{block.document}: {block.name}")
+    return found
+
+
+def regenerate(root: str | os.PathLike = ".") -> list[str]:
+    """Rewrite every registered block from its archived folders; returns their names."""
+    from kerasbn._io import write_text
+    from kerasbn.report import replace_block
+
+    root = Path(root)
+    for block in BLOCKS:
+        path = root / block.document
+        text = replace_block(path.read_text(encoding="utf-8"), block.name, _generate(block, root))
+        write_text(path, text)
+    return [f"{b.document}: {b.name}" for b in BLOCKS]
+
+
+# An absolute path in a published command: a slash-led path after a space, a backtick or
+# an equals sign (``--out /home/me/runs``, ``models_dir=/work/x``).
+_ABSOLUTE = re.compile(r"(?:^|[\s`=])(/[A-Za-z0-9_.-]+/[^\s`]*)")
+
+
+def machine_paths_in(text: str) -> list[str]:
+    """Absolute paths named in the ``Measured by`` lines of a block."""
+    lines = [line for line in text.splitlines() if line.startswith("Measured by")]
+    return [match for line in lines for match in _ABSOLUTE.findall(line)]

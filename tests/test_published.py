@@ -1,0 +1,74 @@
+"""Every published block regenerates from the archive in results/, byte for byte."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kerasbn import published
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_archived_block_regenerates_unchanged():
+    assert published.differences(ROOT) == []
+
+
+def test_a_number_changed_by_hand_is_found_and_named(tmp_path):
+    for document in published.DOCUMENTS:
+        (tmp_path / document).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / document, tmp_path / document)
+    for block in published.BLOCKS:
+        for folder in block.folders:
+            if not (tmp_path / folder).exists():
+                shutil.copytree(ROOT / folder, tmp_path / folder)
+    block = published.BLOCKS[0]
+    path = tmp_path / block.document
+    text = path.read_text(encoding="utf-8")
+    inside = published.current_block(text, block.name)
+    # The first "NN.NN" figure of the block, one hundredth higher.
+    figure = re.search(r"\b\d{2}\.\d{2}\b", inside).group(0)
+    changed = f"{float(figure) + 0.01:.2f}"
+    path.write_text(text.replace(inside, inside.replace(figure, changed, 1)), encoding="utf-8")
+    assert published.differences(tmp_path) == [f"{block.document}: {block.name}"]
+    # An unregistered block is named too.
+    path.write_text(
+        path.read_text(encoding="utf-8") + "\n<!-- results:new -->\nx\n<!-- /results:new -->\n",
+        encoding="utf-8",
+    )
+    assert f"{block.document}: new (neither archived nor pending)" in published.differences(
+        tmp_path
+    )
+    # regenerate() puts the figure back.
+    published.regenerate(tmp_path)
+    assert published.current_block(path.read_text(encoding="utf-8"), block.name) == inside
+
+
+@pytest.mark.parametrize("block", published.BLOCKS, ids=lambda b: f"{b.document}:{b.name}")
+def test_published_commands_name_no_path_of_a_machine(block):
+    text = (ROOT / block.document).read_text(encoding="utf-8")
+    assert published.machine_paths_in(published.current_block(text, block.name)) == []
+
+
+def test_machine_paths_are_found_in_measured_by_lines():
+    lines = (
+        "Measured by `python -m kerasbn.compare --data-dir ../shared/data --out runs/x` (x).\n"
+        "Measured by `python -m kerasbn.experiments run c --set models_dir=/work/fash/m` (c).\n"
+        "Measured by `python -m kerasbn.compare --out /home/me/runs/y` (y).\n"
+        "Prose about /usr/share/datasets is not a command line.\n"
+    )
+    assert published.machine_paths_in(lines) == ["/work/fash/m", "/home/me/runs/y"]
+
+
+def test_registered_and_pending_blocks_exist_and_do_not_overlap():
+    registered = {(b.document, b.name) for b in published.BLOCKS}
+    assert not registered & set(published.PENDING)
+    names = {
+        (document, name)
+        for document in published.DOCUMENTS
+        for name in published.block_names((ROOT / document).read_text(encoding="utf-8"))
+    }
+    assert registered | set(published.PENDING) == names
