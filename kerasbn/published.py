@@ -126,7 +126,7 @@ def differences(root: str | os.PathLike = ".") -> list[str]:
 def regenerate(root: str | os.PathLike = ".") -> list[str]:
     """Rewrite every registered block from its archived folders; returns their names."""
     from kerasbn._io import write_text
-    from kerasbn.report import replace_block
+    from kerasbn.results_tables import replace_block
 
     root = Path(root)
     for block in BLOCKS:

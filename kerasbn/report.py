@@ -6,7 +6,6 @@ folder's ``history.csv`` and ``runs.csv``.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -16,27 +15,15 @@ import pandas as pd
 from kerasbn._io import write_text
 from kerasbn.plots import plot_curves, plot_differences
 from kerasbn.training import EPOCH_COLUMNS, TrainResult
-from kerasbn.verdicts import (
-    family_note,
-    intervals,
-    read_correct,
-    stored_baseline,
-    verdict_markdown,
-    verdicts,
-)
+from kerasbn.verdict_text import verdict_markdown
+from kerasbn.verdicts import intervals, verdicts
 
 __all__ = [
-    "dataset_title",
-    "experiment_markdown",
-    "finished_config",
-    "source_line",
     "HISTORY_COLUMNS",
     "SUMMARY_COLUMNS",
     "format_mean_std",
     "mean_std",
     "plot_curves",
-    "replace_block",
-    "results_markdown",
     "run_metrics",
     "run_row",
     "summarize",
@@ -290,163 +277,3 @@ def write_results(
     if len(verdict_table):
         plot_differences(verdict_table, out_dir / "differences.png", title=title)
     return summary, verdict_table
-
-
-def dataset_title(dataset: str) -> str:
-    from kerasbn.data import get_dataset_info
-
-    title = get_dataset_info(dataset).title
-    # The shared CIFAR-10 copy is JPEG-encoded: its figures are not the original's.
-    return f"{title} (JPEG copy)" if dataset == "cifar10" else title
-
-
-# runs.csv column and table header of the flip test-time-augmentation accuracy.
-FLIP_TTA_RUNS = "test_accuracy_flip_tta"
-FLIP_TTA = "flip-TTA test acc % (extra)"
-
-
-def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
-    """The README's results table from finished comparison folders: per variant, mean ±
-    std over seeds with the 95% interval, the flip test-time-augmentation accuracy where
-    the folders have it, the verdict against the baseline (Holm-adjusted within each
-    folder), and the overfitting figures; then, per folder, the family and correction
-    and the command, commit and seeds it came from.
-
-    Summary and verdicts are computed afresh from each folder's ``runs.csv`` and
-    per-image results, so a folder measured before a change to the statistics is
-    published with the current methods.
-
-    Raises:
-        FileNotFoundError: a folder is not a finished comparison (no ``complete.json``);
-            a partial run is never published as complete.
-    """
-    rows, sources = [], []
-    for run_dir in map(Path, run_dirs):
-        config = finished_config(run_dir)
-        runs = pd.read_csv(run_dir / "runs.csv")
-        correct = read_correct(run_dir)
-        summary = summarize(runs, correct)
-        verdict_table = verdicts(runs, stored_baseline(run_dir, runs), correct)
-        verdict = verdict_table.query("metric == 'test_accuracy'").set_index("variant")
-        for r in summary.itertuples():
-            if r.variant in verdict.index:
-                v = verdict.loc[r.variant]
-                held = "" if not np.isfinite(v["p_holm"]) else f", p_Holm = {v['p_holm']:.2g}"
-                word = (
-                    f"{v['verdict']} vs `{v['baseline']}` "
-                    f"({100 * v['difference']:+.2f} pp{held})"
-                )
-            else:
-                word = "baseline"
-            rows.append(
-                {
-                    "data set": dataset_title(r.dataset),
-                    "variant": f"`{r.variant}`",
-                    "seeds": r.seeds,
-                    "epochs": config["train_config"]["epochs"],
-                    "test acc % (mean ± std)": format_mean_std(
-                        r.test_accuracy_mean, r.test_accuracy_std
-                    ),
-                    "95% CI %": ("no spread" if r.seeds > 1 else "n/a")
-                    if not np.isfinite(r.test_accuracy_ci_low)
-                    else f"[{100 * r.test_accuracy_ci_low:.2f}, "
-                    f"{100 * r.test_accuracy_ci_high:.2f}]",
-                    # Nets trained with flips: an extra figure, never the test accuracy.
-                    FLIP_TTA: mean_std(
-                        runs.loc[runs["variant"] == r.variant, FLIP_TTA_RUNS], missing=None
-                    )
-                    if FLIP_TTA_RUNS in runs
-                    else None,
-                    "verdict": word,
-                    "train−val gap (pp)": f"{100 * r.final_train_val_gap:+.2f}",
-                    "val loss − min": f"{r.val_loss_overfit:.4f}",
-                    "epochs to target": "not reached"
-                    if np.isnan(r.epochs_to_target)
-                    else f"{r.epochs_to_target:.3g} (≥{100 * r.target_val_accuracy:g}% val)",
-                }
-            )
-        note = family_note(verdict.reset_index())
-        interval = _interval_words(intervals(runs, correct))
-        sources.append((note, interval, source_line(run_dir, config)))
-    table = pd.DataFrame(rows)
-    if table[FLIP_TTA].isna().all():  # no net of these folders was trained with flips
-        table = table.drop(columns=FLIP_TTA)
-    lines = [table.fillna("n/a").to_markdown(index=False, disable_numparse=True), ""]
-    for note, interval, source in sources:
-        lines += [f"{interval} {note}".strip(), "", f"Measured by {source}.", ""]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _interval_words(interval_table: pd.DataFrame) -> str:
-    """What the "95% CI %" column of a folder's rows is, in one sentence."""
-    methods = set(interval_table.query("metric == 'test_accuracy'")["method"])
-    words = {
-        "seeds+test set": "over seeds and the test set's sampling together",
-        "t": "Student t over seeds (the test set's noise not included)",
-        "wilson": "Wilson over the test images (one seed)",
-    }
-    said = [words[m] for m in sorted(methods) if m in words]
-    return f"95% CI %: {'; '.join(said)}." if said else ""
-
-
-def experiment_markdown(run_dirs: list[str | os.PathLike]) -> str:
-    """The table of finished named-experiment folders (their ``summary.md`` without its
-    heading), each followed by the command and commit it came from."""
-    parts = []
-    for run_dir in map(Path, run_dirs):
-        config = finished_config(run_dir)
-        lines = (run_dir / "summary.md").read_text(encoding="utf-8").splitlines()
-        body = "\n".join(lines[1:] if lines and lines[0].startswith("## ") else lines).strip()
-        parts.append(f"{body}\n\nMeasured by {source_line(run_dir, config)}.\n")
-    return "\n".join(parts)
-
-
-def finished_config(run_dir: Path) -> dict:
-    """``config.json`` of a finished comparison folder.
-
-    Raises:
-        FileNotFoundError: no ``complete.json``; a partial run is never published.
-    """
-    if not (run_dir / "complete.json").is_file():
-        raise FileNotFoundError(
-            f"{run_dir} is not a finished run (no complete.json). Finish it by "
-            "re-running its command, or leave it out."
-        )
-    return json.loads((run_dir / "config.json").read_text())
-
-
-def _commit(part: dict) -> str:
-    git = part.get("git") or {}
-    dirty = " with uncommitted changes" if git.get("dirty") else ""
-    return git.get("commit", "unknown")[:7] + dirty
-
-
-def source_line(run_dir: Path, config: dict) -> str:
-    """The command, folder and commit a published table came from.
-
-    A folder whose seeds grew names the last command (on an empty folder it trains the
-    whole of it) and every commit that trained a part, in order."""
-    parts = [config, *config.get("extended", [])]
-    last = parts[-1].get("command") or config.get("command")
-    command = f"`{last}`" if last else "a call from Python"
-    commits = list(dict.fromkeys(map(_commit, parts)))
-    code = "`, then `".join(commits)
-    grown = (
-        f"; grown from `{config['command']}`" if len(parts) > 1 and config.get("command") else ""
-    )
-    return f"{command} (`{run_dir.name}`, code at `{code}`{grown})"
-
-
-def replace_block(text: str, name: str, block: str) -> str:
-    """``text`` with what lies between ``<!-- results:NAME -->`` and
-    ``<!-- /results:NAME -->`` replaced by ``block`` (the markers stay)."""
-    start, end = f"<!-- results:{name} -->", f"<!-- /results:{name} -->"
-    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
-        raise ValueError(
-            f"Expected one {start} ... {end} pair in the file, in that order. Add the two "
-            f"markers where the table belongs. Received: {text.count(start)} start and "
-            f"{text.count(end)} end markers"
-        )
-    before, rest = text.split(start)
-    after = rest.split(end)[1]
-    return f"{before}{start}\n{block.rstrip()}\n{end}{after}"

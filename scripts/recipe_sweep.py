@@ -165,7 +165,7 @@ def main(argv=None) -> int:
         if args.into is None:
             print(table)
         else:
-            from kerasbn.report import replace_block
+            from kerasbn.results_tables import replace_block
 
             text = args.into.read_text(encoding="utf-8")
             args.into.write_text(replace_block(text, args.name, table), encoding="utf-8")

@@ -12,7 +12,7 @@ import pytest
 from kerasbn import compare, default_config, load_comparison
 from kerasbn.archive import archive
 from kerasbn.cli.results import main as results_main
-from kerasbn.report import results_markdown
+from kerasbn.results_tables import results_markdown
 
 
 @pytest.fixture(scope="module")

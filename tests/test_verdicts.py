@@ -12,7 +12,7 @@ from scipy import stats
 
 from kerasbn import compare, default_config
 from kerasbn.cli.compare import main
-from kerasbn.report import source_line
+from kerasbn.results_tables import source_line
 from kerasbn.verdicts import read_correct, verdicts
 
 

@@ -30,7 +30,7 @@ from kerasbn.bench.speed_to_target import (
 )
 from kerasbn.data import get_dataset_info
 from kerasbn.registry import check_choice
-from kerasbn.report import replace_block, source_line
+from kerasbn.results_tables import replace_block, source_line
 from kerasbn.training import PRECISIONS
 from kerasbn.variants import get_variant
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from kerasbn._io import write_text
 from kerasbn.archive import ARCHIVE_ROOT, archive
 from kerasbn.diagnostics.table import diagnostics_markdown
-from kerasbn.report import experiment_markdown, replace_block, results_markdown
+from kerasbn.results_tables import experiment_markdown, replace_block, results_markdown
 
 TABLES = {
     "main": results_markdown,

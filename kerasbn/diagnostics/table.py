@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from kerasbn.report import dataset_title, finished_config, mean_std, source_line
+from kerasbn.report import mean_std
+from kerasbn.results_tables import dataset_title, finished_config, source_line
 
 __all__ = ["diagnostics_markdown"]
 
