@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kerasbn.report import format_mean_std, mean_std, summarize
+from kerasbn.report import format_mean_std, mean_std, summarize, write_results
 from kerasbn.verdict_text import family_note
 from kerasbn.verdicts import intervals, read_correct, stored_baseline, verdicts
 
@@ -25,6 +25,7 @@ __all__ = [
     "experiment_markdown",
     "finished_config",
     "replace_block",
+    "refresh",
     "results_markdown",
     "source_line",
 ]
@@ -125,6 +126,26 @@ def _interval_words(interval_table: pd.DataFrame) -> str:
     }
     said = [words[m] for m in sorted(methods) if m in words]
     return f"95% CI %: {'; '.join(said)}." if said else ""
+
+
+def refresh(run_dir: str | os.PathLike) -> pd.DataFrame:
+    """Rewrite a finished comparison folder's derived tables and figures (summary,
+    intervals, verdicts, curves, differences) from its per-run rows, histories and
+    per-image results with the current methods, e.g. after a change to the statistics.
+    The runs themselves are not touched. Returns the verdict table.
+
+    Raises:
+        FileNotFoundError: not a finished comparison (no ``complete.json``).
+    """
+    run_dir = Path(run_dir)
+    finished_config(run_dir)
+    runs = pd.read_csv(run_dir / "runs.csv")
+    history = pd.read_csv(run_dir / "history.csv")
+    heading = (run_dir / "summary.md").read_text(encoding="utf-8").splitlines()[:1]
+    title = heading[0].removeprefix("## ") if heading else run_dir.name
+    correct = read_correct(run_dir)
+    baseline = stored_baseline(run_dir, runs)
+    return write_results(run_dir, history, runs, title, baseline, correct)[1]
 
 
 def experiment_markdown(run_dirs: list[str | os.PathLike]) -> str:

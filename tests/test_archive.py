@@ -94,3 +94,22 @@ def assert_exit_2(argv):
     with pytest.raises(SystemExit) as exit_info:
         results_main(argv)
     assert exit_info.value.code == 2
+
+
+def test_refresh_rewrites_the_verdicts_of_an_older_folder_only(one_seed_folder, tmp_path):
+    out, _ = one_seed_folder
+    older = tmp_path / "older"
+    shutil.copytree(out, older)
+    # A folder from before Holm's correction: no p_holm column, no family line.
+    table = pd.read_csv(older / "verdicts.csv").drop(columns=["p_holm", "family_size"])
+    table.to_csv(older / "verdicts.csv", index=False)
+    (older / "summary.md").write_text("## digits: base, bn\n\nold\n")
+    before = {p: (older / p).read_bytes() for p in ("runs.csv", "history.csv", "config.json")}
+    assert results_main(["refresh", str(older)]) == 0
+    assert "p_holm" in pd.read_csv(older / "verdicts.csv")
+    assert "Holm's step-down correction" in (older / "summary.md").read_text()
+    assert (older / "summary.md").read_text().startswith("## digits: base, bn\n")
+    for name, content in before.items():  # the runs themselves are not touched
+        assert (older / name).read_bytes() == content
+    (older / "complete.json").unlink()
+    assert_exit_2(["refresh", str(older)])

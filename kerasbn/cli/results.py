@@ -21,7 +21,12 @@ from pathlib import Path
 from kerasbn._io import write_text
 from kerasbn.archive import ARCHIVE_ROOT, archive
 from kerasbn.diagnostics.table import diagnostics_markdown
-from kerasbn.results_tables import experiment_markdown, replace_block, results_markdown
+from kerasbn.results_tables import (
+    experiment_markdown,
+    refresh,
+    replace_block,
+    results_markdown,
+)
 
 TABLES = {
     "main": results_markdown,
@@ -64,12 +69,31 @@ def published_main(command: str) -> int:
     return 1 if drifted else 0
 
 
+def refresh_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m kerasbn.results refresh",
+        description="Rewrite finished comparison folders' summary, intervals, verdicts and "
+        "figures with the current methods (the runs are not touched).",
+    )
+    parser.add_argument("run_dirs", nargs="+", help="finished compare output folders")
+    args = parser.parse_args(argv)
+    try:
+        for run_dir in args.run_dirs:
+            refresh(run_dir)
+            print(f"refreshed {run_dir}")
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        parser.exit(2, f"error: {exc}\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["archive"]:
         return archive_main(argv[1:])
     if argv[:1] in (["check"], ["regenerate"]):
         return published_main(argv[0])
+    if argv[:1] == ["refresh"]:
+        return refresh_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m kerasbn.results", description=__doc__)
     parser.add_argument("run_dirs", nargs="+", help="finished compare output folders")
     parser.add_argument("--into", help="a Markdown file to write the table into")
