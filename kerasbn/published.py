@@ -26,6 +26,8 @@ __all__ = [
     "current_block",
     "differences",
     "machine_paths_in",
+    "reference_value",
+    "stale_references",
     "regenerate",
 ]
 
@@ -145,3 +147,72 @@ def machine_paths_in(text: str) -> list[str]:
     """Absolute paths named in the ``Measured by`` lines of a block."""
     lines = [line for line in text.splitlines() if line.startswith("Measured by")]
     return [match for line in lines for match in _ABSOLUTE.findall(line)]
+
+
+# A figure typed in prose that restates a table, tied to the cell it restates:
+# <!--ref:FOLDER/TABLE/VARIANT/METRIC/COLUMN:FORMAT-->+0.15<!--/ref--> (METRIC is left
+# out for the summary table). The test recomputes each from results/FOLDER.
+REFERENCE = re.compile(r"<!--ref:([^>]+?)-->(.*?)<!--/ref-->", re.DOTALL)
+FORMATS = {
+    "pp": lambda v: f"{100 * v:+.2f}",  # signed percentage points
+    "pct": lambda v: f"{100 * v:.2f}",  # a percentage
+    "p": lambda v: f"{v:.2g}",  # a p-value
+    "int": lambda v: f"{v:.0f}",
+    "num": lambda v: f"{v:.4f}",
+    "signed": lambda v: f"{v:+.4f}",
+}
+
+
+def _folder_tables(folder: Path) -> dict:
+    import pandas as pd
+
+    from kerasbn.report import summarize
+    from kerasbn.verdicts import intervals, read_correct, stored_baseline, verdicts
+
+    runs = pd.read_csv(folder / "runs.csv")
+    correct = read_correct(folder)
+    return {
+        "verdicts": verdicts(runs, stored_baseline(folder, runs), correct),
+        "intervals": intervals(runs, correct),
+        "summary": summarize(runs, correct),
+    }
+
+
+def reference_value(key: str, root: str | os.PathLike = ".", cache: dict | None = None) -> str:
+    """The text a reference ``FOLDER/TABLE/VARIANT/[METRIC/]COLUMN:FORMAT`` stands for,
+    computed from ``results/FOLDER`` with the current methods.
+
+    Raises:
+        ValueError: a key that does not name one cell, or an unknown format.
+    """
+    cache = {} if cache is None else cache
+    path, _, form = key.partition(":")
+    parts = path.split("/")
+    if form not in FORMATS or len(parts) not in (4, 5):
+        raise ValueError(
+            f"A reference is FOLDER/TABLE/VARIANT/[METRIC/]COLUMN:FORMAT with FORMAT one of "
+            f"{sorted(FORMATS)}. Received: {key!r}"
+        )
+    folder, table_name, variant, *metric, column = parts
+    if folder not in cache:
+        cache[folder] = _folder_tables(Path(root) / "results" / folder)
+    table = cache[folder][table_name]
+    rows = table[table["variant"] == variant]
+    if metric:
+        rows = rows[rows["metric"] == metric[0]]
+    if len(rows) != 1 or column not in rows:
+        raise ValueError(f"The reference {key!r} names no single cell of {table_name}.")
+    return FORMATS[form](float(rows[column].iloc[0]))
+
+
+def stale_references(root: str | os.PathLike = ".") -> list[str]:
+    """``document: key (says X, is Y)`` for every reference whose text differs from what
+    the archive gives now."""
+    root, cache, found = Path(root), {}, []
+    for document in DOCUMENTS:
+        text = (root / document).read_text(encoding="utf-8")
+        for key, said in REFERENCE.findall(text):
+            value = reference_value(key, root, cache)
+            if said.strip() != value:
+                found.append(f"{document}: {key} (says {said.strip()!r}, is {value!r})")
+    return found

@@ -17,6 +17,11 @@ def test_every_archived_block_regenerates_unchanged():
     assert published.differences(ROOT) == []
 
 
+def test_every_figure_referenced_in_prose_matches_the_archive():
+    assert published.stale_references(ROOT) == []
+    assert published.REFERENCE.search((ROOT / "README.md").read_text(encoding="utf-8"))
+
+
 def test_a_number_changed_by_hand_is_found_and_named(tmp_path):
     for document in published.DOCUMENTS:
         (tmp_path / document).parent.mkdir(parents=True, exist_ok=True)
@@ -42,6 +47,17 @@ def test_a_number_changed_by_hand_is_found_and_named(tmp_path):
     assert f"{block.document}: new (neither archived nor pending)" in published.differences(
         tmp_path
     )
+    # A figure in prose tied to a cell: changed by hand, it is named.
+    text = path.read_text(encoding="utf-8")
+    key, said = published.REFERENCE.findall(text)[0]
+    wrong = f"{float(said) + 0.01:+.2f}"
+    path.write_text(
+        text.replace(f"<!--ref:{key}-->{said}<", f"<!--ref:{key}-->{wrong}<", 1),
+        encoding="utf-8",
+    )
+    assert published.stale_references(tmp_path) == [
+        f"{block.document}: {key} (says {wrong!r}, is {said!r})"
+    ]
     # regenerate() puts the figure back.
     published.regenerate(tmp_path)
     assert published.current_block(path.read_text(encoding="utf-8"), block.name) == inside
@@ -72,3 +88,12 @@ def test_registered_and_pending_blocks_exist_and_do_not_overlap():
         for name in published.block_names((ROOT / document).read_text(encoding="utf-8"))
     }
     assert registered | set(published.PENDING) == names
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["readme-digits/verdicts/bn:pp", "readme-digits/verdicts/nope/test_accuracy/p:p", "x:y"],
+)
+def test_a_reference_that_names_no_single_cell_is_refused(key):
+    with pytest.raises(ValueError, match="reference"):
+        published.reference_value(key, ROOT)

@@ -63,7 +63,7 @@ def published_main(command: str) -> int:
         for name in published.regenerate():
             print(f"regenerated {name}")
         return 0
-    drifted = published.differences()
+    drifted = published.differences() + published.stale_references()
     for name in drifted:
         print(f"differs from its archived folders: {name}", file=sys.stderr)
     return 1 if drifted else 0
