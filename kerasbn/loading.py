@@ -37,9 +37,11 @@ __all__ = [
     "ALLOWED_OBJECTS",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MODEL_FOLDER",
+    "SHIPPED_MODEL_FOLDER",
     "check_model_config",
     "declared_parameters",
     "load_model",
+    "model_folders",
     "resolve_model_name",
 ]
 
@@ -303,22 +305,39 @@ def _check_manifest(path: Path) -> None:
 
 
 DEFAULT_MODEL_FOLDER = "saved_models"
+# Models shipped with the repository (the published comparisons' seed-0 models): found
+# by name after a clone, when saved_models/ has no model of that name.
+SHIPPED_MODEL_FOLDER = Path(__file__).resolve().parents[1] / "zoo"
+
+
+def model_folders() -> list[Path]:
+    """Where a bare model name is looked up, in order: the user's ``saved_models/``,
+    then the shipped ``zoo/`` of a clone (when there is one)."""
+    folders = [Path(DEFAULT_MODEL_FOLDER)]
+    if SHIPPED_MODEL_FOLDER.is_dir():
+        folders.append(SHIPPED_MODEL_FOLDER)
+    return folders
 
 
 def _saved_names() -> list[str]:
-    try:
-        return list(read_manifest(DEFAULT_MODEL_FOLDER)["models"])
-    except ModelFileError:
-        return []
+    names = []
+    for folder in model_folders():
+        try:
+            names += list(read_manifest(folder)["models"])
+        except ModelFileError:
+            continue
+    return list(dict.fromkeys(names))
 
 
 def resolve_model_name(path: str | os.PathLike) -> Path:
     """``path`` itself, or for a bare name such as ``"cifar10-bn"`` that is no file,
-    ``saved_models/cifar10-bn.keras`` (the zoo's default folder)."""
+    ``saved_models/cifar10-bn.keras`` (the zoo's default folder), else the shipped
+    ``zoo/cifar10-bn.keras`` when only that one exists."""
     path = Path(path)
     bare = len(path.parts) == 1 and path.suffix.lower() not in (".keras", ".h5", ".hdf5")
     if bare and not os.path.lexists(path):
-        return Path(DEFAULT_MODEL_FOLDER) / f"{path.name}.keras"
+        candidates = [folder / f"{path.name}.keras" for folder in model_folders()]
+        return next((c for c in candidates if os.path.lexists(c)), candidates[0])
     return path
 
 
@@ -348,8 +367,8 @@ def load_model(
         names = ", ".join(sorted(f.removesuffix(".keras") for f in _saved_names()))
         raise FileNotFoundError(
             f"No model file at {path}. Pass a .keras path, or the name of a model in "
-            f"{DEFAULT_MODEL_FOLDER}/ ({names or 'none yet'}); `python -m kerasbn.compare` "
-            "saves one per variant there."
+            f"{DEFAULT_MODEL_FOLDER}/ or the shipped zoo/ ({names or 'none yet'}); "
+            "`python -m kerasbn.compare` saves one per variant in saved_models/."
         )
     try:
         require_regular_file(path)

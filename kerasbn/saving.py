@@ -34,6 +34,7 @@ __all__ = [
     "MAX_JSON_BYTES",
     "ModelFileError",
     "card_path",
+    "copy_model",
     "export_saved_model",
     "list_models",
     "read_json_file",
@@ -142,6 +143,40 @@ def list_models(folder: str | os.PathLike = "saved_models") -> pd.DataFrame:
             for m in frame["metrics"]
         ]
     return frame
+
+
+def copy_model(model_path: str | os.PathLike, folder: str | os.PathLike) -> Path:
+    """Copy a saved model with its sidecar and model card into another model folder
+    (e.g. the repository's shipped ``zoo/``), its manifest entry (SHA-256 included)
+    carried over after the copy is checked against it.
+
+    Raises:
+        ModelFileError: the model is not in its folder's manifest, or its file no
+            longer matches the recorded SHA-256.
+    """
+    model_path, folder = Path(model_path), Path(folder)
+    entry = read_manifest(model_path.parent)["models"].get(model_path.name)
+    if entry is None:
+        raise ModelFileError(
+            f"{model_path} is not recorded in {model_path.parent / MANIFEST_NAME}; only a "
+            "model saved by kerasbn (with its manifest entry) is copied."
+        )
+    if sha256_file(model_path) != entry.get("sha256"):
+        raise ModelFileError(
+            f"{model_path} does not match the SHA-256 in its manifest; it was changed "
+            "after it was saved. Re-train it rather than ship it."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / model_path.name
+    with FolderLock(folder, name=".manifest.lock", wait=60):
+        for source in (model_path, sidecar_path(model_path), card_path(model_path)):
+            if source.exists():
+                with atomic_path(folder / source.name) as tmp:
+                    shutil.copyfile(source, tmp)
+        manifest = read_manifest(folder)
+        manifest["models"][target.name] = entry
+        write_json(folder / MANIFEST_NAME, manifest)
+    return target
 
 
 def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict) -> Path:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 
-from kerasbn import compare, default_config, load_model
+from kerasbn import compare, default_config, load_model, loading
 from kerasbn.cli.zoo import main as zoo_main
 
 
@@ -57,6 +58,7 @@ def test_zoo_list_shows_every_model_and_a_name_loads(zoo, capsys, monkeypatch):
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         assert cells[:4] == [f"digits-{variant}", "digits", variant, f"{params:,}"]
     monkeypatch.chdir(root)  # saved_models/ is the default folder
+    monkeypatch.setattr(loading, "SHIPPED_MODEL_FOLDER", root / "no-shipped-models")
     assert (
         load_model("digits-bn").count_params()
         == load_model(root / "saved_models" / "digits-bn.keras").count_params()
@@ -65,3 +67,36 @@ def test_zoo_list_shows_every_model_and_a_name_loads(zoo, capsys, monkeypatch):
         load_model("digits-dropout")
     assert zoo_main(["list", str(root / "nowhere")]) == 0
     assert "No saved models in" in capsys.readouterr().out
+
+
+def test_a_shipped_model_loads_by_name_and_lists_after_a_clone(zoo, tmp_path, monkeypatch, capsys):
+    root, _ = zoo
+    shipped = tmp_path / "zoo"
+    monkeypatch.setattr(loading, "SHIPPED_MODEL_FOLDER", shipped)
+    source = root / "saved_models" / "digits-bn.keras"
+    assert zoo_main(["ship", str(source), "--into", str(shipped)]) == 0
+    for suffix in (".keras", ".json", ".md"):
+        assert (shipped / f"digits-bn{suffix}").read_bytes() == source.with_suffix(
+            suffix
+        ).read_bytes()
+    recorded = json.loads((root / "saved_models" / "manifest.json").read_text())["models"]
+    copied = json.loads((shipped / "manifest.json").read_text())["models"]
+    assert copied == {"digits-bn.keras": recorded["digits-bn.keras"]}
+    # A fresh clone: no saved_models/ where the user stands, the shipped folder found.
+    monkeypatch.chdir(tmp_path)
+    assert load_model("digits-bn").count_params() == load_model(source).count_params()
+    capsys.readouterr()
+    assert zoo_main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert f"{shipped}/" in out and "| digits-bn " in out
+    # A model changed after it was saved is not shipped.
+    tampered = tmp_path / "tampered"
+    shutil.copytree(root / "saved_models", tampered)
+    with (tampered / "digits-base.keras").open("r+b") as fh:
+        fh.seek(100)
+        fh.write(b"\x00\x01\x02")
+    with pytest.raises(SystemExit) as exit_info:
+        zoo_main(["ship", str(tampered / "digits-base.keras"), "--into", str(shipped)])
+    assert exit_info.value.code == 2 and "SHA-256" in capsys.readouterr().err
+    assert "digits-base.keras" not in json.loads((shipped / "manifest.json").read_text())["models"]
+    assert not (shipped / "digits-base.keras").exists()

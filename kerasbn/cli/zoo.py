@@ -1,7 +1,10 @@
-"""``python -m kerasbn.zoo list [DIR]``: the saved models of a folder, as a table.
+"""``python -m kerasbn.zoo list [DIR]``: the saved models of a folder, as a table (by
+default ``saved_models/`` and the repository's shipped ``zoo/``);
+``python -m kerasbn.zoo ship MODEL [MODEL ...] [--into zoo]``: copy saved models, with
+their cards and manifest entries, into the shipped folder.
 
 Exit status: 0 (an empty or missing folder lists no models and says how to make some),
-2 a corrupted manifest.
+2 a corrupted manifest or a model that cannot be shipped.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from kerasbn.saving import ModelFileError, list_models
+from kerasbn.loading import SHIPPED_MODEL_FOLDER, model_folders
+from kerasbn.saving import ModelFileError, copy_model, list_models
 
 __all__ = ["build_parser", "main", "zoo_table"]
 
@@ -24,7 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     listing = sub.add_parser("list", help="one row per saved model")
-    listing.add_argument("folder", nargs="?", default="saved_models", help="default: %(default)s")
+    listing.add_argument(
+        "folder", nargs="?", help="default: saved_models/, then the shipped zoo/ of a clone"
+    )
+    ship = sub.add_parser("ship", help="copy saved models into the shipped folder")
+    ship.add_argument("models", nargs="+", help=".keras files saved by kerasbn")
+    ship.add_argument("--into", default=str(SHIPPED_MODEL_FOLDER), help="default: zoo/")
     return parser
 
 
@@ -53,16 +62,32 @@ def zoo_table(models: pd.DataFrame) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        models = list_models(args.folder)
-    except ModelFileError as exc:
-        parser.exit(2, f"error: {exc}\n")
-    if models.empty:
+    if args.command == "ship":
+        try:
+            for model in args.models:
+                print(copy_model(model, args.into))
+        except (ModelFileError, OSError) as exc:
+            parser.exit(2, f"error: {exc}\n")
+        return 0
+    folders = [args.folder] if args.folder else model_folders()
+    shown = 0
+    for folder in folders:
+        try:
+            models = list_models(folder)
+        except ModelFileError as exc:
+            parser.exit(2, f"error: {exc}\n")
+        if models.empty:
+            continue
+        if shown:
+            print()
+        print(f"{folder}/\n")
+        print(zoo_table(models.sort_values("file")))
+        shown += 1
+    if not shown:
         print(
-            f"No saved models in {args.folder}. `python -m kerasbn.compare` saves one per "
-            "variant there."
+            f"No saved models in {' or '.join(map(str, folders))}. `python -m kerasbn.compare` "
+            "saves one per variant in saved_models/."
         )
         return 0
-    print(zoo_table(models.sort_values("file")))
-    print(f"\nLoad one by name: kerasbn.load_model(NAME) (from {args.folder}/).", file=sys.stderr)
+    print("\nLoad one by name: kerasbn.load_model(NAME).", file=sys.stderr)
     return 0
