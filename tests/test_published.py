@@ -97,3 +97,16 @@ def test_registered_and_pending_blocks_exist_and_do_not_overlap():
 def test_a_reference_that_names_no_single_cell_is_refused(key):
     with pytest.raises(ValueError, match="reference"):
         published.reference_value(key, ROOT)
+
+
+@pytest.mark.parametrize("block", published.BLOCKS, ids=lambda b: f"{b.document}:{b.name}")
+def test_archived_folders_hold_every_runs_per_image_results(block):
+    import pandas as pd
+
+    from kerasbn.verdicts import read_correct
+
+    # What the seeds + test set intervals read: one file per finished run, tracked by git
+    # (a fresh clone without them would publish seed-only intervals).
+    for folder in block.folders:
+        runs = pd.read_csv(ROOT / folder / "runs.csv")
+        assert len(read_correct(ROOT / folder)) == int((~runs["diverged"].astype(bool)).sum())
