@@ -54,7 +54,7 @@ from kerasbn.training import (
 )
 from kerasbn.training.distribute import Placement, resolve
 from kerasbn.variants import DEFAULT_VARIANTS, Variant, get_variant, parse_variants
-from kerasbn.verdicts import choose_baseline, read_correct, stored_baseline, verdicts
+from kerasbn.verdicts import choose_baseline, read_folder, verdicts
 
 __all__ = [
     "RESUME_RULE",
@@ -113,15 +113,14 @@ def load_comparison(out_dir: str | os.PathLike) -> CompareResult:
             models[record["row"]["variant"]] = Path(record["model"])
     # Summary and verdicts are recomputed from the per-run rows and per-image results,
     # so a folder measured before a change to the statistics shows the current methods.
-    runs = pd.read_csv(out_dir / "runs.csv")
-    correct = read_correct(out_dir)
+    runs, correct, baseline = read_folder(out_dir)
     return CompareResult(
         out_dir,
         summarize(runs, correct),
         pd.read_csv(out_dir / "history.csv"),
         runs,
         models,
-        verdicts(runs, stored_baseline(out_dir, runs), correct),
+        verdicts(runs, baseline, correct),
         correct,
     )
 

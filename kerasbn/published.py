@@ -164,15 +164,13 @@ FORMATS = {
 
 
 def _folder_tables(folder: Path) -> dict:
-    import pandas as pd
 
     from kerasbn.report import summarize
-    from kerasbn.verdicts import intervals, read_correct, stored_baseline, verdicts
+    from kerasbn.verdicts import intervals, read_folder, verdicts
 
-    runs = pd.read_csv(folder / "runs.csv")
-    correct = read_correct(folder)
+    runs, correct, baseline = read_folder(folder)
     return {
-        "verdicts": verdicts(runs, stored_baseline(folder, runs), correct),
+        "verdicts": verdicts(runs, baseline, correct),
         "intervals": intervals(runs, correct),
         "summary": summarize(runs, correct),
     }

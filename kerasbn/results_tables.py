@@ -16,7 +16,7 @@ import pandas as pd
 
 from kerasbn.report import format_mean_std, mean_std, summarize, write_results
 from kerasbn.verdict_text import family_note
-from kerasbn.verdicts import intervals, read_correct, stored_baseline, verdicts
+from kerasbn.verdicts import intervals, read_folder, verdicts
 
 __all__ = [
     "FLIP_TTA",
@@ -62,10 +62,9 @@ def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
     rows, sources = [], []
     for run_dir in map(Path, run_dirs):
         config = finished_config(run_dir)
-        runs = pd.read_csv(run_dir / "runs.csv")
-        correct = read_correct(run_dir)
+        runs, correct, baseline = read_folder(run_dir)
         summary = summarize(runs, correct)
-        verdict_table = verdicts(runs, stored_baseline(run_dir, runs), correct)
+        verdict_table = verdicts(runs, baseline, correct)
         verdict = verdict_table.query("metric == 'test_accuracy'").set_index("variant")
         for r in summary.itertuples():
             if r.variant in verdict.index:
@@ -139,12 +138,10 @@ def refresh(run_dir: str | os.PathLike) -> pd.DataFrame:
     """
     run_dir = Path(run_dir)
     finished_config(run_dir)
-    runs = pd.read_csv(run_dir / "runs.csv")
+    runs, correct, baseline = read_folder(run_dir)
     history = pd.read_csv(run_dir / "history.csv")
     heading = (run_dir / "summary.md").read_text(encoding="utf-8").splitlines()[:1]
     title = heading[0].removeprefix("## ") if heading else run_dir.name
-    correct = read_correct(run_dir)
-    baseline = stored_baseline(run_dir, runs)
     return write_results(run_dir, history, runs, title, baseline, correct)[1]
 
 

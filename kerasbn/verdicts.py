@@ -39,6 +39,7 @@ __all__ = [
     "choose_baseline",
     "intervals",
     "read_correct",
+    "read_folder",
     "stored_baseline",
     "verdicts",
 ]
@@ -269,6 +270,13 @@ def verdicts(
     return (
         table.sort_values(["_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
     )
+
+
+def read_folder(run_dir: str | Path) -> tuple[pd.DataFrame, dict, str]:
+    """What every reader of a comparison folder (live or archived) judges it from: its
+    per-run rows, each run's per-image test correctness and the baseline."""
+    runs = pd.read_csv(Path(run_dir) / "runs.csv")
+    return runs, read_correct(run_dir), stored_baseline(run_dir, runs)
 
 
 def stored_baseline(run_dir: str | Path, runs: pd.DataFrame) -> str:
