@@ -31,7 +31,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -53,6 +53,7 @@ from kerasbn.training import (
     default_config,
 )
 from kerasbn.training.distribute import Placement, resolve
+from kerasbn.tuning.space import apply_params
 from kerasbn.variants import DEFAULT_VARIANTS, Variant, get_variant, parse_variants
 from kerasbn.verdicts import choose_baseline, read_folder, verdicts
 
@@ -85,7 +86,7 @@ class CompareResult:
 # seeds may be added to a finished comparison).
 RESUME_RULE = ResumeRule(
     # Where models are saved is not a training setting: it may change on resume.
-    keys=("dataset", "variants", "seeds", "train_config"),
+    keys=("dataset", "variants", "seeds", "train_config", "tuned"),
     may_change={"train_config": ("verbose",)},
     defaults={"train_config": asdict(TrainConfig())},
     may_grow=("seeds",),
@@ -146,6 +147,7 @@ def compare(
     tensorboard: bool = True,
     precise_bn: bool = False,
     activations: bool = False,
+    tuned: Mapping[str, Mapping[str, float]] | None = None,
 ) -> CompareResult:
     """Train each variant with ``seeds`` seeds (``config.seed``, ``config.seed + 1``, ...)
     and write the comparison files into ``out_dir`` (see the module docstring).
@@ -176,6 +178,10 @@ def compare(
         activations: record the 15/50/85th percentiles of every ReLU's input over
             training (:class:`~kerasbn.diagnostics.ActivationPercentiles`), into
             ``activations.csv`` and ``activations.png``.
+        tuned: per variant name, the values its own tune chose (``learning_rate``,
+            ``weight_decay``, ``block_dropout``, ...; :func:`kerasbn.tuning.tune`), put
+            into ``config`` / the variant for that variant's runs; recorded in
+            ``config.json``. Variants not named train at ``config``.
 
     In a multi-worker run (``TF_CONFIG``) only the chief writes anything; the other
     workers train in lockstep and return a result whose ``out_dir`` is ``None``.
@@ -232,6 +238,7 @@ def compare(
         "seeds": [config.seed + k for k in range(seeds)],
         "train_config": config.to_dict(),
         "save_models": str(models_dir) if models_dir else None,
+        "tuned": _check_tuned(tuned, variants, config),
     }
     out_dir = Path(out_dir) if out_dir is not None else None
     settings["distribution"] = distribution
@@ -249,6 +256,7 @@ def compare(
             tensorboard=tensorboard,
             precise_bn=precise_bn,
             activations=activations,
+            tuned=settings["tuned"] or {},
         )
         return _compare_into(out_dir, job, settings)
     # The other workers of a multi-worker run take part in every collective step, saves
@@ -265,9 +273,36 @@ def compare(
         private = Path(tmp) / "run"
         copy_state(out_dir, private)
         models = Path(tmp) / "models" if models_dir is not None else None
-        job = Job(data, variants, config, seeds, baseline, models, tensorboard=False)
+        job = Job(
+            data,
+            variants,
+            config,
+            seeds,
+            baseline,
+            models,
+            tensorboard=False,
+            tuned=settings["tuned"] or {},
+        )
         result = _compare_into(private, job, settings)
     return replace(result, out_dir=None, model_paths={})
+
+
+def _check_tuned(tuned, variants: Sequence[Variant], config: TrainConfig) -> dict | None:
+    """``tuned`` as plain JSON values, after checking that every name is a compared
+    variant and every value a valid setting (before any training)."""
+    if not tuned:
+        return None
+    names = {v.name: v for v in variants}
+    plain = {}
+    for name, params in tuned.items():
+        if name not in names:
+            raise ValueError(
+                f"Tuned values are given for {name!r}, which is not compared; compared are "
+                f"{', '.join(names)}. Received: {sorted(tuned)}"
+            )
+        apply_params(config, names[name], params)  # raises on an unknown or bad value
+        plain[name] = {k: v.item() if hasattr(v, "item") else v for k, v in params.items()}
+    return plain
 
 
 def _compare_into(out_dir: Path, job: Job, settings: dict) -> CompareResult:
@@ -311,7 +346,9 @@ def _run_all(job: Job, folder: RunFolder) -> CompareResult:
     title = f"{data.name}: " + ", ".join(v.name for v in variants)
     if any(v.sync_bn and v.batch_norm for v in variants):
         title += " (BN statistics synchronized across replicas)"
-    for variant in variants:
+    for listed in variants:
+        # With a tune, the variant trains at its own chosen values (same name, same tag).
+        variant_config, variant = apply_params(config, listed, job.tuned.get(listed.name, {}))
         for k in range(job.seeds):
             raise_if_stopped()  # a signal during the last run's saving and diagnostics
             seed = config.seed + k
@@ -326,7 +363,7 @@ def _run_all(job: Job, folder: RunFolder) -> CompareResult:
                 if models_dir is not None and k == 0:
                     model_path = models_dir / f"{data.name}-{variant.name}.keras"
                 record = train_one(
-                    job, variant, replace(config, seed=seed), out_dir, tag, model_path
+                    job, variant, replace(variant_config, seed=seed), out_dir, tag, model_path
                 )
             run_rows.append(record["row"])
             records.append(record)

@@ -10,7 +10,7 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,7 @@ class Job:
     tensorboard: bool = True
     precise_bn: bool = False  # also save each BN model with precise BN statistics
     activations: bool = False  # record activation percentiles over training
+    tuned: dict = field(default_factory=dict)  # variant -> its tuned values
 
 
 def model_metadata(

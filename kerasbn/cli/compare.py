@@ -16,10 +16,13 @@ from kerasbn._io import disk_full
 from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
 from kerasbn._signals import Stopped, raise_if_stopped, stop_on_signals
+from kerasbn.cli.tune import add_tuning_flags
 from kerasbn.comparison import compare
-from kerasbn.data import DataError, list_datasets
+from kerasbn.data import DataError, list_datasets, load_dataset
+from kerasbn.runfolder import default_out_dir
 from kerasbn.training import LR_SCALING_RULES, OPTIMIZERS, PRECISIONS, TrainConfig, default_config
 from kerasbn.training.distribute import STRATEGIES, DistributionError
+from kerasbn.tuning import HYPERPARAMETERS, parse_ranges, parse_tune, search_space
 from kerasbn.variants import DEFAULT_VARIANTS, list_variants, parse_variants
 from kerasbn.verdicts import choose_baseline
 
@@ -140,6 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
         "softmax and weights stay float32; default: float32)",
     )
     parser.add_argument(
+        "--tune",
+        metavar="NAMES",
+        help="first tune each variant's nuisance hyperparameters on the validation split "
+        f"(a comma list of {', '.join(HYPERPARAMETERS)}, e.g. lr,wd), into <out>/tuning, "
+        "then train each variant at its own chosen values (see python -m kerasbn.tune)",
+    )
+    parser.add_argument(
+        "--tune-epochs", type=int, help="with --tune: epochs per trial (default: --epochs)"
+    )
+    add_tuning_flags(parser)
+    parser.add_argument(
         "--verbose",
         type=int,
         default=None,
@@ -184,9 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if args.out
                 else f"in the newest unfinished runs/*-{args.dataset} folder"
             )
-            again = shlex.join(
-                ["python", "-m", "kerasbn.compare", *(sys.argv[1:] if argv is None else argv)]
-            )
+            given = list(sys.argv[1:] if argv is None else argv)
+            if args.out and "--out" not in given:  # named by --tune: the tune lives there
+                given += ["--out", args.out]
+            again = shlex.join(["python", "-m", "kerasbn.compare", *given])
             print(
                 f"stopped by {stop}: the finished runs and the last completed epoch are saved "
                 f"{where}; resume with: {again}",
@@ -212,8 +227,11 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
             raise ValueError(
                 f"--limit must be a positive number of examples. Received: {args.limit}"
             )
+        dataset, tuned = args.dataset, None
+        if args.tune:
+            dataset, tuned = _tune_first(args, variants, config)
         return compare(
-            args.dataset,
+            dataset,
             variants,
             config,
             seeds=args.seeds,
@@ -227,6 +245,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
             tensorboard=not args.no_tensorboard,
             precise_bn=args.precise_bn,
             activations=args.activations,
+            tuned=tuned,
         )
     except (
         ValueError,
@@ -246,3 +265,34 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
             f"error: {exc}. Free some space and run the same command again: the finished "
             "runs and the last completed epoch are kept, and nothing was left half-written.\n",
         )
+
+
+def _tune_first(args: argparse.Namespace, variants, config: TrainConfig):
+    """``--tune``: tune every variant into ``<out>/tuning`` (resumable like the rest), and
+    return the loaded data with each variant's chosen values."""
+    from kerasbn.tuning import tune
+
+    names, ranges = parse_tune(args.tune), parse_ranges(args.range)
+    search_space(args.dataset, names, ranges)  # bad names or ranges: refused before loading
+    if args.trials < 1:
+        raise ValueError(f"--trials must be at least 1 (e.g. --trials 20). Received: {args.trials}")
+    if args.tune_epochs is not None and args.tune_epochs < 1:
+        raise ValueError(f"--tune-epochs must be at least 1. Received: {args.tune_epochs}")
+    if args.out is None:
+        # The tune and the comparison share one folder, so it is named here.
+        args.out = str(default_out_dir(args.dataset))
+    data = load_dataset(args.dataset, args.data_dir)
+    result = tune(
+        data,
+        variants,
+        config,
+        names=names,
+        ranges=ranges,
+        trials=args.trials,
+        epochs=args.tune_epochs,
+        out_dir=f"{args.out}/tuning",
+        storage=args.storage,
+        limit=args.limit,
+        tensorboard=not args.no_tensorboard,
+    )
+    return data, {name: choice["params"] for name, choice in result.best.items()}
