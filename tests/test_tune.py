@@ -234,16 +234,21 @@ def test_a_study_started_with_other_settings_is_refused(digits, tmp_path):
         tune(digits, "base", names=["lr"], trials=2, epochs=2, out_dir=out)
 
 
-def test_compare_tune_trains_each_variant_at_its_chosen_values(tmp_path):
-    out, models = tmp_path / "c", tmp_path / "models"
-    code = compare_cli.main(
-        [
-            "--dataset", "digits", "--variants", "base,bn", "--tune", "lr", "--trials", "2",
-            "--tune-epochs", "1", "--epochs", "2", "--out", str(out), "--save-models",
-            str(models), "--no-tensorboard", "--verbose", "0",
-        ]
-    )  # fmt: skip
-    assert code == 0
+@pytest.fixture(scope="module")
+def tuned_and_shared(tmp_path_factory):
+    """A digits comparison at each variant's tuned rate, and one at the shared recipe."""
+    root = tmp_path_factory.mktemp("recipes")
+    common = ["--dataset", "digits", "--variants", "base,bn", "--epochs", "2", "--verbose", "0"]
+    tuned = ["--tune", "lr", "--trials", "2", "--tune-epochs", "1"]
+    for name, extra in (("tuned", tuned), ("shared", ["--no-save-models"])):
+        models = ["--save-models", str(root / "models")] if name == "tuned" else []
+        argv = [*common, *extra, *models, "--out", str(root / name), "--no-tensorboard"]
+        assert compare_cli.main(argv) == 0
+    return root
+
+
+def test_compare_tune_trains_each_variant_at_its_chosen_values(tuned_and_shared):
+    out, models = tuned_and_shared / "tuned", tuned_and_shared / "models"
     best = json.loads((out / "tuning" / "best.json").read_text())
     config = json.loads((out / "config.json").read_text())
     recipe = default_config("digits")
@@ -255,6 +260,27 @@ def test_compare_tune_trains_each_variant_at_its_chosen_values(tmp_path):
         assert card["train_config"]["learning_rate"] == chosen != recipe.learning_rate
         assert card["train_config"]["epochs"] == 2
         assert card["train_config"]["weight_decay"] == recipe.weight_decay
+
+
+def test_the_two_verdicts_side_by_side(tuned_and_shared, capsys):
+    from kerasbn.cli import results as results_cli
+
+    shared, tuned = tuned_and_shared / "shared", tuned_and_shared / "tuned"
+    assert results_cli.main([str(shared), str(tuned), "--table", "recipes"]) == 0
+    text = capsys.readouterr().out
+    row = next(line for line in text.splitlines() if line.startswith("| `bn`"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    for folder, acc_cell, verdict_cell in ((shared, 2, 3), (tuned, 6, 7)):
+        runs = pd.read_csv(folder / "runs.csv").set_index("variant")["test_accuracy"]
+        assert cells[acc_cell] == f"{100 * runs['bn']:.2f}"
+        assert f"({100 * (runs['bn'] - runs['base']):+.2f} pp" in cells[verdict_cell]
+    best = json.loads((tuned / "tuning" / "best.json").read_text())
+    assert cells[4] == f"learning_rate {best['bn']['params']['learning_rate']:.3g}"
+    assert "Holm" in text and text.count("measured by") == 2
+    # Shared first, tuned second: the other order is refused with the fix.
+    with pytest.raises(SystemExit) as exit_info:
+        results_cli.main([str(tuned), str(shared), "--table", "recipes"])
+    assert exit_info.value.code == 2
 
 
 # --- resuming after a kill; two workers on one database ------------------------------------

@@ -1,4 +1,4 @@
-"""``python -m kerasbn.results RUN_DIR [RUN_DIR ...] [--table main|diagnostics|experiment]
+"""``python -m kerasbn.results RUN_DIR [RUN_DIR ...] [--table main|diagnostics|experiment|recipes]
 [--into README.md --name NAME]`` and ``python -m kerasbn.results archive RUN_DIR --name
 NAME``.
 
@@ -27,11 +27,13 @@ from kerasbn.results_tables import (
     replace_block,
     results_markdown,
 )
+from kerasbn.tuning.recipes import recipes_markdown
 
 TABLES = {
     "main": results_markdown,
     "diagnostics": diagnostics_markdown,
     "experiment": experiment_markdown,
+    "recipes": recipes_markdown,
 }
 
 __all__ = ["main"]
@@ -103,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=sorted(TABLES),
         default="main",
         help="main: accuracy, verdicts and overfitting; diagnostics: precise BN, "
-        "calibration and variance shift; experiment: a named experiment's table",
+        "calibration and variance shift; experiment: a named experiment's table; "
+        "recipes: two folders, the shared recipe then compare --tune, side by side",
     )
     args = parser.parse_args(argv)
     try:
