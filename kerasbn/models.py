@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import replace
 
 import keras
@@ -47,19 +48,35 @@ def _batch_norm(variant: Variant, name: str, fused: bool) -> layers.BatchNormali
     return layer_class(**settings)
 
 
+def _bias(variant: Variant) -> bool:
+    # BN right after a layer makes its bias redundant (BN's beta replaces it); BN after
+    # the ReLU does not, so the layer keeps its bias there.
+    return not (variant.batch_norm and variant.bn_placement == "pre")
+
+
+def _normalize_and_activate(x, variant: Variant, bn_name: str, relu_name: str, fused_bn: bool):
+    """BN -> ReLU (``pre``, Ioffe & Szegedy's placement), ReLU -> BN (``post``), or ReLU."""
+    if not variant.batch_norm:
+        return layers.ReLU(name=relu_name)(x)
+    if variant.bn_placement == "post":
+        x = layers.ReLU(name=relu_name)(x)
+        return _batch_norm(variant, bn_name, fused_bn)(x)
+    x = _batch_norm(variant, bn_name, fused_bn)(x)
+    return layers.ReLU(name=relu_name)(x)
+
+
 def _conv_unit(x, filters: int, variant: Variant, prefix: str, fused_bn: bool):
-    # Conv -> BN -> ReLU; BN's beta makes a conv bias redundant.
     x = layers.Conv2D(
         filters,
         3,
         padding="same",
-        use_bias=not variant.batch_norm,
+        use_bias=_bias(variant),
         kernel_initializer="he_normal",
         name=f"{prefix.replace('#', 'conv')}",
     )(x)
-    if variant.batch_norm:
-        x = _batch_norm(variant, prefix.replace("#", "bn"), fused_bn)(x)
-    return layers.ReLU(name=prefix.replace("#", "relu"))(x)
+    return _normalize_and_activate(
+        x, variant, prefix.replace("#", "bn"), prefix.replace("#", "relu"), fused_bn
+    )
 
 
 def build_model(
@@ -113,20 +130,20 @@ def build_model(
     x = layers.Flatten(name="head_flatten")(x)
     x = layers.Dense(
         arch.dense_units,
-        use_bias=not variant.batch_norm,
+        use_bias=_bias(variant),
         kernel_initializer="he_normal",
         name="head_dense",
     )(x)
-    if variant.batch_norm:
-        x = _batch_norm(variant, "head_bn", fused_bn)(x)
-    x = layers.ReLU(name="head_relu")(x)
+    x = _normalize_and_activate(x, variant, "head_bn", "head_relu", fused_bn)
     if variant.head_dropout:
         x = layers.Dropout(variant.head_dropout, name="head_dropout")(x)
     # Softmax kept in float32 so mixed-precision runs still give calibrated probabilities.
     outputs = layers.Dense(
         arch.num_classes, activation="softmax", dtype="float32", name="predictions"
     )(x)
-    return keras.Model(inputs, outputs, name=f"{arch.dataset}_{variant.name.replace('+', '_')}")
+    # A variant spec's name (bn@post-momentum0.9) holds characters a model name may not.
+    name = re.sub(r"[^0-9A-Za-z_-]", "_", f"{arch.dataset}_{variant.name}")
+    return keras.Model(inputs, outputs, name=name)
 
 
 def count_layers(model: keras.Model, layer_type: type) -> int:

@@ -3,19 +3,26 @@
 A variant never copies a model; :func:`kerasbn.build_model` reads these fields. New
 variants are added with :func:`register_variant` and are then picked up by the CLI and
 by the tests, which are parametrized over :func:`list_variants`.
+
+On the command line a variant can also be written as a registered one plus changes
+(:func:`parse_variant`): ``bn(momentum=0.9)``, ``dropout(block=0.2,head=0.5)``,
+``bn@post`` (BN after the ReLU instead of before it), ``bn+dropout@post(head=0.3)``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+import re
+from dataclasses import asdict, dataclass, fields, replace
 
-from kerasbn.registry import Registry
+from kerasbn.registry import Registry, unknown_name
 
 __all__ = [
     "DEFAULT_VARIANTS",
     "Variant",
     "get_variant",
     "list_variants",
+    "parse_variant",
     "parse_variants",
     "register_variant",
     "unregister_variant",
@@ -45,6 +52,9 @@ class Variant:
         ghost_batch: while training, BN normalizes each run of this many examples of a
             batch by its own statistics (:class:`~kerasbn.layers.GhostBatchNormalization`);
             ``None``: the whole batch. Inference is unchanged.
+        bn_placement: ``"pre"``: conv -> BN -> ReLU (Ioffe & Szegedy, 2015); ``"post"``:
+            conv -> ReLU -> BN, the placement argued over since (the conv keeps its bias
+            there, as BN's beta no longer replaces it).
     """
 
     name: str
@@ -56,8 +66,11 @@ class Variant:
     bn_epsilon: float = 1e-3
     sync_bn: bool = False
     ghost_batch: int | None = None
+    bn_placement: str = "pre"
 
     def __post_init__(self) -> None:
+        if self.bn_placement not in BN_PLACEMENTS:
+            raise unknown_name("BN placement", BN_PLACEMENTS, self.bn_placement)
         for field_name in ("block_dropout", "head_dropout"):
             rate = getattr(self, field_name)
             if not 0.0 <= rate < 1.0:
@@ -75,12 +88,15 @@ class Variant:
             )
 
     def to_dict(self) -> dict:
-        """The fields as recorded in run folders; ``ghost_batch`` (added later) only when
-        set, so folders recorded before it still resume."""
-        fields = asdict(self)
-        if fields["ghost_batch"] is None:
-            del fields["ghost_batch"]
-        return fields
+        """The fields as recorded in run folders; ``ghost_batch`` and ``bn_placement``
+        (added later) only when set, so folders recorded before them still resume."""
+        record = asdict(self)
+        # Fields added later are recorded only when set, so older folders still resume.
+        if record["ghost_batch"] is None:
+            del record["ghost_batch"]
+        if record["bn_placement"] == "pre":
+            del record["bn_placement"]
+        return record
 
     @property
     def uses_dropout(self) -> bool:
@@ -111,17 +127,110 @@ def get_variant(name: str | Variant) -> Variant:
 
 
 def parse_variants(spec: str) -> list[Variant]:
-    """Parse a comma list such as ``"base,bn+dropout"`` or ``"all"`` (duplicates removed)."""
+    """Parse a comma list such as ``"base,bn+dropout"``, ``"all"`` or
+    ``"base,bn(momentum=0.9),bn@post"`` (:func:`parse_variant`; duplicates removed)."""
     if spec.strip().lower() == "all":
         return list(VARIANTS.values())
-    names = [part.strip() for part in spec.split(",") if part.strip()]
-    if not names:
+    # Commas inside parentheses separate a variant's changes, not variants.
+    parts = [part.strip() for part in re.split(r",(?![^()]*\))", spec) if part.strip()]
+    if not parts:
         raise ValueError(
             f"No variant given. Valid variants are: {', '.join(VARIANTS)} or 'all'. "
             f"Received: {spec!r}"
         )
-    variants = [get_variant(name) for name in names]
+    variants = [parse_variant(part) for part in parts]
     return list({v.name: v for v in variants}.values())
+
+
+BN_PLACEMENTS = ("pre", "post")
+# What a spec may change, by its short name (the field's own name works too).
+SPEC_FIELDS = {
+    "momentum": "bn_momentum",
+    "epsilon": "bn_epsilon",
+    "block": "block_dropout",
+    "head": "head_dropout",
+    "ghost": "ghost_batch",
+}
+_SPEC = re.compile(r"^(?P<name>[^@()]+?)(?:@(?P<placement>[^@()]*))?(?:\((?P<changes>[^()]*)\))?$")
+
+
+def parse_variant(spec: str | Variant) -> Variant:
+    """A registered variant, or one with changes: ``NAME[@PLACEMENT][(FIELD=VALUE,...)]``.
+
+    ``FIELD`` is ``momentum``, ``epsilon`` (BN), ``block``, ``head`` (Dropout rates) or
+    ``ghost`` (Ghost BN size), or the :class:`Variant` field's own name; ``@post`` puts BN
+    after the ReLU. The new variant is named after its changes (``bn@post-momentum0.9``),
+    so tables and file names tell it apart, and its description spells them out.
+    """
+    if isinstance(spec, Variant):
+        return spec
+    text = spec.strip()
+    match = _SPEC.match(text)
+    if match is None:
+        raise ValueError(
+            "A variant is NAME, NAME@post or NAME(field=value, ...), e.g. bn(momentum=0.9) "
+            f"or dropout(block=0.2,head=0.5). Received: {spec!r}"
+        )
+    variant = get_variant(match["name"].strip())
+    if match["placement"] is None and match["changes"] is None:
+        return variant
+    changes = _parse_changes(match["changes"] or "", spec)
+    suffix = ""
+    if match["placement"] is not None:
+        placement = match["placement"].strip()
+        if placement not in BN_PLACEMENTS:
+            raise unknown_name("BN placement", BN_PLACEMENTS, placement)
+        if not variant.batch_norm:
+            raise ValueError(
+                f"{variant.name!r} has no BatchNorm to place; use a BN variant, e.g. "
+                f"bn@{placement}. Received: {spec!r}"
+            )
+        changes["bn_placement"] = placement
+        suffix = f"@{placement}"
+    short = {v: k for k, v in SPEC_FIELDS.items()}
+    words = [f"{short.get(f, f)}={_text(v)}" for f, v in changes.items() if f != "bn_placement"]
+    name = variant.name + suffix + "".join(
+        f"-{short.get(f, f)}{_text(v)}" for f, v in changes.items() if f != "bn_placement"
+    )
+    description = variant.description + (
+        "; BN after the ReLU" if suffix == "@post" else ""
+    ) + (f"; {', '.join(words)}" if words else "")
+    return replace(variant, name=name, description=description, **changes)
+
+
+def _text(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _parse_changes(text: str, spec: str) -> dict:
+    valid = {f.name for f in fields(Variant)} - {"name", "description", "bn_placement"}
+    changes: dict = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, raw = (piece.strip() for piece in item.partition("="))
+        field_name = SPEC_FIELDS.get(key, key)
+        if not sep or field_name not in valid:
+            raise unknown_name(
+                "variant field",
+                [*SPEC_FIELDS, *sorted(valid - set(SPEC_FIELDS.values()))],
+                key if sep else item,
+            )
+        changes[field_name] = _value(field_name, raw, spec)
+    return changes
+
+
+def _value(field_name: str, raw: str, spec: str):
+    if field_name in ("batch_norm", "sync_bn"):
+        if raw.lower() not in ("true", "false"):
+            raise ValueError(f"{field_name} takes true or false. Received: {spec!r}")
+        return raw.lower() == "true"
+    try:
+        number = int(raw) if field_name == "ghost_batch" else float(raw)
+    except ValueError:
+        kind = "a whole number" if field_name == "ghost_batch" else "a number"
+        raise ValueError(f"{field_name} takes {kind}. Received: {spec!r}") from None
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ValueError(f"{field_name} takes a finite number. Received: {spec!r}")
+    return number
 
 
 # Rates: 0.1 after each pooling stage and 0.3 before the classifier. These nets are small

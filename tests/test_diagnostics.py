@@ -260,8 +260,32 @@ def test_variance_shift_is_one_without_dropout_and_above_one_with_it():
     mask = np.random.default_rng(5).random(h.shape) >= 0.5
     training_variance = (h * mask / 0.5).var(axis=0)
     dropped.get_layer("bn").moving_variance.assign(training_variance.astype("float32"))
-    expected = np.maximum(h.var(0) / training_variance, training_variance / h.var(0))
+    # Each variance plus BN's epsilon, as BN divides by them.
+    eps = dropped.get_layer("bn").epsilon
+    a, b = h.var(0) + eps, training_variance + eps
+    expected = np.maximum(a / b, b / a)
     shift = variance_shift(dropped, x).set_index("layer")
     assert shift.loc["bn", "mean_shift"] == pytest.approx(expected.mean(), rel=1e-4)
     assert shift.loc["bn", "max_shift"] == pytest.approx(expected.max(), rel=1e-4)
     assert shift.loc["bn", "mean_shift"] > 1.2
+
+
+def test_a_dead_channel_reads_as_no_shift():
+    """BN after a ReLU: a unit that never fires has no variance at all, at training and
+    at inference; BN scales it by its epsilon alone either way, so there is no shift."""
+    from kerasbn.diagnostics import variance_shift
+
+    x = np.random.default_rng(6).normal(0.0, 1.0, (500, 6)).astype("float32")
+    model = _dense_then_bn(0.0)
+    w, b = model.get_layer("dense").get_weights()
+    w[:, 0], b[0] = 0.0, 0.0  # unit 0 outputs exactly 0 for every image
+    model.get_layer("dense").set_weights([w, b])
+    moving = np.ones(w.shape[1], dtype="float32")
+    moving[0] = 1e-9  # what a long run's moving average of a zero variance comes to
+    model.get_layer("bn").moving_variance.assign(moving)
+    shift = variance_shift(model, x).set_index("layer")
+    eps = model.get_layer("bn").epsilon
+    assert shift.loc["bn", "max_shift"] < 1e3  # the bare ratio 1e-9 / 1e-12 would be 1000
+    h = x.astype(np.float64) @ w + b
+    a, m = h.var(0)[1:] + eps, 1.0 + eps
+    assert shift.loc["bn", "max_shift"] == pytest.approx(np.maximum(a / m, m / a).max(), rel=1e-4)

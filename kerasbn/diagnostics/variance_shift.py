@@ -25,13 +25,18 @@ __all__ = ["variance_shift"]
 def variance_shift(model: keras.Model, images, batch_size: int = 512) -> pd.DataFrame:
     """One row per BN layer: ``layer``, ``mean_shift`` and ``max_shift`` over its
     channels (``max(a/b, b/a)`` of inference input variance ``a`` and moving variance
-    ``b``), for ``images`` held out from training (e.g. the validation split)."""
+    ``b``, each plus BN's epsilon, as BN divides by them), for ``images`` held out from
+    training (e.g. the validation split)."""
     model = unfuse_batch_norm(model)
     moments = input_moments(model, images, batch_size, training=False)
     rows = []
     for layer in bn_layers(model):
-        inference = np.maximum(moments[layer.name][1], 1e-12)
-        moving = np.maximum(np.asarray(layer.moving_variance, dtype=np.float64), 1e-12)
+        # The variances BN divides by: each plus its epsilon. A channel whose variance is
+        # far below epsilon (a dead ReLU before a BN placed after it) is scaled by the
+        # epsilon alone, whichever its variance; the bare ratio would read as a huge shift.
+        eps = float(layer.epsilon)
+        inference = np.asarray(moments[layer.name][1], dtype=np.float64) + eps
+        moving = np.asarray(layer.moving_variance, dtype=np.float64) + eps
         shift = np.maximum(inference / moving, moving / inference)
         rows.append(
             {
