@@ -33,7 +33,14 @@ log = logging.getLogger(__name__)
 ARCHIVE_ROOT = Path("results")
 # Light files, by where they stand in a run folder.
 TOP_LEVEL_SUFFIXES = (".csv", ".json", ".md")
-SUBFOLDERS = {"logs": ".csv", "runs": ".json", "activations": ".csv"}
+SUBFOLDERS = {
+    "logs": (".csv",),
+    "runs": (".json",),
+    "activations": (".csv",),
+    # compare --tune: the trial table, the choice, and Optuna's journal of the studies
+    # (what a later `compare --tune` on a copy continues from).
+    "tuning": (".csv", ".json", ".md", ".log"),
+}
 ARRAYS = ("correct", "predictions", "probabilities")
 # Larger than any table or record of ours: such a file is not a light file.
 MAX_TEXT_BYTES = 8 * 2**20
@@ -42,9 +49,11 @@ MAX_TEXT_BYTES = 8 * 2**20
 def archived_files(run_dir: Path) -> list[Path]:
     """The files of ``run_dir`` that an archive keeps, relative to it, sorted."""
     keep = [p for p in run_dir.iterdir() if p.is_file() and p.suffix in TOP_LEVEL_SUFFIXES]
-    for folder, suffix in SUBFOLDERS.items():
+    for folder, suffixes in SUBFOLDERS.items():
         if (run_dir / folder).is_dir():
-            keep += [p for p in (run_dir / folder).iterdir() if p.suffix == suffix]
+            keep += [
+                p for p in (run_dir / folder).iterdir() if p.is_file() and p.suffix in suffixes
+            ]
     for folder in ARRAYS:
         if (run_dir / folder).is_dir():
             keep += [p for p in (run_dir / folder).iterdir() if p.suffix == ".npy"]

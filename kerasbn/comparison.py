@@ -349,6 +349,9 @@ def _run_all(job: Job, folder: RunFolder) -> CompareResult:
     for listed in variants:
         # With a tune, the variant trains at its own chosen values (same name, same tag).
         variant_config, variant = apply_params(config, listed, job.tuned.get(listed.name, {}))
+        if job.tuned.get(listed.name):
+            values = ", ".join(f"{k} {v:.3g}" for k, v in job.tuned[listed.name].items())
+            log.info("%s trains at its tuned values: %s", listed.name, values)
         for k in range(job.seeds):
             raise_if_stopped()  # a signal during the last run's saving and diagnostics
             seed = config.seed + k

@@ -227,11 +227,18 @@ def test_tuning_never_reads_the_test_split(digits, tmp_path):
     ]["dataset"]
 
 
-def test_a_study_started_with_other_settings_is_refused(digits, tmp_path):
+def test_a_study_grows_by_its_budget_and_refuses_other_settings(digits, tmp_path):
     out = tmp_path / "t"
-    tune(digits, "base", names=["lr"], trials=1, epochs=1, out_dir=out, tensorboard=False)
-    with pytest.raises(ValueError, match="started with other settings .*trials"):
-        tune(digits, "base", names=["lr"], trials=2, epochs=2, out_dir=out)
+    first = tune(digits, "base", names=["lr"], trials=1, epochs=1, out_dir=out, tensorboard=False)
+    with pytest.raises(ValueError, match="started with other settings .*epochs"):
+        tune(digits, "base", names=["lr"], trials=1, epochs=2, out_dir=out)
+    grown = tune(digits, "base", names=["lr"], trials=2, epochs=1, out_dir=out, tensorboard=False)
+    assert list(grown.trials["trial"]) == [0, 1]
+    # The first piece's trial is kept as it was: grown, not redone.
+    assert grown.trials.iloc[0]["learning_rate"] == first.trials.iloc[0]["learning_rate"]
+    assert grown.trials.iloc[0]["val_accuracy"] == first.trials.iloc[0]["val_accuracy"]
+    with pytest.raises(ValueError, match="asks for fewer"):
+        tune(digits, "base", names=["lr"], trials=1, epochs=1, out_dir=out)
 
 
 @pytest.fixture(scope="module")
@@ -240,10 +247,15 @@ def tuned_and_shared(tmp_path_factory):
     root = tmp_path_factory.mktemp("recipes")
     common = ["--dataset", "digits", "--variants", "base,bn", "--epochs", "2", "--verbose", "0"]
     tuned = ["--tune", "lr", "--trials", "2", "--tune-epochs", "1"]
-    for name, extra in (("tuned", tuned), ("shared", ["--no-save-models"])):
-        models = ["--save-models", str(root / "models")] if name == "tuned" else []
-        argv = [*common, *extra, *models, "--out", str(root / name), "--no-tensorboard"]
-        assert compare_cli.main(argv) == 0
+    here = Path.cwd()
+    os.chdir(root)  # relative paths, as a folder meant for the archive is made
+    try:
+        for name, extra in (("tuned", tuned), ("shared", ["--no-save-models"])):
+            models = ["--save-models", "models"] if name == "tuned" else []
+            argv = [*common, *extra, *models, "--out", name, "--no-tensorboard"]
+            assert compare_cli.main(argv) == 0
+    finally:
+        os.chdir(here)
     return root
 
 
@@ -281,6 +293,20 @@ def test_the_two_verdicts_side_by_side(tuned_and_shared, capsys):
     with pytest.raises(SystemExit) as exit_info:
         results_cli.main([str(tuned), str(shared), "--table", "recipes"])
     assert exit_info.value.code == 2
+
+
+def test_an_archived_tuned_comparison_keeps_its_tune(tuned_and_shared, tmp_path):
+    from kerasbn.archive import archive
+
+    archived = archive(tuned_and_shared / "tuned", "tuned", root=tmp_path)
+    for name in ("trials.csv", "best.json", "tuning.md", "study.log", "tuning.json"):
+        assert (archived / "tuning" / name).read_bytes() == (
+            tuned_and_shared / "tuned" / "tuning" / name
+        ).read_bytes()
+    # The archived journal is Optuna's own: the studies load from it, all trials there.
+    trials = _journal_trials(archived / "tuning" / "study.log", "tuning/bn")
+    assert len([t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 2
+    assert not (archived / "tuning" / "tuning.png").exists()  # figures stay out
 
 
 # --- resuming after a kill; two workers on one database ------------------------------------

@@ -165,8 +165,20 @@ def open_study(
         return study
     if stored is None:
         study.set_user_attr("kerasbn", settings)
-    elif stored != settings:
-        changed = sorted(key for key in settings if stored.get(key) != settings.get(key))
+        return study
+    changed = sorted(key for key in settings if stored.get(key) != settings.get(key))
+    if changed == ["trials"] and settings["trials"] > stored["trials"]:
+        # A larger budget grows the study (as more seeds grow a comparison): the finished
+        # trials count towards it, so a long tune can be run in pieces.
+        log.info("%s: budget grows from %d to %d trials", name, stored["trials"], trials)
+        study.set_user_attr("kerasbn", settings)
+    elif changed == ["trials"]:
+        raise ValueError(
+            f"The study {name!r} has a budget of {stored['trials']} trials; this asks for "
+            f"fewer. Ask for at least {stored['trials']} (more grow the study), or pass "
+            f"another --out. Received: --trials {settings['trials']}"
+        )
+    elif changed:
         raise ValueError(
             f"The study {name!r} was started with other settings ({', '.join(changed)} "
             "differ); re-run its own command to continue it, or pass another --out (or "
