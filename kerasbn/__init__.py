@@ -12,36 +12,61 @@ The flat public API::
 # First: TensorFlow reads its CPU settings when it is imported (see _tfenv).
 from kerasbn import _tfenv  # noqa: F401, I001
 
-from kerasbn._lock import FolderLockedError
-from kerasbn._logging import configure_logging
-from kerasbn.architectures import Architecture, get_architecture, list_architectures
-from kerasbn.comparison import CompareResult, compare, load_comparison
-from kerasbn.data import DataError, Dataset, get_dataset_info, list_datasets, load_dataset
-from kerasbn.inference import Prediction, predict, prepare_images
-from kerasbn.models import build_model
-from kerasbn.presets import Preset, get_preset
-from kerasbn.report import plot_curves, summarize, summary_markdown
-from kerasbn.loading import load_model
-from kerasbn.saving import (
-    ModelFileError,
-    export_saved_model,
-    list_models,
-    read_sidecar,
-    save_model,
-)
+import importlib
 
-# Through the old module name: importing it here first keeps ``kerasbn.train`` the
-# function even after a user's ``from kerasbn.train import TrainConfig``.
-from kerasbn.train import (
-    TrainConfig,
-    TrainResult,
-    default_config,
-    evaluate,
-    get_strategy,
-    train,
-)
-from kerasbn.training.distribute import DistributionError
-from kerasbn.variants import Variant, get_variant, list_variants, register_variant
+# The public names and the modules that define them. They are imported on first use
+# (PEP 562), so `import kerasbn` and every command's --help start without TensorFlow.
+_EXPORTS = {
+    "kerasbn._lock": ["FolderLockedError"],
+    "kerasbn._logging": ["configure_logging"],
+    "kerasbn.architectures": ["Architecture", "get_architecture", "list_architectures"],
+    "kerasbn.comparison": ["CompareResult", "compare", "load_comparison"],
+    "kerasbn.data": ["DataError", "Dataset", "get_dataset_info", "list_datasets", "load_dataset"],
+    "kerasbn.inference": ["Prediction", "predict", "prepare_images"],
+    "kerasbn.models": ["build_model"],
+    "kerasbn.presets": ["Preset", "get_preset"],
+    "kerasbn.report": ["plot_curves", "summarize", "summary_markdown"],
+    "kerasbn.loading": ["load_model"],
+    "kerasbn.saving": [
+        "ModelFileError",
+        "export_saved_model",
+        "list_models",
+        "read_sidecar",
+        "save_model",
+    ],
+    "kerasbn.training": [
+        "TrainConfig",
+        "TrainResult",
+        "default_config",
+        "evaluate",
+        "get_strategy",
+        "train",
+    ],
+    "kerasbn.training.distribute": ["DistributionError"],
+    "kerasbn.variants": ["Variant", "get_variant", "list_variants", "register_variant"],
+}
+_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
+
+# `kerasbn.train` is the function; the old module of that name (kerasbn/train.py, a lazy
+# alias of kerasbn.training) is imported now so that a later `from kerasbn.train import
+# TrainConfig` finds it loaded and leaves the package's `train` alone.
+import kerasbn.train  # noqa: E402, F401
+
+del globals()["train"]
+
+
+def __getattr__(name: str):
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kerasbn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __version__ = "0.1.0"
 

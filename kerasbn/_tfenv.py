@@ -1,6 +1,7 @@
 """TensorFlow CPU settings that have to exist before TensorFlow is imported.
 
-Imported first by ``kerasbn/__init__.py``. TensorFlow turns its oneDNN CPU kernels on by
+Imported first by ``kerasbn/__init__.py``, which imports nothing heavy itself (a
+command's ``--help`` starts without TensorFlow). TensorFlow turns its oneDNN CPU kernels on by
 itself only on CPUs it recognizes as recent Intel ones; elsewhere (this project's AMD
 EPYC machines, for one) they stay off, and with them on kerasbn's nets train 1.2-1.8x
 faster there (``benchmarks/README.md``). PyTorch uses oneDNN on every x86 CPU.
@@ -11,6 +12,10 @@ cuda drivers", CUDA initialisation errors on machines without a GPU): kerasbn de
 reach the user as Python exceptions; ``--verbose 2`` on a command line, an explicit
 ``TF_CPP_MIN_LOG_LEVEL`` (e.g. ``0``) or ``KERASBN_TF_DEFAULTS=1`` shows the log again.
 
+TensorFlow is imported the first time anything imports ``keras`` or ``tensorflow``
+after kerasbn: :class:`QuietFirstImport` on ``sys.meta_path`` runs
+:func:`import_tensorflow_quietly` just before that import, then takes itself off.
+
 These settings are defaults: an explicit variable wins, ``KERASBN_TF_DEFAULTS=1``
 leaves TensorFlow's own choices, and they have no effect when TensorFlow was imported
 before kerasbn (import kerasbn first, or export the variables).
@@ -18,6 +23,8 @@ before kerasbn (import kerasbn first, or export the variables).
 
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
 import os
 import re
 import sys
@@ -27,9 +34,11 @@ __all__ = [
     "KEEP_TF_DEFAULTS_VARIABLE",
     "LOG_LEVEL_VARIABLE",
     "ONEDNN_VARIABLE",
+    "QuietFirstImport",
     "USER_ONEDNN",
     "apply_cpu_defaults",
     "import_tensorflow_quietly",
+    "install_quiet_first_import",
 ]
 
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
@@ -96,5 +105,30 @@ def import_tensorflow_quietly(environ=os.environ) -> None:
                 os.write(2, b"".join(kept))
 
 
+class QuietFirstImport(importlib.abc.MetaPathFinder):
+    """Imports TensorFlow quietly when ``keras`` or ``tensorflow`` is first imported.
+
+    kerasbn's modules import Keras wherever they need it, and the package imports them
+    only when used, so the first of them to load may be any; this finder makes sure that
+    whichever it is, TensorFlow's start-up log is filtered. It finds nothing itself (the
+    normal import goes on) and leaves ``sys.meta_path`` after its one use.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("keras", "tensorflow"):
+            with contextlib.suppress(ValueError):  # a concurrent first import took it off
+                sys.meta_path.remove(self)
+            import_tensorflow_quietly()
+        return None
+
+
+def install_quiet_first_import() -> None:
+    """Put :class:`QuietFirstImport` first on ``sys.meta_path`` (once), unless
+    TensorFlow is already imported."""
+    if "tensorflow" in sys.modules or any(isinstance(f, QuietFirstImport) for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, QuietFirstImport())
+
+
 apply_cpu_defaults()
-import_tensorflow_quietly()
+install_quiet_first_import()

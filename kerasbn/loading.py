@@ -31,6 +31,7 @@ from pathlib import Path
 import keras
 
 from kerasbn._limits import ReadLimitError, check_declared, read_capped, require_regular_file
+from kerasbn._paths import DEFAULT_MODEL_FOLDER, SHIPPED_MODEL_FOLDER, model_folders
 from kerasbn.saving import MANIFEST_NAME, ModelFileError, read_manifest, sha256_file
 
 __all__ = [
@@ -302,21 +303,6 @@ def _check_manifest(path: Path) -> None:
             f"({str(entry.get('sha256'))[:12]}...): the file was changed or replaced after "
             "it was saved. Re-download or re-train it."
         )
-
-
-DEFAULT_MODEL_FOLDER = "saved_models"
-# Models shipped with the repository (the published comparisons' seed-0 models): found
-# by name after a clone, when saved_models/ has no model of that name.
-SHIPPED_MODEL_FOLDER = Path(__file__).resolve().parents[1] / "zoo"
-
-
-def model_folders() -> list[Path]:
-    """Where a bare model name is looked up, in order: the user's ``saved_models/``,
-    then the shipped ``zoo/`` of a clone (when there is one)."""
-    folders = [Path(DEFAULT_MODEL_FOLDER)]
-    if SHIPPED_MODEL_FOLDER.is_dir():
-        folders.append(SHIPPED_MODEL_FOLDER)
-    return folders
 
 
 def _saved_names() -> list[str]:

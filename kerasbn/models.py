@@ -190,3 +190,11 @@ def inference_copy(model: keras.Model, dataset: str | Architecture, variant: str
     for layer in clean.layers:
         layer.set_weights(model.get_layer(layer.name).get_weights())
     return clean
+
+
+if __name__ == "__main__":
+    # A library module, not a command: `python -m kerasbn.models` used to run it silently.
+    raise SystemExit(
+        "kerasbn.models is a library module, not a command. List the trained models with "
+        "`kerasbn zoo list` (or python -m kerasbn.zoo list)."
+    )

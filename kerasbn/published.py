@@ -100,10 +100,10 @@ def current_block(text: str, name: str) -> str:
 
 def _generate(block: Block, root: Path) -> str:
     # Imported here: the generators pull in pandas and matplotlib, the registry does not.
-    from kerasbn.cli.results import TABLES
+    from kerasbn.cli.results import table_function
 
     # The tables name a folder by its last part, so where the clone lies does not show.
-    return TABLES[block.table]([root / folder for folder in block.folders]).strip()
+    return table_function(block.table)([root / folder for folder in block.folders]).strip()
 
 
 def differences(root: str | os.PathLike = ".") -> list[str]:

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from kerasbn._io import write_text
 from kerasbn.plots import plot_curves, plot_differences
-from kerasbn.training import EPOCH_COLUMNS, TrainResult
+from kerasbn.training.options import EPOCH_COLUMNS
 from kerasbn.verdict_text import verdict_markdown
 from kerasbn.verdicts import intervals, verdicts
+
+if TYPE_CHECKING:  # the training loop imports Keras; the tables do not need it
+    from kerasbn.training import TrainResult
 
 __all__ = [
     "HISTORY_COLUMNS",

@@ -16,16 +16,18 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import pandas as pd
 
 from kerasbn._io import atomic_path, check_output_folder, write_json, write_text
 from kerasbn._limits import read_capped, require_regular_file
 from kerasbn._lock import FolderLock
 from kerasbn._versions import library_versions
-from kerasbn.layers import unfuse_batch_norm
 from kerasbn.model_card import model_card
+
+if TYPE_CHECKING:  # Keras loads with the first save or export; listing needs none of it
+    import keras
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +192,8 @@ def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict) -> P
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"Models are saved in the native .keras format. Received: {str(path)!r}")
+    from kerasbn.layers import unfuse_batch_norm
+
     model = unfuse_batch_norm(model)
     if getattr(model, "optimizer", None) is not None:
         # An inference model carries no optimizer state (Adam's two moments would triple
@@ -269,6 +273,8 @@ def export_saved_model(model: keras.Model | str | os.PathLike, out_dir: str | os
     if out_dir.is_dir() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} exists and is not empty; pass a new folder.")
     check_output_folder(out_dir, "--out", create=False)  # before loading the model
+    import keras
+
     if not isinstance(model, keras.Model):
         from kerasbn.loading import load_model  # loading imports this module
 

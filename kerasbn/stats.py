@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize, stats
-from statsmodels.stats.multitest import multipletests
 
 __all__ = [
     "ALPHA",
@@ -276,6 +275,10 @@ def holm(p_values) -> np.ndarray:
     adjusted = np.full(p.shape, math.nan)
     tested = np.isfinite(p)
     if tested.any():
+        # Imported here: statsmodels costs a quarter second that `results --help` and
+        # the tables without a family need not pay.
+        from statsmodels.stats.multitest import multipletests
+
         adjusted[tested] = multipletests(p[tested], alpha=ALPHA, method="holm")[1]
     return adjusted
 

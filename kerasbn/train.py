@@ -1,5 +1,12 @@
 """Moved to :mod:`kerasbn.training`; this name keeps old imports working
-(``from kerasbn.train import TrainConfig``)."""
+(``from kerasbn.train import TrainConfig``).
 
-from kerasbn.training import *  # noqa: F403
-from kerasbn.training import __all__  # noqa: F401
+Every attribute is looked up in :mod:`kerasbn.training` when first asked for, so
+importing this module (``kerasbn/__init__.py`` does) costs nothing.
+"""
+
+import importlib
+
+
+def __getattr__(name: str):
+    return getattr(importlib.import_module("kerasbn.training"), name)

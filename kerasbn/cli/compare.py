@@ -17,14 +17,14 @@ from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
 from kerasbn._signals import Stopped, raise_if_stopped, stop_on_signals
 from kerasbn.cli.tune import add_tuning_flags
-from kerasbn.comparison import compare
-from kerasbn.data import DataError, list_datasets, load_dataset
+from kerasbn.data.catalog import DataError, list_datasets
 from kerasbn.runfolder import default_out_dir
-from kerasbn.training import LR_SCALING_RULES, OPTIMIZERS, PRECISIONS, TrainConfig, default_config
-from kerasbn.training.distribute import STRATEGIES, DistributionError
-from kerasbn.tuning import HYPERPARAMETERS, parse_ranges, parse_tune, search_space
+from kerasbn.training.options import LR_SCALING_RULES, OPTIMIZERS, PRECISIONS, STRATEGIES
+from kerasbn.tuning.space import HYPERPARAMETERS, parse_ranges, parse_tune, search_space
 from kerasbn.variants import DEFAULT_VARIANTS, list_variants, parse_variants
-from kerasbn.verdicts import choose_baseline
+
+# Keras, TensorFlow, SciPy and the comparison code are imported in _run, after argparse:
+# --help and a bad flag answer at once.
 
 __all__ = ["build_parser", "main"]
 
@@ -164,7 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+def _config_from_args(args: argparse.Namespace):
+    from kerasbn.training import default_config
+
     overrides = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,
@@ -218,6 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    from kerasbn.comparison import compare
+    from kerasbn.verdicts import choose_baseline
+
     try:
         # Validate everything cheap before loading data or training.
         variants = parse_variants(args.variants)
@@ -254,8 +259,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
         PermissionError,
         FileNotFoundError,
         FolderLockedError,
-        DistributionError,
-    ) as exc:
+    ) as exc:  # DistributionError is a ValueError
         parser.exit(2, f"error: {exc}\n")
     except OSError as exc:
         if not disk_full(exc):
@@ -267,9 +271,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
         )
 
 
-def _tune_first(args: argparse.Namespace, variants, config: TrainConfig):
+def _tune_first(args: argparse.Namespace, variants, config):
     """``--tune``: tune every variant into ``<out>/tuning`` (resumable like the rest), and
     return the loaded data with each variant's chosen values."""
+    from kerasbn.data import load_dataset
     from kerasbn.tuning import tune
 
     names, ranges = parse_tune(args.tune), parse_ranges(args.range)

@@ -11,17 +11,6 @@ import json
 import sys
 from collections.abc import Sequence
 
-from kerasbn.inference import (
-    class_names_for,
-    expand_inputs,
-    predict,
-    prepare_images,
-    printable,
-    read_input_file,
-)
-from kerasbn.loading import load_model, resolve_model_name
-from kerasbn.saving import ModelFileError
-
 __all__ = ["build_parser", "main"]
 
 
@@ -49,6 +38,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     or a refused model."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Keras and the model code: after argparse, so --help answers at once.
+    from kerasbn.inference import (
+        class_names_for,
+        expand_inputs,
+        predict,
+        prepare_images,
+        printable,
+        read_input_file,
+    )
+    from kerasbn.loading import load_model, resolve_model_name
+    from kerasbn.saving import ModelFileError
+
     if args.top_k < 1:
         parser.exit(2, f"error: --top-k must be at least 1. Received: {args.top_k}\n")
     args.model = str(resolve_model_name(args.model))  # a bare name: saved_models/NAME.keras

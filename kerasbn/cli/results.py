@@ -14,29 +14,29 @@ or a folder that cannot be archived.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from kerasbn._io import write_text
 from kerasbn.archive import ARCHIVE_ROOT, archive
-from kerasbn.diagnostics.table import diagnostics_markdown
-from kerasbn.results_tables import (
-    experiment_markdown,
-    refresh,
-    replace_block,
-    results_markdown,
-)
-from kerasbn.tuning.recipes import recipes_markdown
 
+# Each table's function, imported when asked for (the statistics and plotting stacks
+# load only for the table printed, never for --help).
 TABLES = {
-    "main": results_markdown,
-    "diagnostics": diagnostics_markdown,
-    "experiment": experiment_markdown,
-    "recipes": recipes_markdown,
+    "main": ("kerasbn.results_tables", "results_markdown"),
+    "diagnostics": ("kerasbn.diagnostics.table", "diagnostics_markdown"),
+    "experiment": ("kerasbn.results_tables", "experiment_markdown"),
+    "recipes": ("kerasbn.tuning.recipes", "recipes_markdown"),
 }
 
-__all__ = ["main"]
+
+def table_function(name: str):
+    module, function = TABLES[name]
+    return getattr(importlib.import_module(module), function)
+
+__all__ = ["TABLES", "main", "table_function"]
 
 
 def archive_main(argv: Sequence[str]) -> int:
@@ -79,6 +79,8 @@ def refresh_main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("run_dirs", nargs="+", help="finished compare output folders")
     args = parser.parse_args(argv)
+    from kerasbn.results_tables import refresh
+
     try:
         for run_dir in args.run_dirs:
             refresh(run_dir)
@@ -110,7 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        table = TABLES[args.table](args.run_dirs)
+        from kerasbn.results_tables import replace_block
+
+        table = table_function(args.table)(args.run_dirs)
         if args.into:
             path = Path(args.into)
             write_text(path, replace_block(path.read_text(encoding="utf-8"), args.name, table))

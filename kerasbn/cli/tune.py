@@ -19,9 +19,9 @@ from kerasbn._io import disk_full
 from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
 from kerasbn._signals import Stopped, raise_if_stopped, stop_on_signals
-from kerasbn.data import DataError, list_datasets
+from kerasbn.data.catalog import DataError, list_datasets
 from kerasbn.runfolder import default_out_dir
-from kerasbn.tuning import HYPERPARAMETERS, parse_ranges, parse_tune, tune, work
+from kerasbn.tuning.space import HYPERPARAMETERS, parse_ranges, parse_tune
 from kerasbn.variants import DEFAULT_VARIANTS, list_variants
 
 __all__ = ["add_tuning_flags", "build_parser", "main"]
@@ -127,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, out: Path | None):
+    from kerasbn.tuning import tune, work  # Optuna, Keras: after argparse
+
     if args.worker:
         work(args.storage, study=args.study, data_dir=args.data_dir)
         return None

@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from kerasbn._paths import SHIPPED_MODEL_FOLDER
 
-from kerasbn.loading import SHIPPED_MODEL_FOLDER, model_folders
-from kerasbn.saving import ModelFileError, copy_model, list_models
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 __all__ = ["build_parser", "main", "zoo_table"]
 
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 def zoo_table(models: pd.DataFrame) -> str:
     """Name, data set, variant, parameters, test accuracy and creation time, one row per
     model, in the style of KerasHub's preset tables; ``load_model(name)`` loads a name."""
+    import pandas as pd
 
     def column(name: str) -> pd.Series:
         return models[name] if name in models else pd.Series([None] * len(models))
@@ -62,6 +65,9 @@ def zoo_table(models: pd.DataFrame) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from kerasbn._paths import model_folders
+    from kerasbn.saving import ModelFileError, copy_model, list_models
+
     if args.command == "ship":
         try:
             for model in args.models:

@@ -23,6 +23,7 @@ import pandas as pd
 from kerasbn._io import atomic_path, write_json, write_text
 from kerasbn._signals import raise_if_stopped
 from kerasbn.training.batches import EpochBatches
+from kerasbn.training.options import EPOCH_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +41,6 @@ __all__ = [
     "blown_up",
 ]
 
-# Columns of TrainResult.history, one row per epoch.
-EPOCH_COLUMNS = [
-    "epoch",
-    "loss",
-    "accuracy",
-    "val_loss",
-    "val_accuracy",
-    "seconds",
-    "train_seconds",
-]
 
 
 class EpochTimer(keras.callbacks.Callback):

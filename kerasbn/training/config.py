@@ -10,7 +10,13 @@ import keras
 
 from kerasbn.presets import get_preset
 from kerasbn.registry import check_choice
-from kerasbn.training.distribute import STRATEGIES
+from kerasbn.training.options import (
+    LR_SCALING_RULES,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    PRECISIONS,
+    STRATEGIES,
+)
 
 __all__ = [
     "LR_SCALING_RULES",
@@ -29,12 +35,6 @@ __all__ = [
     "use_fused_bn",
 ]
 
-OPTIMIZERS = ("adam", "sgd")
-LR_SCHEDULES = ("cosine", "constant")
-LR_SCALING_RULES = ("auto", "none", "linear", "sqrt")
-# Keras dtype policies: mixed ones compute in 16 bits with float32 weights; Keras' BN
-# upcasts to float32 for its statistics, and the softmax head stays float32.
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import keras
 
 from kerasbn.registry import check_choice
+from kerasbn.training.options import STRATEGIES
 
 __all__ = [
     "STRATEGIES",
@@ -40,7 +41,6 @@ __all__ = [
     "resolve",
 ]
 
-STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 TF_MULTIWORKER_ISSUE = "https://github.com/keras-team/keras/issues/20585"
 
 

@@ -25,11 +25,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from kerasbn.presets import get_preset
 from kerasbn.registry import unknown_name
-from kerasbn.training import TrainConfig
 from kerasbn.variants import Variant
+
+if TYPE_CHECKING:  # the config module imports Keras; --help must not wait for it
+    from kerasbn.training import TrainConfig
 
 __all__ = [
     "DEFAULT_TUNE",
