@@ -41,6 +41,7 @@ import pandas as pd
 from kerasbn._io import check_output_folder
 from kerasbn._signals import raise_if_stopped
 from kerasbn._versions import run_record
+from kerasbn.comparison_progress import ComparisonProgress
 from kerasbn.comparison_run import Job, train_one
 from kerasbn.data import Dataset, load_dataset
 from kerasbn.diagnostics.files import write_diagnostics
@@ -48,6 +49,7 @@ from kerasbn.report import HISTORY_COLUMNS, summarize, write_results
 from kerasbn.runfolder import COMPLETE, ResumeRule, RunFolder, copy_state, default_out_dir
 from kerasbn.training import (
     EPOCH_COLUMNS,
+    ResumableBackup,
     TrainConfig,
     batch_plan,
     default_config,
@@ -336,6 +338,18 @@ def _distribution(placement: Placement, config: TrainConfig) -> dict:
 
 
 def _run_all(job: Job, folder: RunFolder) -> CompareResult:
+    data, variants = job.data, job.variants
+    title = f"{data.name}: " + ", ".join(v.name for v in variants)
+    if any(v.sync_bn and v.batch_norm for v in variants):
+        title += " (BN statistics synchronized across replicas)"
+    progress = ComparisonProgress(len(variants) * job.seeds, job.config.epochs)
+    try:
+        return _train_all(job, folder, title, progress)
+    finally:
+        progress.close()
+
+
+def _train_all(job: Job, folder: RunFolder, title: str, progress) -> CompareResult:
     data, variants, config, models_dir = job.data, job.variants, job.config, job.models_dir
     out_dir = folder.path
     histories: list[pd.DataFrame] = []
@@ -343,9 +357,6 @@ def _run_all(job: Job, folder: RunFolder) -> CompareResult:
     records: list[dict] = []
     model_paths: dict[str, Path] = {}
     correct: dict[tuple[str, int], np.ndarray] = {}
-    title = f"{data.name}: " + ", ".join(v.name for v in variants)
-    if any(v.sync_bn and v.batch_norm for v in variants):
-        title += " (BN statistics synchronized across replicas)"
     for listed in variants:
         # With a tune, the variant trains at its own chosen values (same name, same tag).
         variant_config, variant = apply_params(config, listed, job.tuned.get(listed.name, {}))
@@ -360,13 +371,21 @@ def _run_all(job: Job, folder: RunFolder) -> CompareResult:
             if record_path.exists():
                 log.info("%s: finished earlier, read back", tag)
                 record = json.loads(record_path.read_text())
+                progress.read_back(tag, config.epochs)
             else:
                 log.info("training %s (%d images)", tag, len(data.x_train))
+                progress.start(tag, ResumableBackup(out_dir / "backup" / tag).completed_epochs())
                 model_path = None
                 if models_dir is not None and k == 0:
                     model_path = models_dir / f"{data.name}-{variant.name}.keras"
                 record = train_one(
-                    job, variant, replace(variant_config, seed=seed), out_dir, tag, model_path
+                    job,
+                    variant,
+                    replace(variant_config, seed=seed),
+                    out_dir,
+                    tag,
+                    model_path,
+                    callbacks=[progress.callback()],
                 )
             run_rows.append(record["row"])
             records.append(record)

@@ -10,6 +10,7 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -90,12 +91,19 @@ def flip_tta_accuracy(model, data, probabilities) -> float:
 
 
 def train_one(
-    job: Job, variant: Variant, config: TrainConfig, out_dir: Path, tag: str, model_path
+    job: Job,
+    variant: Variant,
+    config: TrainConfig,
+    out_dir: Path,
+    tag: str,
+    model_path,
+    callbacks: Sequence = (),
 ) -> dict:
-    """Train (or resume) one run, save its model, and return its record."""
+    """Train (or resume) one run, save its model, and return its record. ``callbacks``:
+    extra Keras callbacks (the comparison's progress report)."""
     data = job.data
     backup_dir = out_dir / "backup" / tag
-    callbacks = []
+    callbacks = list(callbacks)
     # None where TensorFlow's summary API is missing (a JAX-only install): no logs then.
     board = tensorboard_callback(out_dir / "tensorboard" / tag) if job.tensorboard else None
     if board is not None:
@@ -143,10 +151,12 @@ def train_one(
             scores["test_accuracy_flip_tta"] = flip_tta_accuracy(result.model, data, probs)
             log.info("%s: with flip TTA %.2f%%", tag, 100 * scores["test_accuracy_flip_tta"])
         started = time.perf_counter()
+        log.info("%s: diagnostics (calibration, precise BN, variance shift)", tag)
         diagnostics = run_diagnostics(result, data, probs, served)  # calibration, precise BN
         scores.update(diagnostics.scores)
         # Their cost, against the training time (the README states the ratio).
         scores["diagnostics_seconds"] = time.perf_counter() - started
+        log.info("%s: diagnostics took %.0f s", tag, scores["diagnostics_seconds"])
     row = run_row(result, scores)
     if job.tensorboard:
         write_hparams(out_dir / "tensorboard", tag, hparams_of(variant, config), row)

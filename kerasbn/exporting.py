@@ -58,7 +58,8 @@ def _require(fmt: str) -> None:
         extra = EXTRAS[fmt][0]
         raise ExportDependencyError(
             f"Exporting to {fmt} needs {', '.join(missing)}, which is not installed. "
-            f'Install it with: pip install -e ".[{extra}]"'
+            f'Install it with: pip install "kerasbn[{extra}]" (in a source checkout: '
+            f'pip install -e ".[{extra}]")'
         )
 
 

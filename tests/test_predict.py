@@ -166,9 +166,12 @@ def test_cli_predicts_files_arrays_and_folders(mnist_model, mnist_slice, tmp_pat
 def test_cli_table_and_size_mismatch(mnist_model, tmp_path, capsys):
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "big.png")
     assert main(["--model", str(mnist_model), str(tmp_path / "big.png")]) == 1
-    assert "expects 28x28" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # The failed file is named before the reason.
+    assert err.startswith(f"error: {tmp_path / 'big.png'}: ") and "expects 28x28" in err
     assert main(["--model", str(mnist_model), "--resize", str(tmp_path / "big.png")]) == 0
-    line = capsys.readouterr().out.strip()
+    header, line = capsys.readouterr().out.strip().splitlines()
+    assert header.startswith("input") and "top 3 classes" in header
     assert line.startswith(str(tmp_path / "big.png")) and line.endswith("%")
 
 

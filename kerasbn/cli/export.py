@@ -70,7 +70,8 @@ def _onnx_on_torch(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         parser.exit(
             2,
             f"error: Exporting to onnx needs {', '.join(missing)}, which is not installed. "
-            'Install it with: pip install -e ".[onnx]"\n',
+            'Install it with: pip install "kerasbn[onnx]" (in a source checkout: '
+            'pip install -e ".[onnx]")\n',
         )
     command = [sys.executable, "-m", "kerasbn.export", "--model", args.model]
     command += ["--out", args.out, "--format", "onnx"]

@@ -86,11 +86,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
     else:
         width = max([len(r["input"]) for r in results] + [5])
+        if results:
+            print(f"{'input':<{width}}  top {args.top_k} classes (probability), best first")
         for r in results:
             cells = "  ".join(
                 f"{t['class_name']} {100 * t['probability']:6.2f}%" for t in r["top_k"]
             )
             print(f"{r['input']:<{width}}  {cells}")
     for err in errors:
-        print(f"error: {err['error']}", file=sys.stderr)
+        # Which file failed, first: with many inputs the reason alone does not say.
+        print(f"error: {err['input']}: {err['error']}", file=sys.stderr)
     return 1 if errors else 0
