@@ -47,6 +47,7 @@ from kerasbn.data import Dataset, load_dataset
 from kerasbn.diagnostics.files import write_diagnostics
 from kerasbn.report import HISTORY_COLUMNS, summarize, write_results
 from kerasbn.runfolder import COMPLETE, ResumeRule, RunFolder, copy_state, default_out_dir
+from kerasbn.tensorboard import hparams_of, write_hparams_config
 from kerasbn.training import (
     EPOCH_COLUMNS,
     ResumableBackup,
@@ -357,6 +358,7 @@ def _train_all(job: Job, folder: RunFolder, title: str, progress) -> CompareResu
     records: list[dict] = []
     model_paths: dict[str, Path] = {}
     correct: dict[tuple[str, int], np.ndarray] = {}
+    hparams: list[dict] = []  # every run's, for TensorBoard's HParams domains
     for listed in variants:
         # With a tune, the variant trains at its own chosen values (same name, same tag).
         variant_config, variant = apply_params(config, listed, job.tuned.get(listed.name, {}))
@@ -366,6 +368,7 @@ def _train_all(job: Job, folder: RunFolder, title: str, progress) -> CompareResu
         for k in range(job.seeds):
             raise_if_stopped()  # a signal during the last run's saving and diagnostics
             seed = config.seed + k
+            hparams.append(hparams_of(variant, replace(variant_config, seed=seed)))
             tag = f"{data.name}-{variant.name}-seed{seed}"
             record_path = out_dir / "runs" / f"{tag}.json"
             if record_path.exists():
@@ -411,6 +414,8 @@ def _train_all(job: Job, folder: RunFolder, title: str, progress) -> CompareResu
                 out_dir, history, runs, title, job.baseline, correct
             )
             write_diagnostics(out_dir, records, data.y_test, title)
+    if job.tensorboard:
+        write_hparams_config(out_dir / "tensorboard", hparams)
     shutil.rmtree(out_dir / "backup", ignore_errors=True)
     # Written last: its presence says every file above is final.
     folder.complete(

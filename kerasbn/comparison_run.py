@@ -24,7 +24,7 @@ from kerasbn.diagnostics.files import ACTIVATION_IMAGES, PRECISE_BN_SUFFIX
 from kerasbn.diagnostics.summary import run_diagnostics
 from kerasbn.report import run_row
 from kerasbn.saving import save_model
-from kerasbn.tensorboard import hparams_of, tensorboard_callback, write_hparams
+from kerasbn.tensorboard import hparams_of, run_folder, tensorboard_callback, write_hparams
 from kerasbn.training import (
     TrainConfig,
     class_ids,
@@ -105,7 +105,8 @@ def train_one(
     backup_dir = out_dir / "backup" / tag
     callbacks = list(callbacks)
     # None where TensorFlow's summary API is missing (a JAX-only install): no logs then.
-    board = tensorboard_callback(out_dir / "tensorboard" / tag) if job.tensorboard else None
+    folder = run_folder(variant.name, config.seed)
+    board = tensorboard_callback(out_dir / "tensorboard" / folder) if job.tensorboard else None
     if board is not None:
         callbacks.append(board)
     activations = f"activations/{tag}.csv" if job.activations else None
@@ -159,7 +160,7 @@ def train_one(
         log.info("%s: diagnostics took %.0f s", tag, scores["diagnostics_seconds"])
     row = run_row(result, scores)
     if job.tensorboard:
-        write_hparams(out_dir / "tensorboard", tag, hparams_of(variant, config), row)
+        write_hparams(out_dir / "tensorboard", folder, hparams_of(variant, config), row)
     saved = saved_precise = None
     if saving:
         seconds = result.history["seconds"].sum()

@@ -2,12 +2,13 @@
 callback, and one HParams record per run so that ``tensorboard --logdir <out>/tensorboard``
 compares the variants side by side (the HParams tab's table and parallel coordinates).
 
-Layout: ``<out>/tensorboard/<dataset>-<variant>-seed<k>/{train,validation}/`` (Keras'
-callback: loss, accuracy, learning rate, the model graph) and, in the run's own folder,
-its hyperparameters with the run's final metrics; ``<out>/tensorboard/`` holds the
-HParams experiment config (which hyperparameters and metrics exist). Writing summaries
-needs TensorFlow (the default backend); without it, the logs are skipped with one
-message and training goes on.
+Layout: ``<out>/tensorboard/<variant>/seed<k>/{train,validation}/`` (Keras' callback:
+loss, accuracy, learning rate, the model graph) and, in the run's own folder, its
+hyperparameters with the run's final metrics; ``<out>/tensorboard/`` holds the HParams
+experiment config, rewritten when the comparison ends with each hyperparameter's domain
+(the values the runs used), so the columns that vary are shown without ticking them.
+Writing summaries needs TensorFlow (the default backend); without it, the logs are
+skipped with one message and training goes on.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from pathlib import Path
 
 import keras
 
-__all__ = ["HPARAM_METRICS", "hparams_of", "tensorboard_callback", "write_hparams"]
+__all__ = [
+    "HPARAM_METRICS",
+    "hparams_of",
+    "run_folder",
+    "tensorboard_callback",
+    "write_hparams",
+    "write_hparams_config",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,12 @@ def tensorboard_callback(log_dir: Path) -> keras.callbacks.Callback | None:
     )
 
 
+def run_folder(variant: str, seed: int) -> str:
+    """A run's folder under ``<out>/tensorboard``: ``<variant>/seed<k>``, so TensorBoard's
+    run list groups a variant's seeds (and their train / validation logs) together."""
+    return f"{variant}/seed{seed}"
+
+
 def hparams_of(variant, config) -> dict:
     """The hyperparameters that tell one run from another in a comparison."""
     return {
@@ -66,21 +80,67 @@ def hparams_of(variant, config) -> dict:
 
 
 def write_hparams(root: Path, run: str, hparams: dict, row: dict) -> None:
-    """The run's hyperparameters and final metrics, in ``root/run``, and (once) the
-    experiment config in ``root``: which hyperparameters and metrics the table shows."""
+    """The run's hyperparameters and final metrics, in ``root/run``. The experiment
+    config (which hyperparameters and metrics the table shows) is written once all runs
+    are known, by :func:`write_hparams_config`; until then a provisional one without
+    domains stands in, so a folder looked at mid-comparison still shows its runs."""
     api = _summary_api()
     if api is None:
         return
     tf, hp = api
-    if not list(root.glob("events.out.tfevents*")):  # one experiment config per folder
+    if not _config_files(root):
         with tf.summary.create_file_writer(str(root)).as_default():
-            hp.hparams_config(
-                hparams=[hp.HParam(name) for name in hparams],
-                metrics=[hp.Metric(tag, display_name=name) for name, tag in HPARAM_METRICS.items()],
-            )
+            hp.hparams_config(hparams=[hp.HParam(name) for name in hparams], metrics=_metrics(hp))
     with tf.summary.create_file_writer(str(root / run)).as_default():
         hp.hparams(hparams, trial_id=run)
         for name, tag in HPARAM_METRICS.items():
             value = row.get(name)
             if value is not None and math.isfinite(float(value)):
                 tf.summary.scalar(tag, float(value), step=int(row.get("epochs", 0)))
+
+
+def _config_files(root: Path) -> list[Path]:
+    return sorted(root.glob("events.out.tfevents*")) if root.is_dir() else []
+
+
+def _metrics(hp) -> list:
+    return [hp.Metric(tag, display_name=name) for name, tag in HPARAM_METRICS.items()]
+
+
+def _domain(hp, values: list):
+    """TensorBoard's domain of one hyperparameter over the values the runs used: the
+    values themselves (strings, booleans, whole numbers, up to 12 distinct numbers), else
+    the interval they span. A domain of one value reads as "does not vary"; any other
+    column is shown without ticking it."""
+    distinct = sorted(set(values), key=lambda v: (str(type(v)), v))
+    if all(isinstance(v, bool) for v in distinct):
+        return hp.Discrete(distinct)
+    if all(isinstance(v, str) for v in distinct):
+        return hp.Discrete(distinct)
+    numbers = [float(v) for v in distinct]
+    if all(isinstance(v, int) for v in distinct) or len(numbers) <= 12:
+        return hp.Discrete(numbers)
+    return hp.RealInterval(min(numbers), max(numbers))
+
+
+def _write_config(root: Path, tf, hp, runs: list[dict]) -> None:
+    names = list(dict.fromkeys(name for run in runs for name in run))
+    hparams = []
+    for name in names:
+        values = [run[name] for run in runs if name in run]
+        hparams.append(hp.HParam(name, _domain(hp, values)))
+    with tf.summary.create_file_writer(str(root)).as_default():
+        hp.hparams_config(hparams=hparams, metrics=_metrics(hp))
+
+
+def write_hparams_config(root: Path, runs: list[dict]) -> None:
+    """Replace ``root``'s experiment config with one declaring each hyperparameter's
+    domain over ``runs`` (each run's hyperparameters, as given to :func:`write_hparams`):
+    varied columns (variant, seed, a tuned rate) are then visible by default."""
+    api = _summary_api()
+    if api is None or not runs:
+        return
+    tf, hp = api
+    for old in _config_files(root):  # only the root's own file, not the runs' folders
+        old.unlink()
+    _write_config(root, tf, hp, runs)

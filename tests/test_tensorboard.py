@@ -26,8 +26,19 @@ def test_a_comparison_writes_epoch_scalars_and_hparams(tmp_path):
     board = out / "tensorboard"
     root = _events(board)
     assert "_hparams_/experiment" in root.Tags()["tensors"]
+    # One experiment config, rewritten at the end with each hyperparameter's domain.
+    assert len(list(board.glob("events.out.tfevents*"))) == 1
+    content = root.PluginTagToContent("hparams")["_hparams_/experiment"]
+    infos = plugin_data_pb2.HParamsPluginData.FromString(content).experiment.hparam_infos
+    domains = {info.name: info for info in infos}
+    assert [v.string_value for v in domains["variant"].domain_discrete.values] == ["base", "bn"]
+    assert [v.bool_value for v in domains["batch_norm"].domain_discrete.values] == [False, True]
+    assert [v.number_value for v in domains["seed"].domain_discrete.values] == [0.0]
+    assert [v.number_value for v in domains["learning_rate"].domain_discrete.values] == [
+        pytest.approx(config.learning_rate)
+    ]
     for variant in ("base", "bn"):
-        tag = f"digits-{variant}-seed0"
+        tag = f"{variant}/seed0"  # TensorBoard groups a variant's seeds
         train = _events(board / tag / "train").Tags()["tensors"]
         assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"} <= set(train)
         validation = _events(board / tag / "validation")

@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from kerasbn._io import atomic_path  # noqa: E402
-from kerasbn.tensorboard import write_hparams  # noqa: E402
+from kerasbn.tensorboard import write_hparams, write_hparams_config  # noqa: E402
 from kerasbn.tuning.space import INTEGER_PARAMS, Range, range_of  # noqa: E402
 from kerasbn.tuning.study import RETRY_OF, SURPLUS  # noqa: E402
 
@@ -203,22 +203,26 @@ def write_trial_hparams(
     does not tune is shown at its fixed setting (``fixed[variant]``), so every run has
     every column."""
     params = param_columns(trials)
+    every = []
     for row in trials.itertuples(index=False):
         row = row._asdict()
         if row["state"] not in ("complete", "pruned"):
             continue
         variant = row["variant"]
         run = f"{variant}-trial{row['trial']}"
-        if (root / run).exists():  # written by an earlier call on this folder
-            continue
         hparams = {"variant": variant}
         for param in params:
             value = row.get(param)
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 value = fixed[variant].get(param, 0.0)
             hparams[param] = float(value)
+        every.append(hparams)
+        if (root / run).exists():  # written by an earlier call on this folder
+            continue
         metrics = {"best_val_accuracy": row["val_accuracy"], "epochs": row["epochs"]}
         write_hparams(root, run, hparams, metrics)
+    # The tuned values vary over a range: declared so, they show without ticking.
+    write_hparams_config(root, every)
 
 
 def tuning_markdown(
