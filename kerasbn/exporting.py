@@ -18,11 +18,13 @@ import importlib.util
 import os
 import warnings
 from pathlib import Path
-
-import keras
+from typing import TYPE_CHECKING
 
 from kerasbn._io import atomic_path, check_output_folder
 from kerasbn.registry import check_choice
+
+if TYPE_CHECKING:  # Keras loads with the first export, not with --help
+    import keras
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -74,6 +76,8 @@ def _new_file(out: str | os.PathLike, suffix: str) -> Path:
 
 
 def _load(model: keras.Model | str | os.PathLike) -> keras.Model:
+    import keras
+
     if isinstance(model, keras.Model):
         return model
     from kerasbn.loading import load_model
@@ -82,12 +86,16 @@ def _load(model: keras.Model | str | os.PathLike) -> keras.Model:
 
 
 def _signature(model: keras.Model) -> list:
+    import keras
+
     return [keras.InputSpec(shape=(None, *model.input_shape[1:]), dtype="uint8")]
 
 
 def export_onnx(model: keras.Model | str | os.PathLike, out: str | os.PathLike) -> Path:
     """Write ``out`` (``*.onnx``). Runs on Keras' torch backend (``KERAS_BACKEND=torch``);
     ``python -m kerasbn.export --format onnx`` arranges that by itself."""
+    import keras
+
     _require("onnx")
     if keras.backend.backend() != "torch":
         raise ExportDependencyError(

@@ -17,8 +17,6 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-import keras
-
 from kerasbn._io import disk_full
 from kerasbn.exporting import (
     EXPORT_FORMATS,
@@ -40,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--format", default="tf_saved_model", choices=EXPORT_FORMATS)
     args = parser.parse_args(argv)
+    import keras  # after argparse: --help answers without TensorFlow
+
     if args.format == "onnx" and keras.backend.backend() != "torch":
         return _onnx_on_torch(parser, args)
     export = {"tf_saved_model": export_saved_model, "onnx": export_onnx, "litert": export_litert}

@@ -21,12 +21,25 @@ import os
 import shutil
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kerasbn._io import check_output_folder
 from kerasbn._versions import run_record
-from kerasbn.experiments._common import ExperimentResult
 from kerasbn.registry import Registry
 from kerasbn.runfolder import ResumeRule, RunFolder, default_out_dir
+
+if TYPE_CHECKING:
+    from kerasbn.experiments._common import ExperimentResult
+
+
+def __getattr__(name: str):
+    # The shared experiment code imports Keras: loaded with the first experiment run,
+    # not by `experiments list` or --help.
+    if name == "ExperimentResult":
+        from kerasbn.experiments._common import ExperimentResult
+
+        return ExperimentResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "EXPERIMENTS",
