@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from kerasbn._io import atomic_path
 
@@ -62,7 +63,7 @@ def plot_mean_band(
     column: str,
     *,
     colour,
-    label: str,
+    label: str | None,
     by: str = "epoch",
     style: str = "-",
     alpha: float = 0.15,
@@ -91,15 +92,17 @@ def plot_curves(
         runs = history[history["variant"] == variant]
         for ax, metric in zip(axes[:2], ("loss", "accuracy"), strict=True):
             for prefix, style in (("", "-"), ("val_", "--")):
-                label = f"{variant} {'val' if prefix else 'train'}"
+                # One legend entry per variant (its colour); the line style is in the title.
+                label = variant if prefix == "" else None
                 plot_mean_band(ax, runs, prefix + metric, colour=colour, label=label, style=style)
     for ax, metric in zip(axes[:2], ("loss", "accuracy"), strict=True):
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.set_title(f"{metric}: train (solid) vs validation (dashed)")
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     if axes[1].get_legend_handles_labels()[0]:  # nothing to label if every run diverged
-        axes[1].legend(fontsize=8, ncol=2)
+        axes[1].legend(fontsize=8, ncol=1 if len(variants) < 4 else 2)
     bars = summary.set_index("variant").loc[variants]
     acc = 100 * bars["test_accuracy_mean"].to_numpy(dtype=float)
     # Error bars: the 95% interval (over seeds, or over test images for one seed).
@@ -116,13 +119,24 @@ def plot_curves(
     finite = acc[np.isfinite(acc)]
     if finite.size:
         low = max(0.0, float(finite.min()) - max(2.0, 1.5 * float(err.max(initial=0))))
-        axes[2].set_ylim(low, min(100.0, float(np.nanmax(acc + err[1])) + 1.0))
+        # Room above the highest cap for its number.
+        axes[2].set_ylim(low, min(100.0, float(np.nanmax(acc + err[1])) + 1.5))
     bottom = axes[2].get_ylim()[0]
     if bottom > 0:  # bars that do not start at zero must say so
         axes[2].set_xlabel(f"(y axis starts at {bottom:.1f}%, not 0)", fontsize=8)
     for x, value in enumerate(acc):
-        text, y = (f"{value:.2f}", value) if np.isfinite(value) else ("diverged", bottom)
-        axes[2].annotate(text, (x, y), ha="center", va="bottom", fontsize=8)
+        # Above the interval's cap, so the number and the error bar do not overlap.
+        top = value + err[1][x]
+        text, y = (f"{value:.2f}", top) if np.isfinite(value) else ("diverged", bottom)
+        axes[2].annotate(
+            text, (x, y), xytext=(0, 2), textcoords="offset points", ha="center",
+            va="bottom", fontsize=8,
+        )  # fmt: skip
+    if len(variants) > 3 or max(map(len, variants), default=0) > 8:
+        # Long names (bn+head-dropout) side by side collide: tilt them.
+        axes[2].tick_params(axis="x", labelrotation=25)
+        for label in axes[2].get_xticklabels():
+            label.set_horizontalalignment("right")
     axes[2].set_ylabel("test accuracy (%)")
     axes[2].set_title("test accuracy (mean, 95% interval)")
     if title:
