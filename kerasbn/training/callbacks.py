@@ -133,10 +133,12 @@ class EpochLog(keras.callbacks.Callback):
     def read(path: str | Path, epochs: int) -> list[dict]:
         """The first ``epochs`` rows of a log written by an earlier (killed) process."""
         path = Path(path)
-        if not path.exists():
+        try:
+            frame = pd.read_csv(path)
+            return frame[frame["epoch"] <= epochs].to_dict("records")
+        except (OSError, ValueError, KeyError, TypeError):
+            # Missing, empty or damaged: no usable rows (the caller checks the count).
             return []
-        frame = pd.read_csv(path)
-        return frame[frame["epoch"] <= epochs].to_dict("records")
 
 
 # A mean cross-entropy this large (a network at chance scores ln(classes), about 2.3)
@@ -275,11 +277,38 @@ class ResumableBackup(keras.callbacks.Callback):
         self.state_path = self.backup_dir / "state.json"
 
     def completed_epochs(self) -> int:
-        """Epochs finished by the checkpoint in the folder (0: none)."""
-        try:
-            return int(json.loads(self.state_path.read_text())["epoch"])
-        except FileNotFoundError:
+        """Epochs finished by the checkpoint in the folder (0: none).
+
+        A damaged checkpoint (an unreadable state file, weights missing or cut short, as
+        a copy cut short or a full disk outside kerasbn's writes leaves them) is removed
+        with a warning and counts as none: the run starts over, and since a run is
+        deterministic it ends as an uninterrupted one would.
+        """
+        if not self.state_path.exists():
             return 0
+        damaged = self.state_path.name
+        try:
+            state = json.loads(self.state_path.read_text())
+            epoch = int(state["epoch"])
+            damaged = str(state["weights"])
+            import h5py  # Keras' own dependency for .weights.h5
+
+            with h5py.File(self.backup_dir / damaged, "r"):
+                pass
+            return epoch
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self.discard(f"the checkpoint's {damaged} is damaged ({type(exc).__name__}: {exc})")
+            return 0
+
+    def discard(self, why: str) -> None:
+        """Drop the checkpoint, saying why: the run then trains from epoch 0."""
+        log.warning(
+            "%s: %s; the run starts again from epoch 0 (it ends as an uninterrupted run "
+            "would)",
+            self.backup_dir,
+            why,
+        )
+        self.remove()
 
     def on_train_begin(self, logs=None):
         if not self.state_path.exists():

@@ -189,8 +189,14 @@ def train(
 
     backup = ResumableBackup(backup_dir) if backup_dir is not None else None
     done = backup.completed_epochs() if backup is not None else 0
+    earlier = EpochLog.read(log_csv, done) if done and log_csv else []
+    if done and log_csv and [int(row["epoch"]) for row in earlier] != list(range(1, done + 1)):
+        # The log must hold every epoch the checkpoint holds; one that lost rows would
+        # publish a history with holes. Start over: a deterministic run ends the same.
+        backup.discard(f"{log_csv} holds {len(earlier)} of the {done} epochs it should")
+        done, earlier = 0, []
     timer = EpochTimer()
-    epoch_log = EpochLog(log_csv, timer, EpochLog.read(log_csv, done) if done and log_csv else ())
+    epoch_log = EpochLog(log_csv, timer, earlier)
     # Order matters at epoch end: the log is written before the checkpoint, so after a
     # kill it always covers the epochs the checkpoint holds.
     all_callbacks = [
@@ -222,11 +228,9 @@ def train(
         diverged_at = exc
         log.info("%s seed %d diverged: %s", variant.name, config.seed, exc)
     history = epoch_log.frame()
-    diverged = (
-        diverged_at is not None
-        or len(history) < config.epochs
-        or bool(blown_up(history["loss"]).any())
-    )
+    # Diverged only where a divergence was seen (a NaN / Inf / huge loss), never from a
+    # short history: a callback may stop a run early for other reasons.
+    diverged = diverged_at is not None or bool(blown_up(history["loss"]).any())
     return TrainResult(
         model=model,
         history=history,

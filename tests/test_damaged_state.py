@@ -1,0 +1,95 @@
+"""Damaged run-folder state never turns into a wrong result: an epoch log that lost rows
+or a checkpoint cut short makes the run start over (and, being deterministic, end as an
+uninterrupted run), with a warning naming the file; a short history is never read as a
+divergence."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import keras
+import pandas as pd
+import pytest
+
+from kerasbn import default_config
+from kerasbn.training import train
+
+COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+
+
+class _Cut(Exception):
+    pass
+
+
+class _CutBeforeEpoch(keras.callbacks.Callback):
+    """Stops a run at the start of epoch ``index`` (0-based): the checkpoint and the log
+    then hold the epochs before it, as after a kill."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.index = index
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.index:
+            raise _Cut()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(digits, tmp_path_factory):
+    config = replace(default_config("digits"), epochs=3, verbose=0)
+    log = tmp_path_factory.mktemp("whole") / "log.csv"
+    result = train(digits, "bn", config, log_csv=log)
+    return config, result.history[COLUMNS]
+
+
+def _cut_after_two_epochs(digits, config, folder):
+    log, backup = folder / "log.csv", folder / "backup"
+    with pytest.raises(_Cut):
+        train(digits, "bn", config, log_csv=log, backup_dir=backup, callbacks=[_CutBeforeEpoch(2)])
+    assert len(pd.read_csv(log)) == 2 and (backup / "state.json").exists()
+    return log, backup
+
+
+def _damage_log(log, backup):
+    rows = log.read_text().splitlines()
+    log.write_text("\n".join(rows[:-1]) + "\n")  # the last epoch's row is lost
+    return str(log)
+
+
+def _empty_state(log, backup):
+    (backup / "state.json").write_text("")
+    return "state.json"
+
+
+def _cut_weights(log, backup):
+    weights = next(backup.glob("epoch-*.weights.h5"))
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    return "damaged"
+
+
+@pytest.mark.parametrize("damage", [_damage_log, _empty_state, _cut_weights])
+def test_damaged_state_restarts_the_run_and_ends_as_an_uninterrupted_one(
+    digits, uninterrupted, tmp_path, caplog, damage
+):
+    config, expected = uninterrupted
+    log, backup = _cut_after_two_epochs(digits, config, tmp_path)
+    named = damage(log, backup)
+    with caplog.at_level(logging.WARNING, logger="kerasbn"):
+        result = train(digits, "bn", config, log_csv=log, backup_dir=backup)
+    warning = " ".join(caplog.messages)
+    assert named in warning and "starts again from epoch 0" in warning
+    assert not result.diverged and result.resumed_from_epoch == 0
+    # Epoch for epoch what the uninterrupted run recorded.
+    pd.testing.assert_frame_equal(result.history[COLUMNS], expected, check_exact=False, rtol=1e-6)
+    assert list(pd.read_csv(log)["epoch"]) == [1, 2, 3]
+
+
+def test_a_run_stopped_early_by_a_callback_is_not_called_diverged(digits):
+    class StopAfterOne(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = True
+
+    config = replace(default_config("digits"), epochs=3, verbose=0)
+    result = train(digits, "base", config, callbacks=[StopAfterOne()])
+    assert len(result.history) == 1 and not result.diverged
