@@ -41,6 +41,7 @@ import pandas as pd
 from kerasbn._io import check_output_folder
 from kerasbn._signals import raise_if_stopped
 from kerasbn._versions import run_record
+from kerasbn.comparison_options import check_tuned, with_bn_options
 from kerasbn.comparison_progress import ComparisonProgress
 from kerasbn.comparison_run import Job, train_one
 from kerasbn.data import Dataset, load_dataset
@@ -206,16 +207,7 @@ def compare(
     config = config or default_config(dataset if isinstance(dataset, str) else dataset.name)
     # Before anything else: a multi-worker set-up must precede other backend work.
     placement = resolve(config.strategy)
-    if sync_bn and ghost_batch is not None:
-        raise ValueError(
-            "--sync-bn normalizes over the global batch and --ghost-batch over sub-batches "
-            f"of each replica's; choose one. Received: --sync-bn and --ghost-batch {ghost_batch}"
-        )
-    if sync_bn:
-        variants = [replace(v, sync_bn=True) for v in variants]
-    if ghost_batch is not None:
-        # Variant checks the size; variants without BN have nothing to normalize.
-        variants = [replace(v, ghost_batch=ghost_batch) if v.batch_norm else v for v in variants]
+    variants = with_bn_options(variants, sync_bn=sync_bn, ghost_batch=ghost_batch)
     if activations and placement.processes > 1:
         log.warning("--activations is not recorded in a multi-worker run; training goes on")
         activations = False
@@ -241,7 +233,7 @@ def compare(
         "seeds": [config.seed + k for k in range(seeds)],
         "train_config": config.to_dict(),
         "save_models": str(models_dir) if models_dir else None,
-        "tuned": _check_tuned(tuned, variants, config),
+        "tuned": check_tuned(tuned, variants, config),
     }
     out_dir = Path(out_dir) if out_dir is not None else None
     settings["distribution"] = distribution
@@ -288,24 +280,6 @@ def compare(
         )
         result = _compare_into(private, job, settings)
     return replace(result, out_dir=None, model_paths={})
-
-
-def _check_tuned(tuned, variants: Sequence[Variant], config: TrainConfig) -> dict | None:
-    """``tuned`` as plain JSON values, after checking that every name is a compared
-    variant and every value a valid setting (before any training)."""
-    if not tuned:
-        return None
-    names = {v.name: v for v in variants}
-    plain = {}
-    for name, params in tuned.items():
-        if name not in names:
-            raise ValueError(
-                f"Tuned values are given for {name!r}, which is not compared; compared are "
-                f"{', '.join(names)}. Received: {sorted(tuned)}"
-            )
-        apply_params(config, names[name], params)  # raises on an unknown or bad value
-        plain[name] = {k: v.item() if hasattr(v, "item") else v for k, v in params.items()}
-    return plain
 
 
 def _compare_into(out_dir: Path, job: Job, settings: dict) -> CompareResult:

@@ -146,3 +146,28 @@ def test_compare_runs_through_the_one_command(tmp_path, capsys):
     assert code == 0
     assert (out / "complete.json").is_file()
     assert "| bn " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["compare", "--epochs", "abc"], "argument --epochs: invalid int value: 'abc'"),
+        (["tune", "--trials"], "argument --trials: expected one argument"),
+        (["zoo"], "the following arguments are required: command"),
+        (["results", "x", "--table", "nope"], "argument --table: invalid choice: 'nope'"),
+    ],
+)
+def test_a_usage_error_is_one_line_pointing_at_help(argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert err.count("\n") == 1 and err.startswith(f"error: {message}")
+    assert err.rstrip().endswith("--help")
+
+
+def test_zoo_list_of_a_missing_folder_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["zoo", "list", str(tmp_path / "nowhere")])
+    assert stop.value.code == 2
+    assert "is not a folder" in capsys.readouterr().err

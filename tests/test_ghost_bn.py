@@ -172,8 +172,12 @@ def test_compare_with_ghost_batches_records_them_and_saves_plain_bn(digits, quic
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--ghost-batch", "0"], "ghost_batch must be a positive whole number"),
+        (["--ghost-batch", "0"], "N must be at least 2. Received: 0"),
+        # One example normalized by itself is all zeros: no ghost batch at all.
+        (["--ghost-batch", "1"], "N must be at least 2. Received: 1"),
         (["--ghost-batch", "8", "--sync-bn"], "choose one"),
+        # No BN layer to split the batch for: the flag would do nothing.
+        (["--ghost-batch", "8", "--variants", "base,dropout"], "none of these variants has BN"),
     ],
 )
 def test_compare_cli_refuses_bad_ghost_batches(argv, message, tmp_path, capsys):
@@ -181,5 +185,6 @@ def test_compare_cli_refuses_bad_ghost_batches(argv, message, tmp_path, capsys):
 
     with pytest.raises(SystemExit) as stop:
         main(["--dataset", "digits", "--variants", "bn", "--out", str(tmp_path / "r"), *argv])
+    assert not (tmp_path / "r").exists()  # refused before anything was written
     assert stop.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "r" / "complete.json").exists()

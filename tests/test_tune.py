@@ -127,7 +127,7 @@ def test_tune_cli_bad_input_exits_2_naming_the_fix(argv, message, tmp_path, caps
 )
 def test_compare_tune_bad_input_exits_2(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(
-        "kerasbn.cli.compare.load_dataset", lambda *a, **k: pytest.fail("data was loaded")
+        "kerasbn.data.load_dataset", lambda *a, **k: pytest.fail("data was loaded")
     )
     with pytest.raises(SystemExit) as exit_info:
         compare_cli.main(["--dataset", "digits", "--out", str(tmp_path / "c"), *argv])

@@ -28,6 +28,7 @@ from kerasbn.bench.speed_to_target import (
     time_to_accuracy_from_run,
     time_to_accuracy_markdown,
 )
+from kerasbn.cli._parser import ArgumentParser
 from kerasbn.data import get_dataset_info
 from kerasbn.registry import check_choice
 from kerasbn.results_tables import replace_block, source_line
@@ -38,7 +39,7 @@ __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m kerasbn.bench",
         description="Training throughput of kerasbn vs the naive Keras path vs PyTorch eager "
         "(or, with --time-to-accuracy, how long the default recipe takes to its target).",

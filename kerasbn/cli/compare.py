@@ -16,6 +16,7 @@ from kerasbn._io import disk_full
 from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
 from kerasbn._signals import Stopped, raise_if_stopped, stop_on_signals
+from kerasbn.cli._parser import ArgumentParser
 from kerasbn.cli.tune import add_tuning_flags
 from kerasbn.data.catalog import DataError, list_datasets
 from kerasbn.runfolder import default_out_dir
@@ -30,7 +31,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m kerasbn.compare",
         description="Train BatchNorm / Dropout variants on one data set and export a "
         "comparison table, per-epoch history, overfitting curves and saved models.",

@@ -7,7 +7,6 @@ folder that is finished, in use or holds another experiment; 130 / 143 stopped b
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from kerasbn._io import disk_full
 from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
 from kerasbn._signals import Stopped, raise_if_stopped, stop_on_signals
+from kerasbn.cli._parser import ArgumentParser
 from kerasbn.data import DataError
 from kerasbn.experiments import (
     get_experiment,
@@ -30,7 +30,7 @@ __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m kerasbn.experiments", description="Named BatchNorm experiments."
     )
     sub = parser.add_subparsers(dest="command", required=True)

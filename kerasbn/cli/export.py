@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from kerasbn._io import disk_full
+from kerasbn.cli._parser import ArgumentParser
 from kerasbn.exporting import (
     EXPORT_FORMATS,
     ExportDependencyError,
@@ -31,7 +32,7 @@ __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kerasbn.export", description=__doc__)
+    parser = ArgumentParser(prog="python -m kerasbn.export", description=__doc__)
     parser.add_argument("--model", required=True, help="a .keras file or a saved model's name")
     parser.add_argument(
         "--out", required=True, help="a new folder (tf_saved_model) or file (.onnx, .tflite)"

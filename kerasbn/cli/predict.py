@@ -11,11 +11,13 @@ import json
 import sys
 from collections.abc import Sequence
 
+from kerasbn.cli._parser import ArgumentParser
+
 __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m kerasbn.predict",
         description="Predict classes of PNG/JPEG images, .npy arrays or folders of them "
         "with a saved kerasbn model.",

@@ -13,7 +13,6 @@ or a folder that cannot be archived.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from kerasbn._io import write_text
 from kerasbn.archive import ARCHIVE_ROOT, archive
+from kerasbn.cli._parser import ArgumentParser
 
 # Each table's function, imported when asked for (the statistics and plotting stacks
 # load only for the table printed, never for --help).
@@ -40,7 +40,7 @@ __all__ = ["TABLES", "main", "table_function"]
 
 
 def archive_main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m kerasbn.results archive",
         description="Copy a finished run folder's light files into the results archive.",
     )
@@ -72,7 +72,7 @@ def published_main(command: str) -> int:
 
 
 def refresh_main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m kerasbn.results refresh",
         description="Rewrite finished comparison folders' summary, intervals, verdicts and "
         "figures with the current methods (the runs are not touched).",
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return published_main(argv[0])
     if argv[:1] == ["refresh"]:
         return refresh_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m kerasbn.results", description=__doc__)
+    parser = ArgumentParser(prog="python -m kerasbn.results", description=__doc__)
     parser.add_argument("run_dirs", nargs="+", help="finished compare output folders")
     parser.add_argument("--into", help="a Markdown file to write the table into")
     parser.add_argument("--name", default="main", help="the marker name in that file")

@@ -19,6 +19,7 @@ from kerasbn._io import disk_full
 from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
 from kerasbn._signals import Stopped, raise_if_stopped, stop_on_signals
+from kerasbn.cli._parser import ArgumentParser
 from kerasbn.data.catalog import DataError, list_datasets
 from kerasbn.runfolder import default_out_dir
 from kerasbn.tuning.space import HYPERPARAMETERS, parse_ranges, parse_tune
@@ -51,7 +52,7 @@ def add_tuning_flags(parser: argparse.ArgumentParser, *, prefix: str = "") -> No
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m kerasbn.tune",
         description="Tune each variant's nuisance hyperparameters (learning rate, weight "
         "decay, ...) on the validation split with Optuna, so that variants are compared "

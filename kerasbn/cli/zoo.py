@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kerasbn._paths import SHIPPED_MODEL_FOLDER
+from kerasbn.cli._parser import ArgumentParser
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,7 +26,7 @@ __all__ = ["build_parser", "main", "zoo_table"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m kerasbn.zoo",
         description="List the saved kerasbn models of a folder (from its manifest.json).",
     )
@@ -75,6 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (ModelFileError, OSError) as exc:
             parser.exit(2, f"error: {exc}\n")
         return 0
+    if args.folder and not Path(args.folder).is_dir():
+        parser.exit(
+            2,
+            f"error: {args.folder} is not a folder. Pass a folder of saved models (e.g. "
+            "saved_models), or none for saved_models/ and the shipped zoo/.\n",
+        )
     folders = [args.folder] if args.folder else model_folders()
     shown = 0
     for folder in folders:

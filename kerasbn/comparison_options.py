@@ -1,0 +1,62 @@
+"""The options of a comparison that change its variants (synchronized or Ghost BN) or
+their settings (tuned values), checked before anything is loaded or trained."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from kerasbn.training import TrainConfig
+from kerasbn.tuning.space import apply_params
+from kerasbn.variants import Variant
+
+__all__ = ["check_tuned", "with_bn_options"]
+
+
+def with_bn_options(
+    variants: Sequence[Variant], *, sync_bn: bool = False, ghost_batch: int | None = None
+) -> list[Variant]:
+    """``variants`` with ``--sync-bn`` / ``--ghost-batch`` put into their BN layers."""
+    variants = list(variants)
+    if sync_bn and ghost_batch is not None:
+        raise ValueError(
+            "--sync-bn normalizes over the global batch and --ghost-batch over sub-batches "
+            f"of each replica's; choose one. Received: --sync-bn and --ghost-batch {ghost_batch}"
+        )
+    if sync_bn:
+        variants = [replace(v, sync_bn=True) for v in variants]
+    if ghost_batch is not None and (not isinstance(ghost_batch, int) or ghost_batch < 2):
+        raise ValueError(
+            "--ghost-batch N normalizes each run of N examples by their own mean and "
+            f"variance; N must be at least 2. Received: {ghost_batch!r}"
+        )
+    if ghost_batch is not None and not any(v.batch_norm for v in variants):
+        raise ValueError(
+            "--ghost-batch changes how BN layers normalize, and none of these variants has "
+            f"BN; add a BN variant (e.g. bn) or drop it. Received: "
+            f"{', '.join(v.name for v in variants)}"
+        )
+    if ghost_batch is not None:
+        # Variant checks the size; variants without BN have nothing to normalize.
+        variants = [replace(v, ghost_batch=ghost_batch) if v.batch_norm else v for v in variants]
+    return variants
+
+
+def check_tuned(
+    tuned: Mapping | None, variants: Sequence[Variant], config: TrainConfig
+) -> dict | None:
+    """``tuned`` as plain JSON values, after checking that every name is a compared
+    variant and every value a valid setting (before any training)."""
+    if not tuned:
+        return None
+    names = {v.name: v for v in variants}
+    plain = {}
+    for name, params in tuned.items():
+        if name not in names:
+            raise ValueError(
+                f"Tuned values are given for {name!r}, which is not compared; compared are "
+                f"{', '.join(names)}. Received: {sorted(tuned)}"
+            )
+        apply_params(config, names[name], params)  # raises on an unknown or bad value
+        plain[name] = {k: v.item() if hasattr(v, "item") else v for k, v in params.items()}
+    return plain
