@@ -185,7 +185,8 @@ def source_line(run_dir: Path, config: dict) -> str:
     parts = [config, *config.get("extended", [])]
     last = parts[-1].get("command") or config.get("command")
     command = f"`{last}`" if last else "a call from Python"
-    commits = list(dict.fromkeys(map(_commit, parts)))
+    # Parts resumed by other code trained some runs too.
+    commits = list(dict.fromkeys(map(_commit, [*parts, *config.get("resumed", [])])))
     code = "`, then `".join(commits)
     grown = (
         f"; grown from `{config['command']}`" if len(parts) > 1 and config.get("command") else ""

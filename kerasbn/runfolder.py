@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ __all__ = ["COMPLETE", "CONFIG", "ResumeRule", "RunFolder", "copy_state", "defau
 COMPLETE = "complete.json"
 CONFIG = "config.json"
 
+
+log = logging.getLogger(__name__)
 
 def default_out_dir(name: str, root: str | os.PathLike = "runs") -> Path:
     """A new folder ``<root>/<YYYYmmdd-HHMMSS>-<name>`` (``.2``, ``.3`` ... when two runs
@@ -179,12 +182,37 @@ class RunFolder:
             if self.resuming:
                 for folder in (self.path, *(p for p in self.path.iterdir() if p.is_dir())):
                     remove_stale_temps(folder)
+                self._note_code_change(record or {})
             else:
                 write_json(self.path / CONFIG, {**settings, **(record or {})})
         except BaseException:
             self.close()
             raise
         return self
+
+    def _note_code_change(self, record: dict) -> None:
+        """Resuming with other code (another kerasbn version or commit) is allowed, as a
+        fix may be what the resume is for, but said, and recorded in ``config.json``
+        (``resumed``), so a table from the folder can name every commit that trained it."""
+        if not record:
+            return
+        stored = json.loads((self.path / CONFIG).read_text())
+        earlier = [stored, *stored.get("extended", []), *stored.get("resumed", [])][-1]
+
+        def code(part: dict) -> tuple:
+            return part.get("kerasbn_version"), (part.get("git") or {}).get("commit")
+
+        if code(earlier) == code(record):
+            return
+        log.warning(
+            "%s was last run by kerasbn %s (commit %s); it is resumed by %s (commit %s): "
+            "its runs will come from both. Use a new --out to keep one version.",
+            self.path,
+            *(value or "unknown" for value in (*code(earlier), *code(record))),
+        )
+        keys = ("command", "kerasbn_version", "git")
+        resumed = {"time": _now(), **{k: record.get(k) for k in keys}}
+        write_json(self.path / CONFIG, {**stored, "resumed": [*stored.get("resumed", []), resumed]})
 
     def _check(self, settings: dict, record: dict) -> bool:
         grows = (self.path / CONFIG).exists() and self._grow(settings, record)

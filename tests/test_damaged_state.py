@@ -93,3 +93,35 @@ def test_a_run_stopped_early_by_a_callback_is_not_called_diverged(digits):
     config = replace(default_config("digits"), epochs=3, verbose=0)
     result = train(digits, "base", config, callbacks=[StopAfterOne()])
     assert len(result.history) == 1 and not result.diverged
+
+
+def test_resuming_with_other_code_is_said_and_recorded(tmp_path, caplog):
+    import json
+
+    from kerasbn.results_tables import source_line
+    from kerasbn.runfolder import ResumeRule, RunFolder
+
+    rule = ResumeRule(keys=("dataset",))
+    first = {"command": "python -m kerasbn.compare ...", "kerasbn_version": "0.1.0",
+             "git": {"commit": "a" * 40, "dirty": False}}  # fmt: skip
+    with RunFolder(tmp_path, rule).open({"dataset": "digits"}, first):
+        pass  # stopped before finishing
+    second = {**first, "git": {"commit": "b" * 40, "dirty": False}}
+    with (
+        caplog.at_level(logging.WARNING, logger="kerasbn"),
+        RunFolder(tmp_path, rule).open({"dataset": "digits"}, second) as folder,
+    ):
+        assert folder.resuming
+    warning = " ".join(caplog.messages)
+    assert "a" * 40 in warning and "b" * 40 in warning and "new --out" in warning
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert [part["git"]["commit"] for part in config["resumed"]] == ["b" * 40]
+    assert "code at `aaaaaaa`, then `bbbbbbb`" in source_line(tmp_path, config)
+    # The same code again: nothing to say.
+    caplog.clear()
+    with (
+        caplog.at_level(logging.WARNING, logger="kerasbn"),
+        RunFolder(tmp_path, rule).open({"dataset": "digits"}, second),
+    ):
+        pass
+    assert not caplog.messages

@@ -11,6 +11,7 @@ import argparse
 import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from kerasbn._io import disk_full
 from kerasbn._lock import FolderLockedError
@@ -196,6 +197,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = _run(parser, args)
             raise_if_stopped()  # a signal that arrived where it could not be raised
         except Stopped as stop:
+            if args.out and (Path(args.out) / "complete.json").is_file():
+                # The signal came after the last file was written: nothing to resume.
+                print(
+                    f"stopped by {stop} after the comparison had finished; its results are "
+                    f"in {args.out}",
+                    file=sys.stderr,
+                )
+                return stop.exit_code
             where = (
                 f"in {args.out}"
                 if args.out
