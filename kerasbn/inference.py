@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import keras
 import numpy as np
 
 from kerasbn._limits import check_declared, require_regular_file
+from kerasbn._text import terminal_safe
 from kerasbn.images import IMAGE_SUFFIXES, decode_image
 from kerasbn.loading import load_model
 from kerasbn.saving import read_manifest, read_sidecar
@@ -236,15 +236,8 @@ def _read_npy(path: Path) -> np.ndarray:
 
 
 def printable(text: str) -> str:
-    """``text`` safe to print on any terminal and under a strict UTF-8 locale: control
-    and escape characters and undecodable bytes of a file name shown as escapes."""
-    out = []
-    for char in text:
-        if unicodedata.category(char) in ("Cc", "Cs", "Cf") and char != " ":
-            out.append(char.encode("unicode_escape", "backslashreplace").decode("ascii"))
-        else:
-            out.append(char)
-    return "".join(out)
+    """``text`` safe to print on any terminal (:func:`kerasbn._text.terminal_safe`)."""
+    return terminal_safe(text)
 
 
 def expand_inputs(paths: Sequence[str]) -> tuple[list[Path], list[dict]]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+from kerasbn._text import markdown_safe
+
 __all__ = ["model_card"]
 
 _JPEG_NOTE = (
@@ -38,7 +40,13 @@ def _accuracy_line(metrics: dict) -> str:
 
 
 def model_card(name: str, metadata: dict) -> str:
-    """The card of the model file ``name`` (e.g. ``cifar10-bn.keras``) from its metadata."""
+    """The card of the model file ``name`` (e.g. ``cifar10-bn.keras``) from its metadata.
+
+    Every recorded text is written as inert Markdown (:func:`kerasbn._text.markdown_safe`):
+    a sidecar is a file, and a file may hold HTML or table-breaking text.
+    """
+    metadata = _safe(metadata)
+    name = markdown_safe(name)
     variant = metadata.get("variant") or {}
     variant_name = variant.get("name") if isinstance(variant, dict) else variant
     config = metadata.get("train_config") or {}
@@ -107,3 +115,14 @@ def model_card(name: str, metadata: dict) -> str:
     if "jpeg" in str(source.get("source", "")).lower():
         lines += ["", _JPEG_NOTE]
     return "\n".join(lines) + "\n"
+
+
+def _safe(value):
+    """``value`` with every string in it (keys and values, nested) Markdown-safe."""
+    if isinstance(value, dict):
+        return {markdown_safe(k): _safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_safe(v) for v in value]
+    if isinstance(value, str):
+        return markdown_safe(value)
+    return value

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kerasbn._text import markdown_safe
 from kerasbn.report import format_mean_std, mean_std, summarize, write_results
 from kerasbn.verdict_text import family_note
 from kerasbn.verdicts import intervals, read_folder, verdicts
@@ -71,7 +72,7 @@ def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
                 v = verdict.loc[r.variant]
                 held = "" if not np.isfinite(v["p_holm"]) else f", p_Holm = {v['p_holm']:.2g}"
                 word = (
-                    f"{v['verdict']} vs `{v['baseline']}` "
+                    f"{v['verdict']} vs `{markdown_safe(v['baseline'])}` "
                     f"({100 * v['difference']:+.2f} pp{held})"
                 )
             else:
@@ -79,7 +80,7 @@ def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
             rows.append(
                 {
                     "data set": dataset_title(r.dataset),
-                    "variant": f"`{r.variant}`",
+                    "variant": f"`{markdown_safe(r.variant)}`",
                     "seeds": r.seeds,
                     "epochs": config["train_config"]["epochs"],
                     "test acc % (mean ± std)": format_mean_std(
@@ -184,14 +185,16 @@ def source_line(run_dir: Path, config: dict) -> str:
     whole of it) and every commit that trained a part, in order."""
     parts = [config, *config.get("extended", [])]
     last = parts[-1].get("command") or config.get("command")
-    command = f"`{last}`" if last else "a call from Python"
+    command = f"`{markdown_safe(last)}`" if last else "a call from Python"
     # Parts resumed by other code trained some runs too.
     commits = list(dict.fromkeys(map(_commit, [*parts, *config.get("resumed", [])])))
     code = "`, then `".join(commits)
     grown = (
-        f"; grown from `{config['command']}`" if len(parts) > 1 and config.get("command") else ""
+        f"; grown from `{markdown_safe(config['command'])}`"
+        if len(parts) > 1 and config.get("command")
+        else ""
     )
-    return f"{command} (`{run_dir.name}`, code at `{code}`{grown})"
+    return f"{command} (`{markdown_safe(run_dir.name)}`, code at `{code}`{grown})"
 
 
 def replace_block(text: str, name: str, block: str) -> str:
@@ -199,10 +202,18 @@ def replace_block(text: str, name: str, block: str) -> str:
     ``<!-- /results:NAME -->`` replaced by ``block`` (the markers stay)."""
     start, end = f"<!-- results:{name} -->", f"<!-- /results:{name} -->"
     if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        lines = text.splitlines()
+        where = [
+            f"{marker} on line {k}"
+            for k, line in enumerate(lines, start=1)
+            for marker in (start, end)
+            if marker in line
+        ]
         raise ValueError(
             f"Expected one {start} ... {end} pair in the file, in that order. Add the two "
-            f"markers where the table belongs. Received: {text.count(start)} start and "
-            f"{text.count(end)} end markers"
+            f"markers where the table belongs (or remove the extra ones). Received: "
+            f"{text.count(start)} start and {text.count(end)} end markers"
+            + (f" ({'; '.join(where)})" if where else "")
         )
     before, rest = text.split(start)
     after = rest.split(end)[1]

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from kerasbn import compare, default_config, load_model, loading
+from kerasbn import _paths, compare, default_config, load_model
 from kerasbn.cli.zoo import main as zoo_main
 
 
@@ -58,21 +58,25 @@ def test_zoo_list_shows_every_model_and_a_name_loads(zoo, capsys, monkeypatch):
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         assert cells[:4] == [f"digits-{variant}", "digits", variant, f"{params:,}"]
     monkeypatch.chdir(root)  # saved_models/ is the default folder
-    monkeypatch.setattr(loading, "SHIPPED_MODEL_FOLDER", root / "no-shipped-models")
+    monkeypatch.setattr(_paths, "SHIPPED_MODEL_FOLDER", root / "no-shipped-models")
     assert (
         load_model("digits-bn").count_params()
         == load_model(root / "saved_models" / "digits-bn.keras").count_params()
     )
     with pytest.raises(FileNotFoundError, match=r"digits-base, digits-bn\)"):
         load_model("digits-dropout")
-    assert zoo_main(["list", str(root / "nowhere")]) == 0
+    (root / "empty").mkdir()
+    assert zoo_main(["list", str(root / "empty")]) == 0
     assert "No saved models in" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:  # a folder that is not there is a mistake
+        zoo_main(["list", str(root / "nowhere")])
+    assert stop.value.code == 2 and "is not a folder" in capsys.readouterr().err
 
 
 def test_a_shipped_model_loads_by_name_and_lists_after_a_clone(zoo, tmp_path, monkeypatch, capsys):
     root, _ = zoo
     shipped = tmp_path / "zoo"
-    monkeypatch.setattr(loading, "SHIPPED_MODEL_FOLDER", shipped)
+    monkeypatch.setattr(_paths, "SHIPPED_MODEL_FOLDER", shipped)
     source = root / "saved_models" / "digits-bn.keras"
     assert zoo_main(["ship", str(source), "--into", str(shipped)]) == 0
     for suffix in (".keras", ".json", ".md"):

@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{'input':<{width}}  top {args.top_k} classes (probability), best first")
         for r in results:
             cells = "  ".join(
-                f"{t['class_name']} {100 * t['probability']:6.2f}%" for t in r["top_k"]
+                f"{printable(t['class_name'])} {100 * t['probability']:6.2f}%" for t in r["top_k"]
             )
             print(f"{r['input']:<{width}}  {cells}")
     for err in errors:

@@ -46,8 +46,13 @@ def zoo_table(models: pd.DataFrame) -> str:
     model, in the style of KerasHub's preset tables; ``load_model(name)`` loads a name."""
     import pandas as pd
 
+    from kerasbn._text import markdown_safe
+
     def column(name: str) -> pd.Series:
-        return models[name] if name in models else pd.Series([None] * len(models))
+        # A manifest is a file: its texts are printed as inert Markdown, with no escape
+        # sequence reaching the terminal.
+        values = models[name] if name in models else pd.Series([None] * len(models))
+        return values.map(lambda v: markdown_safe(v) if isinstance(v, str) else v)
 
     shown = pd.DataFrame(
         {
