@@ -171,3 +171,25 @@ def test_zoo_list_of_a_missing_folder_exits_2(tmp_path, capsys):
         main(["zoo", "list", str(tmp_path / "nowhere")])
     assert stop.value.code == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("learning_rate=nan", "must be a finite number"),
+        ("learning_rate=0", "must be greater than 0"),
+        ("epochs=0", "from 1 to 100,000"),
+        ("seeds=-1", "from 1 to 100,000"),
+        ("hidden_units=10000000", "from 1 to 8,192"),
+    ],
+)
+def test_experiment_settings_are_checked_before_anything_is_written(
+    assignment, message, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as stop:
+        main(["experiments", "run", "mnist-mlp", "--set", assignment, "--out", str(out)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --set ") and message in err
+    assert not out.exists()

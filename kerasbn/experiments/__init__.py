@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 import os
 import shutil
 from dataclasses import MISSING, asdict, dataclass, fields, replace
@@ -187,7 +188,39 @@ def parse_overrides(name: str, assignments: list[str]) -> dict:
             overrides[key] = _parse(text, default, str(field.type))
         except ValueError as exc:
             raise ValueError(f"--set {key}: {exc}. Received: {text!r}") from None
+        values = overrides[key] if isinstance(overrides[key], tuple) else (overrides[key],)
+        for value in values:
+            _check_value(key, value, text)
     return overrides
+
+
+# Bounds of --set values by what the field is: checked before anything is written, so a
+# value that cannot train (epochs=0, a NaN rate, a net too large to allocate) is refused
+# with its range instead of failing mid-run.
+_POSITIVE = ("learning_rate", "lr_min", "lr_max", "epsilon", "tolerance", "init_stddev")
+_UNIT_INTERVAL = ("momentum", "bn_momentum", "val_fraction")
+_SEEDS = ("seed", "split_seed")
+MAX_COUNT = 100_000  # images, epochs, steps, batch sizes
+MAX_UNITS = 8_192  # a hidden layer's width: 8,192 x 3,072 CIFAR-10 inputs is 100 MB
+
+
+def _check_value(key: str, value, text: str) -> None:
+    if value is None or isinstance(value, bool | str):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"--set {key} must be a finite number. Received: {text!r}")
+    if key in _POSITIVE and not value > 0:
+        raise ValueError(f"--set {key} must be greater than 0. Received: {text!r}")
+    if key in _UNIT_INTERVAL and not 0 <= value < 1:
+        raise ValueError(f"--set {key} must be in [0, 1). Received: {text!r}")
+    if isinstance(value, int):
+        low, high = (0, 2**31 - 1) if key in _SEEDS else (1, MAX_COUNT)
+        if key.startswith("hidden_units"):
+            high = MAX_UNITS
+        if not low <= value <= high:
+            raise ValueError(
+                f"--set {key} must be a whole number from {low} to {high:,}. Received: {text!r}"
+            )
 
 
 def run_experiment(
