@@ -47,7 +47,14 @@ from kerasbn.comparison_run import Job, train_one
 from kerasbn.data import Dataset, load_dataset
 from kerasbn.diagnostics.files import write_diagnostics
 from kerasbn.report import HISTORY_COLUMNS, summarize, write_results
-from kerasbn.runfolder import COMPLETE, ResumeRule, RunFolder, copy_state, default_out_dir
+from kerasbn.runfolder import (
+    COMPLETE,
+    ResumeRule,
+    RunFolder,
+    copy_state,
+    default_out_dir,
+    file_in,
+)
 from kerasbn.tensorboard import hparams_of, write_hparams_config
 from kerasbn.training import (
     EPOCH_COLUMNS,
@@ -375,10 +382,12 @@ def _train_all(job: Job, folder: RunFolder, title: str, progress) -> CompareResu
                 model_paths[variant.name] = Path(record["model"])
             if record.get("correct"):
                 correct[(variant.name, seed)] = np.load(
-                    out_dir / record["correct"], allow_pickle=False
+                    file_in(out_dir, record["correct"], record_path), allow_pickle=False
                 )
             elif record.get("predictions"):  # folders from before per-image correctness
-                classes = np.load(out_dir / record["predictions"], allow_pickle=False)
+                classes = np.load(
+                    file_in(out_dir, record["predictions"], record_path), allow_pickle=False
+                )
                 correct[(variant.name, seed)] = classes == data.y_test[: len(classes)]
             # Tables are rewritten after every run, so a long comparison shows its
             # finished variants while the rest trains.

@@ -31,13 +31,60 @@ from pathlib import Path
 from kerasbn._io import disk_full, remove_stale_temps, write_json
 from kerasbn._lock import FolderLock
 
-__all__ = ["COMPLETE", "CONFIG", "ResumeRule", "RunFolder", "copy_state", "default_out_dir"]
+__all__ = [
+    "COMPLETE",
+    "CONFIG",
+    "ResumeRule",
+    "RunFolder",
+    "copy_state",
+    "default_out_dir",
+    "file_in",
+    "refuse_links",
+]
 
 COMPLETE = "complete.json"
 CONFIG = "config.json"
 
 
 log = logging.getLogger(__name__)
+
+
+def file_in(folder: str | os.PathLike, name: str, named_by: str | os.PathLike) -> Path:
+    """The file ``name`` that a record in ``folder`` names, resolved, if it lies inside
+    ``folder``: a record is a file, and one naming ``/etc/...`` or ``../..`` must not make
+    kerasbn read (or overwrite) something elsewhere.
+
+    Raises:
+        ValueError: ``name`` is absolute or leads outside ``folder``.
+    """
+    root = Path(folder).resolve()
+    path = (root / str(name)).resolve()
+    if Path(str(name)).is_absolute() or root not in path.parents:
+        raise ValueError(
+            f"{named_by} names a file outside its folder {folder}; a run folder's records "
+            f"name files inside it. Re-run into a new --out. Received: {name!r}"
+        )
+    return path
+
+
+def refuse_links(folder: str | os.PathLike) -> None:
+    """Refuse a run folder in which a file or subfolder is a symbolic link: resuming
+    writes, and removes checkpoints, only inside ``--out``, never where a link points.
+
+    Raises:
+        FileExistsError: naming the link and where it points.
+    """
+    folder = Path(folder)
+    entries = [*folder.iterdir()]
+    entries += [child for entry in entries if entry.is_dir() and not entry.is_symlink()
+                for child in entry.iterdir()]  # fmt: skip
+    for entry in entries:
+        if entry.is_symlink():
+            raise FileExistsError(
+                f"{entry} is a symbolic link (to {os.readlink(entry)}); kerasbn writes and "
+                f"deletes only inside --out. Replace it with a real folder or file, or pass "
+                f"a new --out; nothing was changed. Received: {folder}"
+            )
 
 def default_out_dir(name: str, root: str | os.PathLike = "runs") -> Path:
     """A new folder ``<root>/<YYYYmmdd-HHMMSS>-<name>`` (``.2``, ``.3`` ... when two runs
@@ -178,6 +225,7 @@ class RunFolder:
                 f"Cannot write to the output folder {self.path} ({exc}). Pass a writable --out."
             ) from exc
         try:
+            refuse_links(self.path)
             self.resuming = self._check(settings, record or {})
             if self.resuming:
                 for folder in (self.path, *(p for p in self.path.iterdir() if p.is_dir())):

@@ -31,6 +31,7 @@ import pandas as pd
 
 from kerasbn import stats
 from kerasbn.registry import unknown_name
+from kerasbn.runfolder import file_in
 
 __all__ = [
     "INTERVAL_COLUMNS",
@@ -300,19 +301,13 @@ def read_correct(run_dir: str | Path) -> dict[tuple[str, int], np.ndarray]:
             one-dimensional boolean array.
     """
     run_dir = Path(run_dir)
-    root = run_dir.resolve()
     correct = {}
     for record_path in sorted((run_dir / "runs").glob("*.json")):
         record = json.loads(record_path.read_text(encoding="utf-8"))
         name = record.get("correct")
         if not name:
             continue
-        path = (run_dir / name).resolve()
-        if root not in path.parents:
-            raise ValueError(
-                f"{record_path} names a per-image file outside its folder. Re-run the "
-                f"comparison into a new folder. Received: {name!r}"
-            )
+        path = file_in(run_dir, name, record_path)
         array = np.load(path, allow_pickle=False)
         if array.dtype != bool or array.ndim != 1:
             raise ValueError(

@@ -23,6 +23,7 @@ from kerasbn._io import write_text
 from kerasbn.diagnostics.activations import ACTIVATION_COLUMNS
 from kerasbn.diagnostics.calibration import CALIBRATION_BINS
 from kerasbn.plots import pyplot, save_figure
+from kerasbn.runfolder import file_in
 
 __all__ = [
     "ACTIVATION_IMAGES",
@@ -56,7 +57,8 @@ def write_diagnostics(out_dir: str | os.PathLike, records: list[dict], y_test, t
     pooled: dict[str, list[np.ndarray]] = {}
     for r in records:
         if r.get("probabilities"):
-            probs = np.load(out_dir / r["probabilities"], allow_pickle=False)
+            path = file_in(out_dir, r["probabilities"], f"the record of {r['row']['variant']}")
+            probs = np.load(path, allow_pickle=False)
             pooled.setdefault(r["row"]["variant"], []).append(probs)
     if pooled:
         plot_reliability(
@@ -66,11 +68,11 @@ def write_diagnostics(out_dir: str | os.PathLike, records: list[dict], y_test, t
             title,
         )
     frames = [
-        pd.read_csv(out_dir / r["activations"]).assign(
+        pd.read_csv(file_in(out_dir, r["activations"], "a run record")).assign(
             variant=r["row"]["variant"], seed=r["row"]["seed"]
         )
         for r in records
-        if r.get("activations") and (out_dir / r["activations"]).exists()
+        if r.get("activations") and file_in(out_dir, r["activations"], "a run record").exists()
     ]
     if frames:
         table = pd.concat(frames, ignore_index=True)[["variant", "seed", *ACTIVATION_COLUMNS]]
