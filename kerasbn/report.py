@@ -266,8 +266,9 @@ def write_results(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every table and figure of a comparison folder, each file written atomically:
     ``history.csv``, ``runs.csv``, ``summary.csv`` / ``summary.md`` (with the verdict
-    section), ``intervals.csv``, ``verdicts.csv``, ``curves.png`` and, with two or more
-    variants, ``differences.png``. Returns (summary, verdicts)."""
+    section, and each variant's tuned values after ``compare --tune``), ``intervals.csv``,
+    ``verdicts.csv``, ``curves.png`` and, with two or more variants, ``differences.png``.
+    Returns (summary, verdicts)."""
     out_dir = Path(out_dir)
     summary = summarize(runs, correct)
     interval_table = intervals(runs, correct)
@@ -276,7 +277,11 @@ def write_results(
     write_text(out_dir / "runs.csv", runs.to_csv(index=False))
     write_text(out_dir / "intervals.csv", interval_table.to_csv(index=False))
     write_text(out_dir / "verdicts.csv", verdict_table.to_csv(index=False))
-    write_tables(summary, out_dir, title, verdict_markdown(verdict_table, interval_table))
+    extra = verdict_markdown(verdict_table, interval_table)
+    tuned = out_dir / "tuning" / "tuning.md"
+    if tuned.is_file():  # compare --tune: each variant trained at its own chosen values
+        extra += "\n### Tuned values (compare --tune)\n\n" + tuned.read_text(encoding="utf-8")
+    write_tables(summary, out_dir, title, extra)
     plot_curves(history, summary, out_dir / "curves.png", title=title)
     if len(verdict_table):
         plot_differences(verdict_table, out_dir / "differences.png", title=title)

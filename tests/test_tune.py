@@ -272,6 +272,10 @@ def test_compare_tune_trains_each_variant_at_its_chosen_values(tuned_and_shared)
         assert card["train_config"]["learning_rate"] == chosen != recipe.learning_rate
         assert card["train_config"]["epochs"] == 2
         assert card["train_config"]["weight_decay"] == recipe.weight_decay
+    # The comparison's own summary says at which values each variant was trained.
+    summary = (out / "summary.md").read_text()
+    assert "### Tuned values (compare --tune)" in summary
+    assert f"learning_rate {best['bn']['params']['learning_rate']:.3g}" in summary
 
 
 def test_the_two_verdicts_side_by_side(tuned_and_shared, capsys):
