@@ -245,21 +245,21 @@ def compare(
     out_dir = Path(out_dir) if out_dir is not None else None
     settings["distribution"] = distribution
     log.info("%s", distribution["summary"])
+    job = Job(
+        data,
+        variants,
+        config,
+        seeds,
+        baseline,
+        models_dir,
+        tensorboard=tensorboard,
+        precise_bn=precise_bn,
+        activations=activations,
+        tuned=settings["tuned"] or {},
+    )
     if placement.is_chief:
         if out_dir is None:
             out_dir = find_resumable(data.name, settings) or default_out_dir(data.name)
-        job = Job(
-            data,
-            variants,
-            config,
-            seeds,
-            baseline,
-            models_dir,
-            tensorboard=tensorboard,
-            precise_bn=precise_bn,
-            activations=activations,
-            tuned=settings["tuned"] or {},
-        )
         return _compare_into(out_dir, job, settings)
     # The other workers of a multi-worker run take part in every collective step, saves
     # included (JAX's multi-process arrays need all processes there), so they run the
@@ -275,15 +275,9 @@ def compare(
         private = Path(tmp) / "run"
         copy_state(out_dir, private)
         models = Path(tmp) / "models" if models_dir is not None else None
-        job = Job(
-            data,
-            variants,
-            config,
-            seeds,
-            baseline,
-            models,
-            tensorboard=False,
-            tuned=settings["tuned"] or {},
+        # The workers' own outputs are thrown away: no logs or extra models to write.
+        job = replace(
+            job, models_dir=models, tensorboard=False, precise_bn=False, activations=False
         )
         result = _compare_into(private, job, settings)
     return replace(result, out_dir=None, model_paths={})
