@@ -51,9 +51,14 @@ BLOCKS = (
 _GONE = "its run folder was lost with an earlier machine; re-run the command under it"
 # Blocks not yet regenerated from results/, each with the reason.
 PENDING: dict[tuple[str, str], str] = {
+    ("README.md", "cifar10"): (
+        "being re-measured seed by seed: seed 0 of 3 is archived in results/cifar10-3seeds; "
+        "grow a copy of it with --seeds 2, then 3 (the command under the table) and "
+        "archive it again"
+    ),
+} | {
     ("README.md", name): _GONE
     for name in (
-        "cifar10",
         "time-cifar10",
         "time",
         "diagnostics-lag",
@@ -152,7 +157,9 @@ def machine_paths_in(text: str) -> list[str]:
 # A figure typed in prose that restates a table, tied to the cell it restates:
 # <!--ref:FOLDER/TABLE/VARIANT/METRIC/COLUMN:FORMAT-->+0.15<!--/ref--> (METRIC is left
 # out for the summary table). The test recomputes each from results/FOLDER.
-REFERENCE = re.compile(r"<!--ref:([^>]+?)-->(.*?)<!--/ref-->", re.DOTALL)
+# The value is short text on one line: a reference quoted in prose (no value, no closing
+# marker right after it) is not one, and cannot reach the next reference's closing marker.
+REFERENCE = re.compile(r"<!--ref:([^>\n]+?)-->([^<\n]*)<!--/ref-->")
 FORMATS = {
     "pp": lambda v: f"{100 * v:+.2f}",  # signed percentage points
     "pct": lambda v: f"{100 * v:.2f}",  # a percentage

@@ -26,10 +26,8 @@ def test_a_number_changed_by_hand_is_found_and_named(tmp_path):
     for document in published.DOCUMENTS:
         (tmp_path / document).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / document, tmp_path / document)
-    for block in published.BLOCKS:
-        for folder in block.folders:
-            if not (tmp_path / folder).exists():
-                shutil.copytree(ROOT / folder, tmp_path / folder)
+    # The whole archive: blocks and prose references may name any folder of it.
+    shutil.copytree(ROOT / "results", tmp_path / "results")
     block = published.BLOCKS[0]
     path = tmp_path / block.document
     text = path.read_text(encoding="utf-8")
