@@ -6,9 +6,32 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["ArgumentParser"]
+__all__ = ["ArgumentParser", "add_data_flags", "add_dataset_flags"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"error: {message}; see {self.prog} --help\n")
+
+
+def add_dataset_flags(parser: argparse.ArgumentParser) -> None:
+    """``--dataset`` and ``--variants``, as every command that trains variants takes them."""
+    from kerasbn.data.catalog import list_datasets
+    from kerasbn.variants import DEFAULT_VARIANTS, list_variants
+
+    parser.add_argument("--dataset", default="mnist", help=f"one of {', '.join(list_datasets())}")
+    parser.add_argument(
+        "--variants",
+        default=DEFAULT_VARIANTS,
+        help=f"comma list of {', '.join(list_variants())} (NAME(field=value,...) and "
+        "NAME@post change one), or 'all' (default: %(default)s)",
+    )
+
+
+def add_data_flags(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir`` and ``--limit``: where the images come from and how many train."""
+    parser.add_argument(
+        "--data-dir",
+        help="local data folder (default: $KERASBN_DATA_DIR, else tensorflow-datasets)",
+    )
+    parser.add_argument("--limit", type=int, help="use only the first N training examples")

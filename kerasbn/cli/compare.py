@@ -17,13 +17,13 @@ from kerasbn._io import disk_full
 from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
 from kerasbn._signals import Stopped, raise_if_stopped, stop_on_signals
-from kerasbn.cli._parser import ArgumentParser
+from kerasbn.cli._parser import ArgumentParser, add_data_flags, add_dataset_flags
 from kerasbn.cli.tune import add_tuning_flags
-from kerasbn.data.catalog import DataError, list_datasets
+from kerasbn.data.catalog import DataError
 from kerasbn.runfolder import default_out_dir
 from kerasbn.training.options import LR_SCALING_RULES, OPTIMIZERS, PRECISIONS, STRATEGIES
 from kerasbn.tuning.space import HYPERPARAMETERS, parse_ranges, parse_tune, search_space
-from kerasbn.variants import DEFAULT_VARIANTS, list_variants, parse_variants
+from kerasbn.variants import parse_variants
 
 # Keras, TensorFlow, SciPy and the comparison code are imported in _run, after argparse:
 # --help and a bad flag answer at once.
@@ -37,12 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train BatchNorm / Dropout variants on one data set and export a "
         "comparison table, per-epoch history, overfitting curves and saved models.",
     )
-    parser.add_argument("--dataset", default="mnist", help=f"one of {', '.join(list_datasets())}")
-    parser.add_argument(
-        "--variants",
-        default=DEFAULT_VARIANTS,
-        help=f"comma list of {', '.join(list_variants())}, or 'all' (default: %(default)s)",
-    )
+    add_dataset_flags(parser)
     parser.add_argument("--epochs", type=int, help="default: per data set")
     parser.add_argument("--batch-size", type=int, help="per replica; default: per data set")
     parser.add_argument("--learning-rate", type=float, help="default: per data set")
@@ -76,12 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         "else the first)",
     )
     parser.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
-    parser.add_argument(
-        "--data-dir",
-        help="local data folder (default: $KERASBN_DATA_DIR, else tensorflow-datasets)",
-    )
+    add_data_flags(parser)
     parser.add_argument("--out", help="output folder (default: runs/<time>-<dataset>)")
-    parser.add_argument("--limit", type=int, help="use only the first N training examples")
     parser.add_argument(
         "--save-models",
         default="saved_models",

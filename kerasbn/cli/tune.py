@@ -19,11 +19,10 @@ from kerasbn._io import disk_full
 from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
 from kerasbn._signals import Stopped, raise_if_stopped, stop_on_signals
-from kerasbn.cli._parser import ArgumentParser
-from kerasbn.data.catalog import DataError, list_datasets
+from kerasbn.cli._parser import ArgumentParser, add_data_flags, add_dataset_flags
+from kerasbn.data.catalog import DataError
 from kerasbn.runfolder import default_out_dir
 from kerasbn.tuning.space import HYPERPARAMETERS, parse_ranges, parse_tune
-from kerasbn.variants import DEFAULT_VARIANTS, list_variants
 
 __all__ = ["add_tuning_flags", "build_parser", "main"]
 
@@ -58,12 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "decay, ...) on the validation split with Optuna, so that variants are compared "
         "at their own best settings.",
     )
-    parser.add_argument("--dataset", default="mnist", help=f"one of {', '.join(list_datasets())}")
-    parser.add_argument(
-        "--variants",
-        default=DEFAULT_VARIANTS,
-        help=f"comma list of {', '.join(list_variants())}, or 'all' (default: %(default)s)",
-    )
+    add_dataset_flags(parser)
     parser.add_argument(
         "--tune",
         default="lr,wd",
@@ -80,11 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(the settings come from the studies; only --data-dir and --study apply)",
     )
     parser.add_argument("--sampler-seed", type=int, default=0, help="TPE's seed (default: 0)")
-    parser.add_argument(
-        "--data-dir",
-        help="local data folder (default: $KERASBN_DATA_DIR, else tensorflow-datasets)",
-    )
-    parser.add_argument("--limit", type=int, help="use only the first N training examples")
+    add_data_flags(parser)
     parser.add_argument("--no-tensorboard", action="store_true", help="no HParams records")
     return parser
 
