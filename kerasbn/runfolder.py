@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kerasbn._io import disk_full, remove_stale_temps, write_json
+from kerasbn._limits import read_capped, require_regular_file
 from kerasbn._lock import FolderLock
 
 __all__ = [
@@ -47,6 +48,8 @@ CONFIG = "config.json"
 
 
 log = logging.getLogger(__name__)
+
+MAX_CONFIG_BYTES = 16 * 2**20  # a config.json of kerasbn's is a few kB
 
 
 def file_in(folder: str | os.PathLike, name: str, named_by: str | os.PathLike) -> Path:
@@ -184,10 +187,35 @@ class RunFolder:
             (self.path / "summary.csv").exists() and not (self.path / records).exists()
         )
 
+    def stored(self) -> dict:
+        """The folder's ``config.json``.
+
+        Raises:
+            FileExistsError: it is not a regular file, is over 16 MiB or is not a JSON
+                object (a FIFO would hang a plain read, a list would fail later with a
+                traceback); the message names the file and the way out.
+        """
+        path = self.path / CONFIG
+        try:
+            require_regular_file(path)
+            with open(path, "rb") as fh:
+                stored = json.loads(read_capped(fh, str(path), MAX_CONFIG_BYTES))
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError) as exc:
+            stored = exc
+        if not isinstance(stored, dict):
+            why = stored if isinstance(stored, Exception) else "not a JSON object"
+            raise FileExistsError(
+                f"{path} is not a kerasbn config.json ({why}), so this folder cannot be "
+                "resumed or grown. Pass a new --out; nothing was changed."
+            )
+        return stored
+
     def differences(self, settings: dict) -> list[str]:
         """Which settings of the run stored here differ from ``settings``."""
         try:
-            stored = json.loads((self.path / CONFIG).read_text())
+            stored = self.stored()
         except (OSError, ValueError):
             return [f"{CONFIG} (unreadable)"]
         return self.rule.differences(stored, settings)
@@ -244,7 +272,7 @@ class RunFolder:
         (``resumed``), so a table from the folder can name every commit that trained it."""
         if not record:
             return
-        stored = json.loads((self.path / CONFIG).read_text())
+        stored = self.stored()
         earlier = [stored, *stored.get("extended", []), *stored.get("resumed", [])][-1]
 
         def code(part: dict) -> tuple:
@@ -273,11 +301,7 @@ class RunFolder:
             return False
         differ = self.differences(settings)
         if differ:
-            try:
-                stored = json.loads((self.path / CONFIG).read_text())
-                detail = "; ".join(self.rule.explain(stored, settings))
-            except (OSError, ValueError):
-                detail = ", ".join(differ)
+            detail = "; ".join(self.rule.explain(self.stored(), settings))
             raise FileExistsError(
                 f"{self.path} already holds the results of an unfinished run with other "
                 f"settings ({detail}); resuming it with these would mix results. "
@@ -294,7 +318,7 @@ class RunFolder:
             return False
         if self._legacy():
             return False  # from before per-run records: nothing to build on
-        stored = json.loads((self.path / CONFIG).read_text())
+        stored = self.stored()
         for key in differ:
             old, new = stored.get(key), _json_copy(settings.get(key))
             if not (isinstance(old, list) and isinstance(new, list)):

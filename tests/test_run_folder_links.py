@@ -67,3 +67,22 @@ def test_file_in_refuses_names_that_leave_the_folder(name, tmp_path):
     os.makedirs(tmp_path / "correct", exist_ok=True)
     inside = file_in(tmp_path, "correct/a.npy", "runs/a.json")
     assert inside == (tmp_path / "correct" / "a.npy").resolve()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda path: path.write_text('["a", "list"]'),
+        lambda path: path.write_text("{not json"),
+        lambda path: os.mkfifo(path),
+    ],
+)
+def test_a_config_that_is_not_a_json_object_is_refused_naming_it(make, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    make(out / "config.json")
+    with pytest.raises(SystemExit) as stop:
+        _compare(out)  # a FIFO would hang a plain read
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{out / 'config.json'} is not a kerasbn config.json" in err and "new --out" in err
