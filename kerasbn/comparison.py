@@ -43,7 +43,7 @@ from kerasbn._signals import raise_if_stopped
 from kerasbn._versions import run_record
 from kerasbn.comparison_options import check_tuned, with_bn_options
 from kerasbn.comparison_progress import ComparisonProgress
-from kerasbn.comparison_run import Job, train_one
+from kerasbn.comparison_run import Job, finished_record, train_one
 from kerasbn.data import Dataset, load_dataset
 from kerasbn.diagnostics.files import write_diagnostics
 from kerasbn.report import HISTORY_COLUMNS, summarize, write_results
@@ -346,9 +346,9 @@ def _train_all(job: Job, folder: RunFolder, title: str, progress) -> CompareResu
             hparams.append(hparams_of(variant, replace(variant_config, seed=seed)))
             tag = f"{data.name}-{variant.name}-seed{seed}"
             record_path = out_dir / "runs" / f"{tag}.json"
-            if record_path.exists():
+            record = finished_record(record_path)
+            if record is not None:
                 log.info("%s: finished earlier, read back", tag)
-                record = json.loads(record_path.read_text())
                 progress.read_back(tag, config.epochs)
             else:
                 log.info("training %s (%d images)", tag, len(data.x_train))

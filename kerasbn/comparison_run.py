@@ -6,6 +6,7 @@ runs and writes the tables."""
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import logging
 import math
 import shutil
@@ -34,7 +35,7 @@ from kerasbn.training import (
 )
 from kerasbn.variants import Variant
 
-__all__ = ["Job", "flip_tta_accuracy", "model_metadata", "train_one"]
+__all__ = ["Job", "finished_record", "flip_tta_accuracy", "model_metadata", "train_one"]
 
 log = logging.getLogger(__name__)
 
@@ -189,3 +190,23 @@ def train_one(
     write_json(out_dir / "runs" / f"{tag}.json", record)
     shutil.rmtree(backup_dir, ignore_errors=True)
     return record
+
+
+def finished_record(path: Path) -> dict | None:
+    """A finished run's record, or ``None`` when there is none, or a damaged one (cut
+    short, not an object, without its row or history: written atomically by kerasbn, so
+    damaged by something else), which is then set aside with a warning: the run trains
+    again and, being deterministic, ends as it did."""
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(record, dict) and {"row", "history"} <= set(record):
+            return record
+        why = "it is not a run record"
+    except (OSError, ValueError) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+    aside = path.with_name(f"{path.name}.damaged")
+    path.replace(aside)
+    log.warning("%s is damaged (%s); moved to %s, and the run trains again", path, why, aside.name)
+    return None

@@ -125,3 +125,23 @@ def test_resuming_with_other_code_is_said_and_recorded(tmp_path, caplog):
     ):
         pass
     assert not caplog.messages
+
+
+@pytest.mark.parametrize("damage", ["", '{"row": {}', "[1, 2]"])
+def test_a_damaged_run_record_is_set_aside_and_the_run_trained_again(tmp_path, caplog, damage):
+    from kerasbn import compare
+
+    config = replace(default_config("digits"), epochs=2, verbose=0)
+    out = tmp_path / "run"
+    first = compare("digits", "base,bn", config, out_dir=out, save_models=None, tensorboard=False)
+    record = out / "runs" / "digits-bn-seed0.json"
+    record.write_text(damage)
+    (out / "complete.json").unlink()  # as if the folder had been copied before it ended
+    with caplog.at_level(logging.WARNING, logger="kerasbn"):
+        again = compare(
+            "digits", "base,bn", config, out_dir=out, save_models=None, tensorboard=False
+        )
+    assert any(f"{record} is damaged" in m and "trains again" in m for m in caplog.messages)
+    assert (out / "runs" / "digits-bn-seed0.json.damaged").read_text() == damage
+    columns = ["variant", "seed", "test_accuracy", "best_val_accuracy"]
+    pd.testing.assert_frame_equal(again.runs[columns], first.runs[columns])
