@@ -68,7 +68,11 @@ def _cut_weights(log, backup):
     return "damaged"
 
 
-@pytest.mark.parametrize("damage", [_damage_log, _empty_state, _cut_weights])
+@pytest.mark.parametrize(
+    "damage",
+    [_damage_log, pytest.param(_empty_state, marks=pytest.mark.slow),
+     pytest.param(_cut_weights, marks=pytest.mark.slow)],
+)  # fmt: skip
 def test_damaged_state_restarts_the_run_and_ends_as_an_uninterrupted_one(
     digits, uninterrupted, tmp_path, caplog, damage
 ):
@@ -127,7 +131,11 @@ def test_resuming_with_other_code_is_said_and_recorded(tmp_path, caplog):
     assert not caplog.messages
 
 
-@pytest.mark.parametrize("damage", ["", '{"row": {}', "[1, 2]"])
+@pytest.mark.parametrize(
+    "damage",
+    ["", pytest.param('{"row": {}', marks=pytest.mark.slow),
+     pytest.param("[1, 2]", marks=pytest.mark.slow)],
+)  # fmt: skip
 def test_a_damaged_run_record_is_set_aside_and_the_run_trained_again(tmp_path, caplog, damage):
     from kerasbn import compare
 

@@ -26,8 +26,14 @@ def test_a_number_changed_by_hand_is_found_and_named(tmp_path):
     for document in published.DOCUMENTS:
         (tmp_path / document).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / document, tmp_path / document)
-    # The whole archive: blocks and prose references may name any folder of it.
-    shutil.copytree(ROOT / "results", tmp_path / "results")
+    # The archived folders the blocks and the prose references name (only those: the
+    # references are computed afresh, folder by folder).
+    named = {f for block in published.BLOCKS for f in block.folders}
+    for document in published.DOCUMENTS:
+        text = (ROOT / document).read_text(encoding="utf-8")
+        named |= {f"results/{key.split('/')[0]}" for key, _ in published.REFERENCE.findall(text)}
+    for folder in sorted(named):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
     block = published.BLOCKS[0]
     path = tmp_path / block.document
     text = path.read_text(encoding="utf-8")
