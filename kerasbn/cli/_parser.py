@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["ArgumentParser", "add_data_flags", "add_dataset_flags"]
+__all__ = ["ArgumentParser", "add_data_flags", "add_dataset_flags", "check_limit"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -35,3 +35,10 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
         help="local data folder (default: $KERASBN_DATA_DIR, else tensorflow-datasets)",
     )
     parser.add_argument("--limit", type=int, help="use only the first N training examples")
+
+
+def check_limit(limit: int | None) -> None:
+    """``--limit``, checked before any data is loaded (``Dataset.limit`` checks it again
+    against the data's size)."""
+    if limit is not None and limit <= 0:
+        raise ValueError(f"--limit must be a positive number of examples. Received: {limit}")

@@ -17,7 +17,12 @@ from kerasbn._io import disk_full
 from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
 from kerasbn._signals import Stopped, raise_if_stopped, stop_on_signals
-from kerasbn.cli._parser import ArgumentParser, add_data_flags, add_dataset_flags
+from kerasbn.cli._parser import (
+    ArgumentParser,
+    add_data_flags,
+    add_dataset_flags,
+    check_limit,
+)
 from kerasbn.cli.tune import add_tuning_flags
 from kerasbn.data.catalog import DataError
 from kerasbn.runfolder import default_out_dir
@@ -229,10 +234,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
         variants = parse_variants(args.variants)
         choose_baseline([v.name for v in variants], args.baseline)
         config = _config_from_args(args)
-        if args.limit is not None and args.limit <= 0:
-            raise ValueError(
-                f"--limit must be a positive number of examples. Received: {args.limit}"
-            )
+        check_limit(args.limit)
         dataset, tuned = args.dataset, None
         if args.tune:
             dataset, tuned = _tune_first(args, variants, config)

@@ -19,7 +19,12 @@ from kerasbn._io import disk_full
 from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
 from kerasbn._signals import Stopped, raise_if_stopped, stop_on_signals
-from kerasbn.cli._parser import ArgumentParser, add_data_flags, add_dataset_flags
+from kerasbn.cli._parser import (
+    ArgumentParser,
+    add_data_flags,
+    add_dataset_flags,
+    check_limit,
+)
 from kerasbn.data.catalog import DataError
 from kerasbn.runfolder import default_out_dir
 from kerasbn.tuning.space import HYPERPARAMETERS, parse_ranges, parse_tune
@@ -123,8 +128,7 @@ def _run(args: argparse.Namespace, out: Path | None):
     if args.worker:
         work(args.storage, study=args.study, data_dir=args.data_dir)
         return None
-    if args.limit is not None and args.limit <= 0:
-        raise ValueError(f"--limit must be a positive number of examples. Received: {args.limit}")
+    check_limit(args.limit)
     return tune(
         args.dataset,
         args.variants,
