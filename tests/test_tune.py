@@ -155,6 +155,7 @@ def digits_tune(digits, tmp_path_factory):
     return result, out
 
 
+@pytest.mark.slow  # the 24-epoch digits tune (about 1.5 min on 2 cores)
 def test_the_chosen_values_are_the_best_completed_trial_of_the_table(digits_tune):
     result, out = digits_tune
     table = pd.read_csv(out / "trials.csv")
@@ -172,6 +173,7 @@ def test_the_chosen_values_are_the_best_completed_trial_of_the_table(digits_tune
         assert rows["weight_decay"].between(1e-4, 0.3).all()
 
 
+@pytest.mark.slow  # the 24-epoch digits tune (about 1.5 min on 2 cores)
 def test_a_hopeless_rate_range_gets_trials_pruned(digits_tune):
     _, out = digits_tune
     table = pd.read_csv(out / "trials.csv")
@@ -185,6 +187,7 @@ def test_a_hopeless_rate_range_gets_trials_pruned(digits_tune):
     assert runs == {f"{v}-trial{k}" for v in ("base", "bn") for k in range(4)}
 
 
+@pytest.mark.slow  # the 24-epoch digits tune (about 1.5 min on 2 cores)
 def test_the_trial_table_matches_the_study_journal(digits_tune):
     """The table is read back against Optuna's own record of the study, trial by trial."""
     _, out = digits_tune

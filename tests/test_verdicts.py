@@ -13,6 +13,7 @@ from scipy import stats
 from kerasbn import compare, default_config
 from kerasbn.cli.compare import main
 from kerasbn.results_tables import source_line
+from kerasbn.stats import holm
 from kerasbn.verdicts import read_correct, verdicts
 
 
@@ -238,3 +239,17 @@ def test_read_correct_refuses_files_outside_the_folder_and_wrong_arrays(tmp_path
     (tmp_path / "runs" / "r.json").write_text(json.dumps(record))
     with pytest.raises(ValueError, match="1-D boolean"):
         read_correct(tmp_path)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_holm_equals_statsmodels_and_leaves_untested_entries_out(seed):
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0, 0.2, size=7) ** rng.uniform(1, 3)
+    p[rng.integers(7)] = p[rng.integers(7)]  # a tie
+    with_gaps = np.insert(p, [2, 5], np.nan)
+    adjusted = holm(with_gaps)
+    assert np.isnan(adjusted[[2, 6]]).all()
+    expected = multipletests(p, method="holm")[1]
+    assert np.delete(adjusted, [2, 6]) == pytest.approx(expected, rel=1e-12)
