@@ -41,7 +41,8 @@ import pandas as pd
 from kerasbn._io import check_output_folder
 from kerasbn._signals import raise_if_stopped
 from kerasbn._versions import run_record
-from kerasbn.comparison_options import check_tuned, with_bn_options
+from kerasbn.comparison_options import check_jobs, check_tuned, with_bn_options
+from kerasbn.comparison_parallel import Task, train_in_parallel
 from kerasbn.comparison_progress import ComparisonProgress
 from kerasbn.comparison_run import Job, finished_record, train_one
 from kerasbn.data import Dataset, load_dataset
@@ -64,6 +65,7 @@ from kerasbn.training import (
     default_config,
 )
 from kerasbn.training.distribute import Placement, resolve
+from kerasbn.training.threads import set_cpu_threads
 from kerasbn.tuning.space import apply_params
 from kerasbn.variants import DEFAULT_VARIANTS, Variant, get_variant, parse_variants
 from kerasbn.verdicts import choose_baseline, read_folder, verdicts
@@ -159,6 +161,8 @@ def compare(
     precise_bn: bool = False,
     activations: bool = False,
     tuned: Mapping[str, Mapping[str, float]] | None = None,
+    jobs: int = 1,
+    threads: int | None = None,
 ) -> CompareResult:
     """Train each variant with ``seeds`` seeds (``config.seed``, ``config.seed + 1``, ...)
     and write the comparison files into ``out_dir`` (see the module docstring).
@@ -193,6 +197,13 @@ def compare(
             ``weight_decay``, ``block_dropout``, ...; :func:`kerasbn.tuning.tune`), put
             into ``config`` / the variant for that variant's runs; recorded in
             ``config.json``. Variants not named train at ``config``.
+        jobs: train up to this many runs at once, each in its own worker process on one
+            device (:mod:`kerasbn.comparison_parallel`); 1 trains them one after another
+            in this process.
+        threads: CPU threads per run (default: TensorFlow's, all cores, when ``jobs``
+            is 1; else cores // ``jobs``). The count changes float rounding, so a
+            ``jobs`` > 1 comparison equals a ``jobs=1`` one with the same ``threads``
+            byte for byte, not one with another count.
 
     In a multi-worker run (``TF_CONFIG``) only the chief writes anything; the other
     workers train in lockstep and return a result whose ``out_dir`` is ``None``.
@@ -212,8 +223,18 @@ def compare(
         raise ValueError(f"seeds must be at least 1. Received: {seeds}")
     baseline = choose_baseline([v.name for v in variants], baseline)
     config = config or default_config(dataset if isinstance(dataset, str) else dataset.name)
-    # Before anything else: a multi-worker set-up must precede other backend work.
-    placement = resolve(config.strategy)
+    jobs, threads = check_jobs(jobs, threads, config.strategy)
+    if jobs == 1:
+        set_cpu_threads(threads)  # before TensorFlow runs anything
+    # Before anything else: a multi-worker set-up must precede other backend work. With
+    # --jobs each run has one device (one GPU each where there are several).
+    placement = resolve("default" if jobs > 1 and config.strategy == "auto" else config.strategy)
+    if jobs > 1 and (placement.replicas > 1 or placement.processes > 1):
+        raise ValueError(
+            f"--jobs {jobs} trains each run on one device; --strategy {config.strategy} "
+            f"spreads one run over {placement.replicas} replicas. Pass --jobs 1, or "
+            f"--strategy default. Received: --jobs {jobs} --strategy {config.strategy}"
+        )
     variants = with_bn_options(variants, sync_bn=sync_bn, ghost_batch=ghost_batch)
     if activations and placement.processes > 1:
         log.warning("--activations is not recorded in a multi-worker run; training goes on")
@@ -243,7 +264,7 @@ def compare(
         "tuned": check_tuned(tuned, variants, config),
     }
     out_dir = Path(out_dir) if out_dir is not None else None
-    settings["distribution"] = distribution
+    settings["distribution"] = {**distribution, "jobs": jobs, "threads_per_run": threads}
     log.info("%s", distribution["summary"])
     job = Job(
         data,
@@ -256,6 +277,8 @@ def compare(
         precise_bn=precise_bn,
         activations=activations,
         tuned=settings["tuned"] or {},
+        jobs=jobs,
+        threads=threads,
     )
     if placement.is_chief:
         if out_dir is None:
@@ -325,6 +348,21 @@ def _run_all(job: Job, folder: RunFolder) -> CompareResult:
         progress.close()
 
 
+def _planned_runs(job: Job, out_dir: Path) -> list[Task]:
+    """Every run of the comparison, in the sequential loop's order."""
+    planned = []
+    for listed in job.variants:
+        variant_config, variant = apply_params(job.config, listed, job.tuned.get(listed.name, {}))
+        for k in range(job.seeds):
+            seed = job.config.seed + k
+            tag = f"{job.data.name}-{variant.name}-seed{seed}"
+            model_path = None
+            if job.models_dir is not None and k == 0:
+                model_path = job.models_dir / f"{job.data.name}-{variant.name}.keras"
+            planned.append(Task(variant, replace(variant_config, seed=seed), tag, model_path))
+    return planned
+
+
 def _train_all(job: Job, folder: RunFolder, title: str, progress) -> CompareResult:
     data, variants, config, models_dir = job.data, job.variants, job.config, job.models_dir
     out_dir = folder.path
@@ -334,6 +372,16 @@ def _train_all(job: Job, folder: RunFolder, title: str, progress) -> CompareResu
     model_paths: dict[str, Path] = {}
     correct: dict[tuple[str, int], np.ndarray] = {}
     hparams: list[dict] = []  # every run's, for TensorBoard's HParams domains
+    if job.jobs > 1:
+        # The unfinished runs first, several at once; the loop below then reads them
+        # back like runs finished in an earlier session.
+        left = [
+            task
+            for task in _planned_runs(job, out_dir)
+            if finished_record(out_dir / "runs" / f"{task.tag}.json") is None
+        ]
+        if left:
+            train_in_parallel(job, left, out_dir, job.jobs, job.threads)
     for listed in variants:
         # With a tune, the variant trains at its own chosen values (same name, same tag).
         variant_config, variant = apply_params(config, listed, job.tuned.get(listed.name, {}))

@@ -1,5 +1,6 @@
-"""The options of a comparison that change its variants (synchronized or Ghost BN) or
-their settings (tuned values), checked before anything is loaded or trained."""
+"""The options of a comparison that change its variants (synchronized or Ghost BN),
+their settings (tuned values) or how its runs are spread (``--jobs``, ``--threads``),
+checked before anything is loaded or trained."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from kerasbn.training import TrainConfig
+from kerasbn.training.threads import available_cores
 from kerasbn.tuning.space import apply_params
 from kerasbn.variants import Variant
 
-__all__ = ["check_tuned", "with_bn_options"]
+__all__ = ["MAX_JOBS", "check_jobs", "check_tuned", "with_bn_options"]
+
+MAX_JOBS = 256  # worker processes at once; more is a typo, not a machine
 
 
 def with_bn_options(
@@ -60,3 +64,29 @@ def check_tuned(
         apply_params(config, names[name], params)  # raises on an unknown or bad value
         plain[name] = {k: v.item() if hasattr(v, "item") else v for k, v in params.items()}
     return plain
+
+
+def _count(value, flag: str, most: int, example: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise ValueError(
+            f"{flag} must be a whole number from 1 to {most} (e.g. {flag} {example}). "
+            f"Received: {value!r}"
+        )
+    return value
+
+
+def check_jobs(jobs, threads, strategy: str = "auto") -> tuple[int, int | None]:
+    """``--jobs`` and ``--threads`` checked, with the threads per run filled in: with
+    several jobs, this machine's cores shared among them (at least one each)."""
+    jobs = _count(jobs, "--jobs", MAX_JOBS, "2")
+    if jobs > 1 and strategy in ("mirrored", "multiworker"):
+        raise ValueError(
+            f"--jobs {jobs} trains each run on one device; --strategy {strategy} spreads one "
+            "run over several. Pass --jobs 1, or --strategy default. Received: "
+            f"--jobs {jobs} --strategy {strategy}"
+        )
+    if threads is not None:
+        threads = _count(threads, "--threads", 4096, "1")
+    elif jobs > 1:
+        threads = max(1, available_cores() // jobs)
+    return jobs, threads

@@ -54,6 +54,8 @@ class Job:
     precise_bn: bool = False  # also save each BN model with precise BN statistics
     activations: bool = False  # record activation percentiles over training
     tuned: dict = field(default_factory=dict)  # variant -> its tuned values
+    jobs: int = 1  # runs trained at once, in worker processes (kerasbn.comparison_parallel)
+    threads: int | None = None  # CPU threads per run (None: TensorFlow's default, all)
 
 
 def model_metadata(

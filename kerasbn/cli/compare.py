@@ -1,7 +1,8 @@
 """``python -m kerasbn.compare``: the flags, calling :func:`kerasbn.compare`.
 
 Exit status: 0 done, 2 bad input (unknown name, bad value, unusable data or output
-folder), with one ``error: ...`` line that says how to fix it; 130 (Ctrl-C) or 143
+folder), with one ``error: ...`` line that says how to fix it; 1 a worker process of
+``--jobs`` failed (the line names its run; the finished runs are kept); 130 (Ctrl-C) or 143
 (SIGTERM) stopped, with one line saying what is saved and the command that resumes.
 """
 
@@ -113,6 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto: several machines when TF_CONFIG names them, else all local GPUs when "
         "there are several, else one device (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train up to N runs at once, each in its own process on one device (one GPU "
+        "each where there are several); default: %(default)s, one after another",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="T",
+        help="CPU threads per run (default: all cores with --jobs 1, else cores // N). "
+        "The count changes float rounding: --jobs N equals --jobs 1 with the same "
+        "--threads byte for byte",
     )
     parser.add_argument(
         "--sync-bn",
@@ -227,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
     from kerasbn.comparison import compare
+    from kerasbn.comparison_options import check_jobs
+    from kerasbn.comparison_parallel import WorkerError
     from kerasbn.verdicts import choose_baseline
 
     try:
@@ -235,6 +255,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
         choose_baseline([v.name for v in variants], args.baseline)
         config = _config_from_args(args)
         check_limit(args.limit)
+        check_jobs(args.jobs, args.threads, args.strategy)
         dataset, tuned = args.dataset, None
         if args.tune:
             dataset, tuned = _tune_first(args, variants, config)
@@ -254,6 +275,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
             precise_bn=args.precise_bn,
             activations=args.activations,
             tuned=tuned,
+            jobs=args.jobs,
+            threads=args.threads,
         )
     except (
         ValueError,
@@ -264,6 +287,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
         FolderLockedError,
     ) as exc:  # DistributionError is a ValueError
         parser.exit(2, f"error: {exc}\n")
+    except WorkerError as exc:
+        parser.exit(1, f"error: {exc}\n")
     except OSError as exc:
         if not disk_full(exc):
             raise
