@@ -161,7 +161,7 @@ def compare(
     precise_bn: bool = False,
     activations: bool = False,
     tuned: Mapping[str, Mapping[str, float]] | None = None,
-    jobs: int = 1,
+    jobs: int | str = 1,
     threads: int | None = None,
 ) -> CompareResult:
     """Train each variant with ``seeds`` seeds (``config.seed``, ``config.seed + 1``, ...)
@@ -199,7 +199,8 @@ def compare(
             ``config.json``. Variants not named train at ``config``.
         jobs: train up to this many runs at once, each in its own worker process on one
             device (:mod:`kerasbn.comparison_parallel`); 1 trains them one after another
-            in this process.
+            in this process; ``"auto"``: what ``python -m kerasbn.bench --jobs N`` found
+            faster on this machine, else 1 (:func:`kerasbn.bench.jobs.auto_jobs`).
         threads: CPU threads per run (default: TensorFlow's, all cores, when ``jobs``
             is 1; else cores // ``jobs``). The count changes float rounding, so a
             ``jobs`` > 1 comparison equals a ``jobs=1`` one with the same ``threads``
@@ -223,6 +224,10 @@ def compare(
         raise ValueError(f"seeds must be at least 1. Received: {seeds}")
     baseline = choose_baseline([v.name for v in variants], baseline)
     config = config or default_config(dataset if isinstance(dataset, str) else dataset.name)
+    if jobs == "auto":
+        from kerasbn.bench.jobs import auto_jobs
+
+        jobs = auto_jobs()
     jobs, threads = check_jobs(jobs, threads, config.strategy)
     if jobs == 1:
         set_cpu_threads(threads)  # before TensorFlow runs anything

@@ -34,7 +34,7 @@ def test_quick_benchmark_produces_every_figure(tmp_path, capsys):
         # kerasbn turns oneDNN on; the naive path keeps TensorFlow's own defaults.
         assert backends["kerasbn"] == "tensorflow +oneDNN" and backends["naive"] == "tensorflow"
     markdown = (tmp_path / "bench.md").read_text()
-    for path, package in (("torch", "torch"), ("kerasbn-jax", "jax")):
+    for path, package in (("torch", "torch"), ("torch-compile", "torch"), ("kerasbn-jax", "jax")):
         if path not in paths:
             assert f"{path}: {package} is not installed" in markdown
 

@@ -160,3 +160,68 @@ def test_sigint_stops_every_worker_and_the_folder_resumes_to_the_same_numbers(
     )
     assert again.returncode == 0, again.stderr[-3000:]
     _assert_same_histories(out, sequential)
+
+
+def _rounds(*speedups: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "dataset": "digits",
+            "round": range(len(speedups)),
+            "runs": 4,
+            "sequential_seconds": [10.0 * s for s in speedups],
+            "parallel_seconds": 10.0,
+            "speedup": speedups,
+        }
+    )
+
+
+def test_jobs_auto_uses_what_the_benchmark_found_faster_on_this_machine(tmp_path, monkeypatch):
+    from kerasbn.bench import jobs as bench_jobs
+
+    monkeypatch.setenv("KERASBN_CACHE", str(tmp_path / "cache"))
+    assert bench_jobs.auto_jobs() == 1  # nothing measured: one run at a time
+    # Faster in one round only: not enough.
+    assert bench_jobs.record_choice(_rounds(1.1, 0.97, 1.2), 2) == 1
+    assert bench_jobs.auto_jobs() == 1
+    assert bench_jobs.record_choice(_rounds(1.06, 1.02, 1.1), 2) == 2
+    assert bench_jobs.auto_jobs() == 2
+    kept = json.loads((tmp_path / "cache" / "jobs.json").read_text())
+    assert kept[bench_jobs.machine_key()]["median_speedup"] == pytest.approx(1.06)
+    # A measurement of another machine does not count here; a damaged file reads as none.
+    monkeypatch.setattr(bench_jobs, "machine_key", lambda: "another CPU x 64 cores")
+    assert bench_jobs.auto_jobs() == 1
+    (tmp_path / "cache" / "jobs.json").write_text("{not json")
+    monkeypatch.undo()
+    monkeypatch.setenv("KERASBN_CACHE", str(tmp_path / "cache"))
+    assert bench_jobs.auto_jobs() == 1
+
+
+def test_jobs_auto_on_the_command_line(tmp_path, monkeypatch, capsys):
+    from kerasbn.bench import jobs as bench_jobs
+
+    monkeypatch.setenv("KERASBN_CACHE", str(tmp_path / "cache"))
+    bench_jobs.record_choice(_rounds(1.5), 2)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as info:  # --jobs 2 (from the cache) and mirrored
+        main(["--dataset", "digits", "--jobs", "auto", "--strategy", "mirrored", "--out", str(out)])
+    assert info.value.code == 2 and "--jobs 2 trains each run on one device" in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit) as info:
+        main(["--dataset", "digits", "--jobs", "many"])
+    assert info.value.code == 2
+    assert "--jobs takes a whole number or auto" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # two whole digits comparisons in subprocesses (about a minute)
+def test_bench_times_whole_comparisons_with_and_without_jobs(tmp_path, monkeypatch, capsys):
+    from kerasbn.cli.bench import main as bench
+
+    monkeypatch.setenv("KERASBN_CACHE", str(tmp_path / "cache"))
+    assert bench(["--quick", "--jobs", "2", "--variants", "base", "--out", str(tmp_path)]) == 0
+    assert "--jobs 2 s (median)" in capsys.readouterr().out
+    rows = json.loads((tmp_path / "jobs.json").read_text())["rows"]
+    assert len(rows) == 1 and rows[0]["runs"] == 2
+    row = rows[0]
+    assert row["speedup"] == pytest.approx(row["sequential_seconds"] / row["parallel_seconds"])
+    assert (tmp_path / "cache" / "jobs.json").is_file()

@@ -10,8 +10,10 @@ For each data set and variant it times, on the same machine in the same run:
    fused kernel (``TrainConfig.fused_bn=False``), to see what fusing is worth;
 2. ``naive``: what the tutorials do: the same Keras model, ``model.fit`` on float32
    NumPy arrays with default settings (batch 32, Keras' own shuffling);
-3. ``torch``: the same architecture and optimizer in PyTorch eager mode (skipped with a
-   note when PyTorch is not installed).
+3. ``torch``: the same architecture and optimizer in PyTorch eager mode, and
+   ``torch-compile``: the same under ``torch.compile`` (inductor; its compile time is
+   reported apart, like kerasbn's tracing), both skipped with a note when PyTorch is
+   not installed.
 
 Each path runs in its own subprocess, so its peak memory (RSS, and GPU memory where
 there is a GPU) is its own and no path warms another's caches. Throughput is

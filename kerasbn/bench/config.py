@@ -12,12 +12,13 @@ PATHS = (
     "naive",
     "naive-same-batch",
     "torch",
+    "torch-compile",
     "kerasbn-unfused",
     "kerasbn-no-onednn",
 )
-DEFAULT_PATHS = PATHS[:5]
+DEFAULT_PATHS = PATHS[:6]
 # Paths that isolate one of kerasbn's levers; run on request (--paths).
-LEVER_PATHS = PATHS[5:]
+LEVER_PATHS = PATHS[6:]
 
 
 @dataclass(frozen=True)

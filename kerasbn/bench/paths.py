@@ -169,7 +169,12 @@ def _torch_model(dataset: str, variant: str):
     return model
 
 
-def _run_torch(dataset: str, variant: str, config: BenchConfig) -> dict:
+def _run_torch(dataset: str, variant: str, config: BenchConfig, compiled: bool = False) -> dict:
+    """PyTorch eager, or with ``compiled`` the same model under ``torch.compile`` (the
+    default inductor backend): the strongest PyTorch peer. Compiling happens in the
+    first steps of the warm-up epoch, which is not timed; its time is reported apart
+    (``compile_seconds``: the first step, which compiles forward and backward), as
+    kerasbn's tracing is."""
     import torch
 
     from kerasbn.training import default_config
@@ -178,6 +183,9 @@ def _run_torch(dataset: str, variant: str, config: BenchConfig) -> dict:
     torch.manual_seed(config.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = _torch_model(dataset, variant).to(device)
+    # The compiled module shares the eager one's parameters; validation runs eagerly
+    # (other batch sizes would only compile again, outside the timed steps anyway).
+    step_model = torch.compile(model) if compiled else model
     train_config = default_config(dataset)
     # Keras' Adam epsilon (PyTorch's default is 1e-8).
     optimizer = torch.optim.Adam(model.parameters(), lr=train_config.learning_rate, eps=1e-7)
@@ -193,6 +201,7 @@ def _run_torch(dataset: str, variant: str, config: BenchConfig) -> dict:
     scaler = torch.amp.GradScaler(device, enabled=half == torch.float16)
     rng = np.random.default_rng(config.seed)
     seconds = []
+    compile_seconds = None
     for _ in range(config.epochs):
         model.train()
         order = torch.from_numpy(rng.permutation(len(x)))
@@ -203,10 +212,12 @@ def _run_torch(dataset: str, variant: str, config: BenchConfig) -> dict:
             yb = y[idx].to(device)
             optimizer.zero_grad(set_to_none=True)
             with autocast:
-                loss = loss_fn(model(xb).float(), yb)
+                loss = loss_fn(step_model(xb).float(), yb)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            if compile_seconds is None:
+                compile_seconds = time.perf_counter() - start
         if device == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
@@ -226,6 +237,8 @@ def _run_torch(dataset: str, variant: str, config: BenchConfig) -> dict:
         "val_accuracy": accuracy,
         "torch_threads": torch.get_num_threads(),
     }
+    if compiled:
+        out["compile_seconds"] = compile_seconds
     if device == "cuda":
         out["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
@@ -240,6 +253,9 @@ RUNNERS = {
         dataset, variant, config, same_batch=True
     ),
     "torch": _run_torch,
+    "torch-compile": lambda dataset, variant, config: _run_torch(
+        dataset, variant, config, compiled=True
+    ),
     "kerasbn-unfused": lambda dataset, variant, config: _run_kerasbn(
         dataset, variant, config, fused_bn=False
     ),

@@ -97,6 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "markers (as python -m kerasbn.results does)",
     )
     parser.add_argument("--name", default="bench", help="the marker name for --into")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="instead of throughput: time whole comparisons (the variants x 2 seeds) with "
+        "compare --jobs 1 and --jobs N, as a ratio per round; the faster choice is kept "
+        "for compare --jobs auto on this machine",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -111,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.exit(2, "error: --from-run goes with --time-to-accuracy.\n")
     if args.time_to_accuracy:
         return _time_from_runs(args) if args.from_run else _time_to_accuracy(args, config)
+    if args.jobs is not None:
+        return _jobs(args, config)
     result = run_benchmark(config)
     markdown = to_markdown(result)
     print(markdown)
@@ -203,6 +213,33 @@ def _time_from_runs(args: argparse.Namespace) -> int:
     print(markdown)
     if args.out:
         _write(Path(args.out), "time_to_accuracy", markdown, table, {"runs": sources})
+    _into(args, markdown)
+    return 0
+
+
+def _jobs(args: argparse.Namespace, config: BenchConfig) -> int:
+    from kerasbn.bench.jobs import jobs_markdown, record_choice, time_jobs
+    from kerasbn.comparison_options import check_jobs
+
+    try:
+        jobs, threads = check_jobs(args.jobs, None)
+        if jobs < 2:
+            raise ValueError(
+                f"--jobs compares --jobs 1 with more; pass 2 or more. Received: {jobs}"
+            )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rounds = time_jobs(config, jobs)
+    choice = record_choice(rounds, jobs)
+    command = command_line("kerasbn.bench") or "kerasbn.cli.bench.main() from Python"
+    markdown = jobs_markdown(rounds, jobs, threads) + (
+        f"\n`compare --jobs auto` here: {choice}. Measured by `{command}` (code at "
+        f"`{_commit()}`).\n"
+    )
+    print(markdown)
+    if args.out:
+        _write(Path(args.out), "jobs", markdown, rounds, {"jobs": jobs, "auto": choice})
     _into(args, markdown)
     return 0
 

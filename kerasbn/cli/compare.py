@@ -117,11 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--jobs",
-        type=int,
+        type=_jobs,
         default=1,
         metavar="N",
         help="train up to N runs at once, each in its own process on one device (one GPU "
-        "each where there are several); default: %(default)s, one after another",
+        "each where there are several); auto: what python -m kerasbn.bench --jobs found "
+        "faster on this machine, else 1; default: %(default)s, one after another",
     )
     parser.add_argument(
         "--threads",
@@ -178,6 +179,17 @@ def build_parser() -> argparse.ArgumentParser:
         "TensorFlow's C++ log); default: 1 on a terminal, 2 when output goes to a file",
     )
     return parser
+
+
+def _jobs(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--jobs takes a whole number or auto (e.g. --jobs 2). Received: {text!r}"
+        ) from None
 
 
 def _config_from_args(args: argparse.Namespace):
@@ -255,6 +267,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
         choose_baseline([v.name for v in variants], args.baseline)
         config = _config_from_args(args)
         check_limit(args.limit)
+        if args.jobs == "auto":
+            from kerasbn.bench.jobs import auto_jobs
+
+            args.jobs = auto_jobs()
         check_jobs(args.jobs, args.threads, args.strategy)
         dataset, tuned = args.dataset, None
         if args.tune:
