@@ -121,6 +121,28 @@ def test_flop_rates_use_three_times_the_forward_flops_and_skip_gpu_rows():
     assert add_flop_rates(table.iloc[:1].copy(), peak=12e9) == []
 
 
+def test_bfloat16_rows_are_measured_against_the_bfloat16_peak():
+    import pandas as pd
+
+    from kerasbn.bench.measure import bfloat16_matmul_peak
+    from kerasbn.bench.table import add_flop_rates
+
+    table = pd.DataFrame(
+        {
+            "dataset": ["d", "d"],
+            "variant": ["v", "v"],
+            "path": ["kerasbn", "kerasbn"],
+            "precision": ["float32", "mixed_bfloat16"],
+            "flops_per_image": [2e6, 2e6],
+            "images_per_s": [1000.0, 2000.0],
+        }
+    )
+    add_flop_rates(table, peak=12e9, bfloat16_peak=48e9)
+    # 6 GFLOP/s of 12 (float32) and 12 GFLOP/s of 48 (bfloat16).
+    assert table["fraction_of_matmul_peak"].tolist() == [0.5, 0.25]
+    assert bfloat16_matmul_peak(size=256, repeats=2) > 1e8
+
+
 def test_ratios_are_taken_round_by_round_and_called_a_win_only_when_all_agree():
     import pandas as pd
 

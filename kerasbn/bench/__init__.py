@@ -34,7 +34,7 @@ import pandas as pd
 
 from kerasbn.bench.child import NEEDS, run_child
 from kerasbn.bench.config import DEFAULT_PATHS, LEVER_PATHS, PATHS, QUICK, BenchConfig
-from kerasbn.bench.measure import forward_flops, matmul_peak
+from kerasbn.bench.measure import bfloat16_matmul_peak, forward_flops, matmul_peak
 from kerasbn.bench.table import BenchResult, add_flop_rates, median_rows, ratios, to_markdown
 
 __all__ = [
@@ -90,6 +90,10 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
     log.info("float32 matmul peak at the end: %.1f GFLOP/s", peaks[1] / 1e9)
     raw = pd.DataFrame(rows)
     table = median_rows(raw)
-    notes += add_flop_rates(table, peak)
+    bfloat16_peak = None
+    if (raw.get("precision") == "mixed_bfloat16").any():
+        bfloat16_peak = bfloat16_matmul_peak()
+        log.info("bfloat16 matmul peak (TensorFlow, 2048^3): %.1f GFLOP/s", bfloat16_peak / 1e9)
+    notes += add_flop_rates(table, peak, bfloat16_peak)
     path_ratios = ratios(raw)
-    return BenchResult(table, path_ratios, peak, notes)
+    return BenchResult(table, path_ratios, peak, notes, bfloat16_peak)

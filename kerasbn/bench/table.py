@@ -15,6 +15,7 @@ class BenchResult:
     ratios: pd.DataFrame
     peak_flops: float
     notes: list[str] = field(default_factory=list)
+    bfloat16_peak_flops: float | None = None  # measured when a row trained in bfloat16
 
 
 # (numerator, denominator, what the ratio isolates); shown where both paths ran.
@@ -50,13 +51,19 @@ def median_rows(raw: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-def add_flop_rates(table: pd.DataFrame, peak: float) -> list[str]:
+def add_flop_rates(
+    table: pd.DataFrame, peak: float, bfloat16_peak: float | None = None
+) -> list[str]:
     """Add the model FLOP rate (3 x forward FLOPs x images/s) and its fraction of the
-    host's float32 matmul ``peak`` to ``table``; returns the notes the table needs."""
+    host's matmul peak in the row's precision (float32 ``peak``; ``bfloat16_peak`` for
+    rows that computed in bfloat16) to ``table``; returns the notes the table needs."""
     # FLOPs per image are the model's, the same for every path of a (dataset, variant).
     flops = table.groupby(["dataset", "variant"])["flops_per_image"].transform("max")
     table["model_gflops_per_s"] = 3 * flops * table["images_per_s"] / 1e9
-    table["fraction_of_matmul_peak"] = table["model_gflops_per_s"] * 1e9 / peak
+    peaks = pd.Series(peak, index=table.index, dtype=float)
+    if bfloat16_peak is not None and "precision" in table:
+        peaks[table["precision"] == "mixed_bfloat16"] = bfloat16_peak
+    table["fraction_of_matmul_peak"] = table["model_gflops_per_s"] * 1e9 / peaks
     # The NumPy peak is the host CPU's: no yardstick for a path that trained on a GPU.
     on_gpu = table.get("gpu_peak_mb", pd.Series(index=table.index, dtype=float)).notna()
     if not on_gpu.any():
@@ -158,5 +165,10 @@ def to_markdown(result: BenchResult) -> str:
         "",
         f"float32 matmul peak: {result.peak_flops / 1e9:.1f} GFLOP/s (NumPy BLAS, 2048^3)",
     ]
+    if result.bfloat16_peak_flops is not None:
+        lines.append(
+            f"bfloat16 matmul peak: {result.bfloat16_peak_flops / 1e9:.1f} GFLOP/s (TensorFlow, "
+            "2048^3); the bfloat16 rows' 'of matmul peak' is of this one"
+        )
     lines += [f"note: {n}" for n in dict.fromkeys(result.notes)]
     return "\n".join(lines) + "\n"

@@ -127,7 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = command_line("kerasbn.bench") or "kerasbn.cli.bench.main() from Python"
     _into(args, markdown + f"\nMeasured by `{command}` (code at `{_commit()}`).\n")
     if args.out:
-        record = {"config": asdict(config), "peak_flops": result.peak_flops}
+        record = {
+            "config": asdict(config),
+            "peak_flops": result.peak_flops,
+            "bfloat16_peak_flops": result.bfloat16_peak_flops,
+        }
         _write(Path(args.out), "bench", markdown, result.table, record)
     return 0
 
