@@ -44,7 +44,7 @@ from kerasbn._versions import run_record
 from kerasbn.comparison_options import check_jobs, check_tuned, with_bn_options
 from kerasbn.comparison_parallel import Task, train_in_parallel
 from kerasbn.comparison_progress import ComparisonProgress
-from kerasbn.comparison_run import Job, finished_record, train_one
+from kerasbn.comparison_run import Job, check_model_names, finished_record, train_one
 from kerasbn.data import Dataset, load_dataset
 from kerasbn.diagnostics.files import write_diagnostics
 from kerasbn.report import HISTORY_COLUMNS, summarize, write_results
@@ -163,6 +163,7 @@ def compare(
     tuned: Mapping[str, Mapping[str, float]] | None = None,
     jobs: int | str = 1,
     threads: int | None = None,
+    overwrite_models: bool = False,
 ) -> CompareResult:
     """Train each variant with ``seeds`` seeds (``config.seed``, ``config.seed + 1``, ...)
     and write the comparison files into ``out_dir`` (see the module docstring).
@@ -205,6 +206,9 @@ def compare(
             is 1; else cores // ``jobs``). The count changes float rounding, so a
             ``jobs`` > 1 comparison equals a ``jobs=1`` one with the same ``threads``
             byte for byte, not one with another count.
+        overwrite_models: let a model of another comparison in ``save_models`` (same
+            name) be moved to a name of its own and replaced; without it, that is
+            refused before training.
 
     In a multi-worker run (``TF_CONFIG``) only the chief writes anything; the other
     workers train in lockstep and return a result whose ``out_dir`` is ``None``.
@@ -284,10 +288,14 @@ def compare(
         tuned=settings["tuned"] or {},
         jobs=jobs,
         threads=threads,
+        overwrite_models=overwrite_models,
     )
     if placement.is_chief:
         if out_dir is None:
             out_dir = find_resumable(data.name, settings) or default_out_dir(data.name)
+        if models_dir is not None:
+            planned = {t.model_path for t in _planned_runs(job, out_dir) if t.model_path}
+            check_model_names(sorted(planned), out_dir, overwrite_models)
         return _compare_into(out_dir, job, settings)
     # The other workers of a multi-worker run take part in every collective step, saves
     # included (JAX's multi-process arrays need all processes there), so they run the

@@ -24,7 +24,8 @@ from kerasbn.diagnostics.activations import ActivationPercentiles
 from kerasbn.diagnostics.files import ACTIVATION_IMAGES, PRECISE_BN_SUFFIX
 from kerasbn.diagnostics.summary import run_diagnostics
 from kerasbn.report import run_row
-from kerasbn.saving import save_model
+from kerasbn.runfolder import file_in
+from kerasbn.saving import read_sidecar, save_model
 from kerasbn.tensorboard import hparams_of, run_folder, tensorboard_callback, write_hparams
 from kerasbn.training import (
     TrainConfig,
@@ -35,7 +36,15 @@ from kerasbn.training import (
 )
 from kerasbn.variants import Variant
 
-__all__ = ["Job", "finished_record", "flip_tta_accuracy", "model_metadata", "train_one"]
+__all__ = [
+    "Job",
+    "check_model_names",
+    "finished_record",
+    "flip_tta_accuracy",
+    "model_metadata",
+    "other_owner",
+    "train_one",
+]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +63,7 @@ class Job:
     precise_bn: bool = False  # also save each BN model with precise BN statistics
     activations: bool = False  # record activation percentiles over training
     tuned: dict = field(default_factory=dict)  # variant -> its tuned values
+    overwrite_models: bool = False  # may replace a model another comparison saved
     jobs: int = 1  # runs trained at once, in worker processes (kerasbn.comparison_parallel)
     threads: int | None = None  # CPU threads per run (None: TensorFlow's default, all)
 
@@ -82,6 +92,67 @@ def model_metadata(
         "versions": library_versions(),
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
     }
+
+
+def other_owner(model_path: Path, out_dir: Path) -> str | None:
+    """The run folder of another comparison whose model is at ``model_path`` (named by
+    its sidecar), or ``None``: no file, a file of this run folder, or one no kerasbn
+    record names (no readable sidecar), which saving may move aside safely."""
+    if not model_path.exists():
+        return None
+    try:
+        owner = read_sidecar(model_path).get("run_folder")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(owner, str) or not owner:
+        return None
+    try:
+        return None if Path(owner).resolve() == Path(out_dir).resolve() else owner
+    except (OSError, ValueError):
+        return owner
+
+
+def check_model_names(paths, out_dir: Path, overwrite: bool) -> None:
+    """Refuse, before training, to save over a model another comparison saved: its
+    records would then name a file holding this comparison's model.
+
+    Raises:
+        ValueError: one of ``paths`` holds another comparison's model and ``overwrite``
+            is not set.
+    """
+    if overwrite:
+        return
+    for path in paths:
+        owner = other_owner(path, out_dir)
+        if owner is not None:
+            raise ValueError(
+                f"{path} holds the model of another comparison ({owner}); saving this one "
+                "there would leave that comparison's records naming a model that is not "
+                f"its own. Pass another --save-models folder, or --overwrite-models to move "
+                f"that model to a name of its own and save this one in its place. Received: "
+                f"--save-models {path.parent}"
+            )
+
+
+def _own_model_path(model_path: Path, out_dir: Path, overwrite: bool) -> Path:
+    """``model_path``, or a name of this run folder's own when another comparison saved
+    a model there while this one trained (the check before training passed)."""
+    owner = None if overwrite else other_owner(model_path, out_dir)
+    if owner is None:
+        return model_path
+    stem = f"{model_path.stem}.{Path(out_dir).name}"
+    own, k = model_path.with_name(f"{stem}.keras"), 1
+    while other_owner(own, out_dir) is not None:
+        k += 1
+        own = model_path.with_name(f"{stem}-{k}.keras")
+    log.warning(
+        "%s now holds the model of another comparison (%s), saved while this one trained; "
+        "this run's model is saved as %s instead",
+        model_path,
+        owner,
+        own.name,
+    )
+    return own
 
 
 def flip_tta_accuracy(model, data, probabilities) -> float:
@@ -166,6 +237,7 @@ def train_one(
         write_hparams(out_dir / "tensorboard", folder, hparams_of(variant, config), row)
     saved = saved_precise = None
     if saving:
+        model_path = _own_model_path(Path(model_path), out_dir, job.overwrite_models)
         seconds = result.history["seconds"].sum()
         metadata = model_metadata(data, variant, config, row, out_dir, seconds)
         saved = str(save_model(served, model_path, metadata))
@@ -196,19 +268,35 @@ def train_one(
 
 def finished_record(path: Path) -> dict | None:
     """A finished run's record, or ``None`` when there is none, or a damaged one (cut
-    short, not an object, without its row or history: written atomically by kerasbn, so
-    damaged by something else), which is then set aside with a warning: the run trains
-    again and, being deterministic, ends as it did."""
+    short, not an object, without its row or history, or naming a per-image array that
+    no longer reads: written atomically by kerasbn, so damaged by something else), which
+    is then set aside with a warning: the run trains again and, being deterministic,
+    ends as it did."""
     if not path.exists():
         return None
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(record, dict) and {"row", "history"} <= set(record):
-            return record
-        why = "it is not a run record"
+        why = _damage(path)
     except (OSError, ValueError) as exc:
         why = f"{type(exc).__name__}: {exc}"
+    if why is None:
+        return json.loads(path.read_text(encoding="utf-8"))
     aside = path.with_name(f"{path.name}.damaged")
     path.replace(aside)
     log.warning("%s is damaged (%s); moved to %s, and the run trains again", path, why, aside.name)
+    return None
+
+
+def _damage(path: Path) -> str | None:
+    """What is wrong with the run record at ``path`` (``None``: nothing)."""
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if not (isinstance(record, dict) and {"row", "history"} <= set(record)):
+        return "it is not a run record"
+    for key in ("correct", "predictions"):
+        name = record.get(key)
+        if name:
+            # What the verdicts read back; an empty or cut .npy fails here, by name.
+            try:
+                np.load(file_in(path.parent.parent, name, path), allow_pickle=False)
+            except (OSError, ValueError, EOFError) as exc:
+                return f"its {name} does not read: {type(exc).__name__}: {exc}"
     return None

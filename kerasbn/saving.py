@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from kerasbn._io import atomic_path, check_output_folder, write_json, write_text
+from kerasbn._io import (
+    atomic_path,
+    check_output_folder,
+    remove_stale_temps,
+    write_json,
+    write_text,
+)
 from kerasbn._limits import read_capped, require_regular_file
 from kerasbn._lock import FolderLock
 from kerasbn._versions import library_versions
@@ -205,6 +211,10 @@ def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict) -> P
     # Under the manifest's lock: two runs saving into one folder must not lose each
     # other's entry, nor both move the same earlier model away.
     with FolderLock(path.parent, name=".manifest.lock", wait=60):
+        # Every write into a model folder happens under this lock, so a temporary file
+        # found now was left by a writer that was killed: it goes.
+        if remove_stale_temps(path.parent):
+            log.info("removed half-written files of a killed save from %s", path.parent)
         earlier = _keep_earlier(path)
         needed = int(sum(w.nbytes for w in model.get_weights()) * 1.1) + 2**20
         with atomic_path(path, suffix=".keras", needed=needed) as tmp:

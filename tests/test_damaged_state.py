@@ -5,10 +5,12 @@ divergence."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 
 import keras
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -153,3 +155,22 @@ def test_a_damaged_run_record_is_set_aside_and_the_run_trained_again(tmp_path, c
     assert (out / "runs" / "digits-bn-seed0.json.damaged").read_text() == damage
     columns = ["variant", "seed", "test_accuracy", "best_val_accuracy"]
     pd.testing.assert_frame_equal(again.runs[columns], first.runs[columns])
+
+
+@pytest.mark.parametrize("content", [b"", b"\x93NUMPY\x01\x00v\x00{'descr': '|b1'"])
+def test_an_unreadable_per_image_array_sets_its_record_aside(tmp_path, caplog, content):
+    from kerasbn.comparison_run import finished_record
+
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "correct").mkdir()
+    record = tmp_path / "runs" / "digits-bn-seed0.json"
+    body = {"row": {"variant": "bn"}, "history": [], "correct": "correct/digits-bn-seed0.npy"}
+    record.write_text(json.dumps(body))
+    np.save(tmp_path / "correct" / "digits-bn-seed0.npy", np.array([True, False]))
+    assert finished_record(record) == body  # a sound one reads back as it is
+    (tmp_path / "correct" / "digits-bn-seed0.npy").write_bytes(content)  # emptied / cut
+    with caplog.at_level(logging.WARNING, logger="kerasbn"):
+        assert finished_record(record) is None
+    (message,) = caplog.messages
+    assert "correct/digits-bn-seed0.npy does not read" in message and "trains again" in message
+    assert not record.exists() and record.with_name(record.name + ".damaged").exists()

@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-save-models", action="store_true", help="save no model")
     parser.add_argument(
+        "--overwrite-models",
+        action="store_true",
+        help="where --save-models holds a model of another comparison under the same "
+        "name, move it to a name of its own and save this one in its place (default: "
+        "refuse before training)",
+    )
+    parser.add_argument(
         "--no-tensorboard",
         action="store_true",
         help="write no TensorBoard logs (default: <out>/tensorboard, with HParams)",
@@ -293,6 +300,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
             tuned=tuned,
             jobs=args.jobs,
             threads=args.threads,
+            overwrite_models=args.overwrite_models,
         )
     except (
         ValueError,
