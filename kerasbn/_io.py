@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -19,6 +20,7 @@ __all__ = [
     "atomic_path",
     "check_output_folder",
     "disk_full",
+    "disk_full_text",
     "ensure_space",
     "remove_stale_temps",
     "write_json",
@@ -132,6 +134,30 @@ def check_output_folder(path: str | os.PathLike, flag: str, create: bool = True)
     return path
 
 
+# TensorFlow's own file writers (TensorBoard's event files, tf.io) fail with its OpError
+# classes, not OSError; only their text carries the operating system's reason.
+_FULL_TEXTS = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
+_TF_FILE = re.compile(r"(?:\}\}\s*)?(\S+?);\s*(" + "|".join(map(re.escape, _FULL_TEXTS)) + ")")
+
+
+def _tf_error(exc: BaseException) -> bool:
+    return any(cls.__name__ == "OpError" for cls in type(exc).__mro__)
+
+
 def disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` is the file system running out of space (or quota)."""
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    """Whether ``exc`` is the file system running out of space (or quota), raised by
+    Python or by one of TensorFlow's file writers."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return _tf_error(exc) and any(text in str(exc) for text in _FULL_TEXTS)
+
+
+def disk_full_text(exc: BaseException) -> str:
+    """One line for a :func:`disk_full` error: TensorFlow's multi-line text cut to the
+    file and the reason, as an ``OSError`` reads."""
+    if isinstance(exc, OSError):
+        return str(exc)
+    found = _TF_FILE.search(str(exc))
+    if found is None:
+        return next((t for t in _FULL_TEXTS if t in str(exc)), str(exc).splitlines()[0])
+    return f"{found.group(2)}: {found.group(1)!r}"

@@ -203,6 +203,11 @@ def _work(payload, task, out_dir, threads, level, gpu, gpus, send) -> None:
     except Stopped as stop:
         send.send(("stopped", stop.signum))
     except BaseException as exc:  # reported to the parent, which decides
+        from kerasbn._io import disk_full, disk_full_text
+
+        if disk_full(exc):  # TensorFlow's writers raise no OSError: one errno for all
+            send.send(("error", "OSError", _errno.ENOSPC, disk_full_text(exc), ""))
+            return
         send.send(
             (
                 "error",

@@ -648,3 +648,38 @@ def test_a_checkpoint_that_would_not_fit_is_refused_before_writing(digits, tmp_p
         )
     assert shutil_module.disk_usage is not None
     assert not list((tmp_path / "backup").glob("*.h5"))
+
+
+def test_a_full_disk_under_tensorboards_writer_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+    import tensorflow as tf
+    import tensorflow.summary
+
+    # Keras' callback writes through the tensorflow.summary module, the HParams records
+    # through tf.summary (TensorBoard's module when it is installed): both meet the disk.
+    modules = {sys.modules[tensorflow.summary.__name__], tf.summary}
+
+    def full(logdir, *args, **kwargs):  # what TensorFlow raises on a full disk (seen here)
+        raise tf.errors.ResourceExhaustedError(
+            None,
+            None,
+            "{{function_node __wrapped__CreateSummaryFileWriter_device_/job:localhost/replica:0"
+            f"/task:0/device:CPU:0}} {logdir}/events.out.tfevents.1.v2; No space left on "
+            f"device\n\tFailed to flush 1 events to {logdir}/events.out.tfevents.1.v2",
+        )
+
+    out = tmp_path / "out"
+    argv = ["--dataset", "digits", "--variants", "base", "--epochs", "1", "--limit", "200",
+            "--out", str(out), "--no-save-models", "--verbose", "0"]  # fmt: skip
+    for module in modules:
+        monkeypatch.setattr(module, "create_file_writer", full)
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: No space left on device: '") and "events.out.tfevents" in err
+    assert "run the same command again" in err and "function_node" not in err
+    assert not (out / ".kerasbn.lock").exists()
+    monkeypatch.undo()
+    assert main(argv) == 0  # space freed: the same command finishes
+    assert (out / "complete.json").exists()

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from kerasbn._io import disk_full
+from kerasbn._io import disk_full, disk_full_text
 from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
 from kerasbn._signals import Stopped, raise_if_stopped, stop_on_signals
@@ -313,13 +313,14 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
         parser.exit(2, f"error: {exc}\n")
     except WorkerError as exc:
         parser.exit(1, f"error: {exc}\n")
-    except OSError as exc:
+    except Exception as exc:  # a full disk; TensorFlow's writers raise no OSError
         if not disk_full(exc):
             raise
         parser.exit(
             2,
-            f"error: {exc}. Free some space and run the same command again: the finished "
-            "runs and the last completed epoch are kept, and nothing was left half-written.\n",
+            f"error: {disk_full_text(exc)}. Free some space and run the same command again: "
+            "the finished runs and the last completed epoch are kept, and nothing was left "
+            "half-written.\n",
         )
 
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from kerasbn._io import disk_full
+from kerasbn._io import disk_full, disk_full_text
 from kerasbn.cli._parser import ArgumentParser
 from kerasbn.exporting import (
     EXPORT_FORMATS,
@@ -55,10 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ValueError,
     ) as exc:
         parser.exit(2, f"error: {exc}\n")
-    except OSError as exc:
+    except Exception as exc:  # a full disk; TensorFlow's writers raise no OSError
         if not disk_full(exc):
             raise
-        parser.exit(2, f"error: {exc}. Free some space and export again; nothing was left.\n")
+        line = f"error: {disk_full_text(exc)}. Free some space and export again; nothing was left."
+        parser.exit(2, line + "\n")
     what = {"tf_saved_model": "SavedModel (signature 'serve')"}.get(args.format, args.format)
     print(f"[kerasbn] {what} written to {out}: uint8 images -> class probabilities")
     return 0

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from kerasbn._io import disk_full
+from kerasbn._io import disk_full, disk_full_text
 from kerasbn._lock import FolderLockedError
 from kerasbn._logging import configure_logging
 from kerasbn._signals import Stopped, raise_if_stopped, stop_on_signals
@@ -104,10 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise_if_stopped()
         except (ValueError, DataError, PermissionError, FileExistsError, FolderLockedError) as exc:
             parser.exit(2, f"error: {exc}\n")
-        except OSError as exc:
+        except Exception as exc:  # a full disk; TensorFlow's writers raise no OSError
             if not disk_full(exc):
                 raise
-            parser.exit(2, f"error: {exc}. Free some space, then: {again}\n")
+            parser.exit(2, f"error: {disk_full_text(exc)}. Free some space, then: {again}\n")
         except Stopped as stop:
             print(
                 f"stopped by {stop}: every finished trial is kept in the study; the one cut "
