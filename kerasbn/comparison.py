@@ -98,12 +98,19 @@ class CompareResult:
 # training setting added after a run started reads as its default there, and more
 # seeds may be added to a finished comparison).
 RESUME_RULE = ResumeRule(
-    # Where models are saved is not a training setting: it may change on resume.
-    keys=("dataset", "variants", "seeds", "train_config", "tuned"),
-    may_change={"train_config": ("verbose",)},
+    # Where models are saved is not a training setting: it may change on resume. How
+    # the runs are spread must not (replicas, global batch, backend), but how many train
+    # at once and on how many threads may (a resume on another machine).
+    keys=("dataset", "variants", "seeds", "train_config", "tuned", "distribution", "outputs"),
+    may_change={
+        "train_config": ("verbose",),
+        "distribution": ("summary", "lr_rule", "jobs", "threads_per_run"),
+    },
     defaults={"train_config": asdict(TrainConfig())},
     may_grow=("seeds",),
     records="runs",
+    # Recorded since later versions: older folders resume without being compared on them.
+    partial=("distribution", "outputs"),
 )
 
 
@@ -274,6 +281,8 @@ def compare(
     }
     out_dir = Path(out_dir) if out_dir is not None else None
     settings["distribution"] = {**distribution, "jobs": jobs, "threads_per_run": threads}
+    # Files that only runs trained with these options have: every run or none.
+    settings["outputs"] = {"activations": activations, "precise_bn": precise_bn}
     log.info("%s", distribution["summary"])
     job = Job(
         data,

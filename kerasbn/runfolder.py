@@ -123,6 +123,8 @@ class ResumeRule:
             folder or not: the new list must start with the stored one.
         records: the subfolder of per-run records, if the writer keeps one; a folder
             with a summary but no records predates resuming and counts as finished.
+        partial: keys recorded only by later versions, compared on the fields the
+            stored record has (a folder without the key at all is not compared on it).
     """
 
     keys: tuple[str, ...]
@@ -130,6 +132,7 @@ class ResumeRule:
     defaults: dict[str, dict] = field(default_factory=dict)
     may_grow: tuple[str, ...] = ()
     records: str | None = None
+    partial: tuple[str, ...] = ()
 
     def _comparable(self, settings: dict, fill: bool) -> dict:
         picked = _json_copy({key: settings.get(key) for key in self.keys})
@@ -142,15 +145,24 @@ class ResumeRule:
                 value.pop(name, None)
         return picked
 
+    def _pair(self, stored: dict, settings: dict) -> tuple[dict, dict]:
+        old, new = self._comparable(stored, fill=True), self._comparable(settings, fill=False)
+        for key in self.partial:
+            if old.get(key) is None:
+                new[key] = None  # recorded after this folder was made: not compared
+            elif isinstance(old[key], dict) and isinstance(new.get(key), dict):
+                new[key] = {name: new[key].get(name) for name in old[key]}
+        return old, new
+
     def differences(self, stored: dict, settings: dict) -> list[str]:
         """The keys whose stored value differs from ``settings``."""
-        old, new = self._comparable(stored, fill=True), self._comparable(settings, fill=False)
+        old, new = self._pair(stored, settings)
         return [key for key in self.keys if old.get(key) != new.get(key)]
 
     def explain(self, stored: dict, settings: dict) -> list[str]:
         """Each difference in words, down to the field: ``train_config.epochs: 3 stored,
         5 now``."""
-        old, new = self._comparable(stored, fill=True), self._comparable(settings, fill=False)
+        old, new = self._pair(stored, settings)
         lines = []
         for key in self.differences(stored, settings):
             a, b = old.get(key), new.get(key)

@@ -683,3 +683,61 @@ def test_a_full_disk_under_tensorboards_writer_exits_2_with_one_line(tmp_path, m
     monkeypatch.undo()
     assert main(argv) == 0  # space freed: the same command finishes
     assert (out / "complete.json").exists()
+
+
+def test_resume_refuses_another_distribution_or_new_outputs_by_name(tmp_path):
+    from kerasbn.comparison import RESUME_RULE
+    from kerasbn.runfolder import RunFolder
+
+    config = default_config("digits", epochs=2, verbose=0)
+    distribution = {"strategy": "default", "backend": "tensorflow", "replicas": 1,
+                    "processes": 1, "global_batch": 32, "learning_rate": 0.003,
+                    "lr_rule": "sqrt rule", "summary": "one device", "jobs": 1,
+                    "threads_per_run": None}  # fmt: skip
+    stored = {
+        "dataset": "digits",
+        "variants": ["bn"],
+        "seeds": [0],
+        "train_config": config.to_dict(),
+        "distribution": distribution,
+        "outputs": {"activations": False, "precise_bn": False},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    folder = RunFolder(tmp_path, RESUME_RULE)
+
+    def now(**changes):
+        settings = json.loads(json.dumps(stored))
+        for key, fields in changes.items():
+            settings[key].update(fields)
+        return settings
+
+    # How many runs train at once, and on how many threads, may change (another machine).
+    assert folder.differences(now(distribution={"jobs": 4, "threads_per_run": 1})) == []
+    # A field recorded only by a later version is not compared with a folder without it.
+    assert folder.differences(now(distribution={"drop_remainder": True})) == []
+    two = now(distribution={"replicas": 2, "global_batch": 64})
+    assert folder.differences(two) == ["distribution"]
+    assert "distribution.replicas: 1 stored, 2 now" in RESUME_RULE.explain(stored, two)
+    jax = now(distribution={"backend": "jax"})
+    assert "distribution.backend: 'tensorflow' stored, 'jax' now" in RESUME_RULE.explain(
+        stored, jax
+    )
+    added = now(outputs={"activations": True})
+    assert RESUME_RULE.explain(stored, added) == ["outputs.activations: False stored, True now"]
+    # A folder from before both were recorded resumes as before.
+    older = {k: v for k, v in stored.items() if k not in ("distribution", "outputs")}
+    (tmp_path / "config.json").write_text(json.dumps(older))
+    assert RunFolder(tmp_path, RESUME_RULE).differences(now(outputs={"precise_bn": True})) == []
+
+
+def test_activations_added_on_resume_are_refused_before_training(digits, tmp_path):
+    config = default_config("digits", epochs=1, verbose=0)
+    out = tmp_path / "out"
+    compare(digits, "base", config, out_dir=out, save_models=None, limit=200, tensorboard=False)
+    (out / "complete.json").unlink()  # as if killed before the end
+    with pytest.raises(FileExistsError, match=r"outputs\.activations: False stored, True now"):
+        compare(
+            digits, "base", config, out_dir=out, save_models=None, limit=200,
+            tensorboard=False, activations=True,
+        )  # fmt: skip
+    assert not (out / "activations").exists()
