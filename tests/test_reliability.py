@@ -741,3 +741,17 @@ def test_activations_added_on_resume_are_refused_before_training(digits, tmp_pat
             tensorboard=False, activations=True,
         )  # fmt: skip
     assert not (out / "activations").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_tensorflow_starts_ends_with_one_line(tmp_path, sig):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        _cli(out), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(1.0)  # the command's own imports take a fraction of this; TensorFlow's, more
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + sig, err[-3000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert err.strip().splitlines()[-1].startswith(f"stopped by {signal.Signals(sig).name}: ")
