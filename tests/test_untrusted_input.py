@@ -146,6 +146,37 @@ def test_declared_parameters_match_what_keras_builds(dataset, variant, tmp_path)
     assert declared_parameters(config) == model.count_params()
 
 
+def test_nested_models_and_padding_are_counted_like_keras_builds_them(tmp_path):
+    import keras
+    from keras import layers
+
+    inner = keras.Sequential([layers.Flatten(), layers.Dense(50), layers.BatchNormalization()])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            layers.ZeroPadding2D(((1, 2), (3, 0))),
+            layers.Conv2D(4, 3),
+            layers.RandomCrop(5, 6),
+            inner,
+            layers.Dense(10),
+        ]
+    )
+    model.save(tmp_path / "m.keras")
+    config = json.loads(zipfile.ZipFile(tmp_path / "m.keras").read("config.json"))
+    # (8+3-2) x (8+3-2) x 4 -> crop 5 x 6 x 4 = 120 inputs to the nested Dense(50).
+    assert declared_parameters(config) == model.count_params()
+    # An enormous kernel declared inside the nested model is refused before building.
+    config["config"]["layers"][-2]["config"]["layers"][-2]["config"]["units"] = 10**9
+    with zipfile.ZipFile(tmp_path / "m.keras") as old, zipfile.ZipFile(
+        tmp_path / "bomb.keras", "w"
+    ) as new:
+        for item in old.infolist():
+            data = json.dumps(config) if item.filename == "config.json" else old.read(item)
+            new.writestr(item, data)
+    with pytest.raises(ModelFileError, match=r"float32 weights\) declares"):
+        load_model(tmp_path / "bomb.keras", check_manifest=False)
+
+
 def test_a_config_declaring_enormous_layers_is_refused_before_building(model_file, tmp_path):
     def enlarge(layers):
         dense = [layer for layer in layers if layer["class_name"] == "Dense"]
