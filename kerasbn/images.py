@@ -10,9 +10,13 @@ import numpy as np
 
 from kerasbn._limits import require_regular_file
 
-__all__ = ["IMAGE_SUFFIXES", "decode_image"]
+__all__ = ["IMAGE_SUFFIXES", "PIXEL_BUDGET", "decode_image"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+# kerasbn's own limit, below Pillow's decompression-bomb one (about 89 million): an
+# image near Pillow's limit still took 2.6 GB once converted. 40 million pixels is a
+# large camera photo (a 4K frame is 8.3 million); kerasbn's nets take 32x32.
+PIXEL_BUDGET = 40_000_000
 
 
 def decode_image(
@@ -31,6 +35,7 @@ def decode_image(
     """
     from PIL import Image, UnidentifiedImageError
 
+    max_pixels = PIXEL_BUDGET if max_pixels is None else max_pixels
     # A FIFO or device given as a path would be read forever: regular files only.
     opened = io.BytesIO(source) if isinstance(source, bytes) else require_regular_file(source)
     try:
@@ -39,7 +44,7 @@ def decode_image(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(opened)
         with img:
-            if max_pixels is not None and img.width * img.height > max_pixels:
+            if img.width * img.height > max_pixels:
                 raise ValueError(
                     f"{img.width}x{img.height} pixels, more than the {max_pixels:,} allowed"
                 )

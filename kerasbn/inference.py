@@ -29,6 +29,7 @@ from kerasbn.saving import read_manifest, read_sidecar
 
 __all__ = [
     "INPUT_SUFFIXES",
+    "MAX_BATCH_BYTES",
     "Prediction",
     "class_names_for",
     "expand_inputs",
@@ -131,6 +132,31 @@ def _match_channels(batch: np.ndarray, channels: int) -> np.ndarray:
     )
 
 
+# The prepared batch (uint8, the model's size) is what predict holds in memory at once;
+# 1 GiB is a million MNIST digits or 350,000 CIFAR-10 images.
+MAX_BATCH_BYTES = 1 << 30
+
+
+def _check_resize(batch: np.ndarray, height: int, width: int, channels: int) -> None:
+    """Refuse, before allocating, a resize whose source or result is too large."""
+    from kerasbn.images import PIXEL_BUDGET
+
+    count, source = batch.shape[0], batch.shape[1] * batch.shape[2]
+    if source > PIXEL_BUDGET:
+        raise ValueError(
+            f"The images are {batch.shape[1]}x{batch.shape[2]} pixels, more than the "
+            f"{PIXEL_BUDGET:,} kerasbn resizes; scale them down first. Received: shape "
+            f"{batch.shape}"
+        )
+    result = count * height * width * channels
+    if result > MAX_BATCH_BYTES:
+        raise ValueError(
+            f"Resizing {count:,} images to {height}x{width}x{channels} needs {result:,} "
+            f"bytes, more than the {MAX_BATCH_BYTES:,} kerasbn prepares at once; predict "
+            f"fewer images per call. Received: shape {batch.shape}"
+        )
+
+
 def _resize(batch: np.ndarray, height: int, width: int) -> np.ndarray:
     from PIL import Image
 
@@ -158,6 +184,7 @@ def prepare_images(images, input_shape: Sequence[int], *, resize: bool = False) 
                 f"{height}x{width}. Pass resize=True (--resize on the command line) to "
                 f"resize them. Received: shape {np.shape(images)}"
             )
+        _check_resize(batch, height, width, channels)
         batch = _resize(batch, height, width)
     return np.ascontiguousarray(batch)
 

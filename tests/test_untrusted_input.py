@@ -458,3 +458,44 @@ def test_an_image_over_the_data_sets_pixels_in_a_tree_is_refused_before_decoding
     Image.fromarray(np.zeros((512, 512), np.uint8)).save(tmp_path / "test" / "7" / "big.png")
     with pytest.raises(DataError, match=r"big.png .*512x512 pixels, more than the 64 allowed"):
         read_image_tree(tmp_path, info)
+
+
+def test_an_image_over_kerasbns_pixel_budget_is_refused_from_its_header(tmp_path):
+    from PIL import Image
+
+    from kerasbn.images import PIXEL_BUDGET, decode_image
+
+    side = int(PIXEL_BUDGET**0.5) + 1  # just over the budget, well under Pillow's limit
+    path = tmp_path / "big.png"
+    Image.new("L", (side, side)).save(path)
+    assert path.stat().st_size < 1_000_000
+    with pytest.raises(ValueError, match=f"{side}x{side} pixels, more than the 40,000,000"):
+        decode_image(path)
+
+
+def test_a_resize_too_large_is_refused_before_allocating(tmp_path):
+    # Two million 1x1 images resized to 28x28 would take 1.57 GB; a 12,000^2 image is over
+    # the pixel budget. Run apart, so that the peak memory is this case's own.
+    script = (
+        "import resource, numpy as np\n"
+        "from kerasbn.inference import prepare_images\n"
+        "many = np.zeros((2_000_000, 1, 1, 1), np.uint8)\n"
+        "huge = np.zeros((1, 12_000, 12_000), np.uint8)\n"
+        "for images in (many, huge):\n"
+        "    try:\n"
+        "        prepare_images(images, (28, 28, 1), resize=True)\n"
+        "    except ValueError as exc:\n"
+        "        print('refused:', exc)\n"
+        "print('peak KiB:', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    refused = [line for line in done.stdout.splitlines() if line.startswith("refused:")]
+    assert len(refused) == 2, done.stdout
+    assert "needs 1,568,000,000 bytes" in refused[0] and "fewer images" in refused[0]
+    assert "12000x12000 pixels, more than the 40,000,000" in refused[1]
+    # TensorFlow's import and the 144 MB test image, but no resized batch.
+    assert int(done.stdout.split("peak KiB:")[1]) < 1_500_000
