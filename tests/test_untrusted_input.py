@@ -228,6 +228,66 @@ def test_a_tar_member_over_the_read_limit_is_refused_unread(tmp_path, monkeypatc
         read_image_tree(path, get_dataset_info("cifar10"))
 
 
+def _tar_with_member_size(path: Path, size_field: bytes) -> None:
+    """A tar of one image member whose header's size field is ``size_field``."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        info = tarfile.TarInfo("train/0/a.png")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"\x89PNG"))
+    data = bytearray(raw.getvalue())
+    data[124:136] = size_field
+    data[148:156] = b"        "  # the checksum counts its own field as spaces
+    data[148:156] = b"%06o\0 " % sum(data[:512])
+    path.write_bytes(bytes(data))
+
+
+def test_a_tar_member_with_a_negative_size_is_refused_not_looped_on(tmp_path):
+    # A negative size in base-256 (here -512, back over its own header): the way into
+    # the endless loop of CVE-2025-8194, unfixed in Python 3.11.7. Any negative size is
+    # refused; the alarm turns a loop into a failure instead of a hung test run.
+    path = tmp_path / "tree.tar"
+    _tar_with_member_size(path, b"\xff" + (2**88 - 512).to_bytes(11, "big"))
+
+    def hung(*_):
+        raise AssertionError("reading the archive did not end")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        with pytest.raises(DataError, match="declares a negative size"):
+            read_image_tree(path, get_dataset_info("cifar10"))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_tar_extended_header_declaring_megabytes_is_refused(tmp_path):
+    path = tmp_path / "tree.tar.gz"
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("train/0/a.png")
+        info.pax_headers = {"comment": "x" * 3_000_000}  # 3 MB of header, 3 KB on disk
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"\x89PNG"))
+    assert path.stat().st_size < 100_000
+    with pytest.raises(DataError, match=r"an extended header declares 3,000,\d{3} bytes"):
+        read_image_tree(path, get_dataset_info("cifar10"))
+
+
+def test_cifar_labels_nested_through_the_pickle_memo_are_refused(tmp_path):
+    inner = [0] * 100
+    labels = [[inner] * 100] * 1000  # 30 KB pickled; 80 MB as an int64 array
+    data = np.zeros((1000, 3072), np.uint8)
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": data, b"labels": labels}, protocol=2))
+    assert path.stat().st_size < 4_000_000
+    with pytest.raises(DataError, match="'labels' is not a list of 1,000 class numbers"):
+        read_cifar_python_batch(path)
+    # The sound shape reads.
+    path.write_bytes(pickle.dumps({b"data": data, b"labels": [3] * 1000}, protocol=2))
+    assert read_cifar_python_batch(path)[1].tolist() == [3] * 1000
+
+
 def _pickle_calling(func, *args) -> bytes:
     class Call:
         def __reduce__(self):

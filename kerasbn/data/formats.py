@@ -264,9 +264,20 @@ def read_cifar_python_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.nda
             f"{path}: 'data' is {data.dtype} of shape {data.shape}, expected uint8 (N, 3072) "
             "for 32x32x3 images. Replace it with a fresh copy."
         )
+    # One whole number per image, checked before NumPy converts them: a list whose items
+    # are the same memoized list many times over is tiny in the file and in Python, and
+    # gigabytes as an array.
+    flat = labels.ndim == 1 if isinstance(labels, np.ndarray) else (
+        isinstance(labels, list | tuple) and all(type(v) is int for v in labels)
+    )
+    if not flat or len(labels) != data.shape[0]:
+        raise DataError(
+            f"{path}: 'labels' is not a list of {data.shape[0]:,} class numbers, one per "
+            "image. Replace it with a fresh copy."
+        )
     try:
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise DataError(f"{path}: 'labels' is not a list of class numbers ({exc}).") from exc
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return images, labels

@@ -128,6 +128,39 @@ def _tree_file_reader(img: Path, budget: _Budget) -> Callable[[], bytes]:
     return read
 
 
+# A pax or GNU long-name header holds a few names and numbers; tarfile reads the size it
+# declares in one go, before any budget of ours applies.
+_MAX_TAR_HEADER = 1 << 20
+
+
+class _CheckedTarInfo(tarfile.TarInfo):
+    """Tar headers checked before :mod:`tarfile` acts on them: a negative size (which
+    makes Python 3.11's tarfile loop forever, CVE-2025-8194) and extended headers that
+    declare more than a header needs are refused."""
+
+    @classmethod
+    def frombuf(cls, buf, encoding, errors):
+        info = super().frombuf(buf, encoding, errors)
+        if info.size < 0:
+            raise tarfile.HeaderError(f"member {info.name!r} declares a negative size")
+        return info
+
+    def _proc_pax(self, tarfile_):
+        self._check_header_size()
+        return super()._proc_pax(tarfile_)
+
+    def _proc_gnulong(self, tarfile_):
+        self._check_header_size()
+        return super()._proc_gnulong(tarfile_)
+
+    def _check_header_size(self):
+        if self.size > _MAX_TAR_HEADER:
+            raise tarfile.HeaderError(
+                f"an extended header declares {self.size:,} bytes (at most "
+                f"{_MAX_TAR_HEADER:,} are plausible)"
+            )
+
+
 def read_image_tree(path: str | os.PathLike, info: DatasetInfo) -> tuple[np.ndarray, ...]:
     """Read ``train/<class>/*`` and ``test/<class>/*`` from a folder or a tar archive.
 
@@ -159,7 +192,7 @@ def read_image_tree(path: str | os.PathLike, info: DatasetInfo) -> tuple[np.ndar
     except ReadLimitError as exc:
         raise DataError(str(exc)) from exc
     try:
-        with tarfile.open(path) as tar:
+        with tarfile.open(path, tarinfo=_CheckedTarInfo) as tar:
             blobs = []
             for member in tar:
                 parts = Path(member.name).parts
