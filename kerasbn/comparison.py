@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kerasbn._csv import read_table
 from kerasbn._io import check_output_folder
 from kerasbn._signals import raise_if_stopped
 from kerasbn._versions import run_record
@@ -138,7 +139,7 @@ def load_comparison(out_dir: str | os.PathLike) -> CompareResult:
     return CompareResult(
         out_dir,
         summarize(runs, correct),
-        pd.read_csv(out_dir / "history.csv"),
+        read_table(out_dir / "history.csv", text=("dataset", "variant")),
         runs,
         models,
         verdicts(runs, baseline, correct),

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kerasbn._csv import read_table
 from kerasbn._text import markdown_safe
 from kerasbn.report import format_mean_std, mean_std, summarize, write_results
 from kerasbn.verdict_text import family_note
@@ -140,7 +141,7 @@ def refresh(run_dir: str | os.PathLike) -> pd.DataFrame:
     run_dir = Path(run_dir)
     finished_config(run_dir)
     runs, correct, baseline = read_folder(run_dir)
-    history = pd.read_csv(run_dir / "history.csv")
+    history = read_table(run_dir / "history.csv", text=("dataset", "variant"))
     heading = (run_dir / "summary.md").read_text(encoding="utf-8").splitlines()[:1]
     title = heading[0].removeprefix("## ") if heading else run_dir.name
     return write_results(run_dir, history, runs, title, baseline, correct)[1]

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from kerasbn import stats
+from kerasbn._csv import RUN_TEXT_COLUMNS, read_table
 from kerasbn.registry import unknown_name
 from kerasbn.runfolder import file_in
 
@@ -276,7 +277,7 @@ def verdicts(
 def read_folder(run_dir: str | Path) -> tuple[pd.DataFrame, dict, str]:
     """What every reader of a comparison folder (live or archived) judges it from: its
     per-run rows, each run's per-image test correctness and the baseline."""
-    runs = pd.read_csv(Path(run_dir) / "runs.csv")
+    runs = read_table(Path(run_dir) / "runs.csv", RUN_TEXT_COLUMNS)
     return runs, read_correct(run_dir), stored_baseline(run_dir, runs)
 
 
@@ -285,7 +286,8 @@ def stored_baseline(run_dir: str | Path, runs: pd.DataFrame) -> str:
     it; a folder without one gets the default for its variants."""
     stored = Path(run_dir) / "verdicts.csv"
     if stored.is_file():
-        named = pd.read_csv(stored, usecols=["baseline"])["baseline"].dropna()
+        table = read_table(stored)
+        named = table["baseline"].dropna() if "baseline" in table else table.iloc[:0, 0]
         if len(named) and named.iloc[0] in set(runs["variant"]):
             return str(named.iloc[0])
     return choose_baseline(list(dict.fromkeys(runs["variant"])))

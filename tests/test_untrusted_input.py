@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -559,3 +560,50 @@ def test_a_resize_too_large_is_refused_before_allocating(tmp_path):
     assert "12000x12000 pixels, more than the 40,000,000" in refused[1]
     # TensorFlow's import and the 144 MB test image, but no resized batch.
     assert int(done.stdout.split("peak KiB:")[1]) < 1_500_000
+
+
+def _archived_copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent.parent / "results" / "readme-digits", folder)
+    return folder
+
+
+def test_a_run_table_with_a_non_number_is_named_with_exit_2(tmp_path, capsys):
+    from kerasbn.cli.results import main as results_main
+
+    folder = _archived_copy(tmp_path)
+    runs = (folder / "runs.csv").read_text().splitlines()
+    header = runs[0].split(",")
+    cells = runs[1].split(",")
+    cells[header.index("test_accuracy")] = "\x1b]0;pwned\x07abc"
+    (folder / "runs.csv").write_text("\n".join([runs[0], ",".join(cells), *runs[2:]]) + "\n")
+    with pytest.raises(SystemExit) as info:
+        results_main([str(folder)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{folder / 'runs.csv'}: column 'test_accuracy' holds" in err
+    assert "where a number belongs" in err and "Traceback" not in err
+    assert not [c for c in err if ord(c) < 0x20 and c not in "\n\t"]
+
+
+def test_an_epoch_log_that_is_a_fifo_is_refused_not_waited_on(tmp_path, capsys):
+    from kerasbn.cli.bench import main as bench_main
+
+    folder = _archived_copy(tmp_path)
+    log = sorted((folder / "logs").glob("*.csv"))[0]
+    log.unlink()
+    os.mkfifo(log)
+
+    def hung(*_):
+        raise AssertionError("the FIFO was opened and waited on")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        code = bench_main(["--time-to-accuracy", "--from-run", str(folder)])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert str(log) in err and "not a regular file" in err

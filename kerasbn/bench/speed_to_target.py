@@ -15,6 +15,8 @@ import time
 
 import pandas as pd
 
+from kerasbn._csv import read_table
+
 __all__ = [
     "RUN_COLUMNS",
     "TIME_TO_ACCURACY_COLUMNS",
@@ -164,7 +166,7 @@ def time_to_accuracy_from_run(out_dir) -> pd.DataFrame:
         seconds, epochs, best, totals = [], [], [], []
         for seed in runs["seed"]:
             log_csv = out_dir / "logs" / f"{dataset}-{variant}-seed{seed}.csv"
-            epoch_log = pd.read_csv(log_csv)
+            epoch_log = read_table(log_csv, text=())
             best.append(float(epoch_log["val_accuracy"].max()))
             totals.append(float(epoch_log["seconds"].sum()))
             first = first_at_target(epoch_log, target)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from kerasbn._io import write_json, write_text
 from kerasbn._logging import configure_logging
+from kerasbn._text import terminal_safe
 from kerasbn._versions import command_line, provenance
 from kerasbn.bench import DEFAULT_PATHS, PATHS, QUICK, BenchConfig, run_benchmark, to_markdown
 from kerasbn.bench.child import child_main
@@ -196,8 +197,8 @@ def _config(args: argparse.Namespace) -> BenchConfig:
 def _time_from_runs(args: argparse.Namespace) -> int:
     try:
         table = pd.concat([time_to_accuracy_from_run(d) for d in args.from_run], ignore_index=True)
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (FileNotFoundError, ValueError) as exc:  # ValueError: a damaged or hostile file
+        print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
         return 2
     sources = []
     for folder in args.from_run:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kerasbn._csv import RUN_TEXT_COLUMNS, read_table
 from kerasbn.report import mean_std
 from kerasbn.results_tables import dataset_title, finished_config, source_line
 
@@ -20,7 +21,7 @@ def _training_seconds(run_dir: Path, runs: pd.DataFrame) -> float:
     for r in runs.itertuples():
         log = run_dir / "logs" / f"{r.dataset}-{r.variant}-seed{r.seed}.csv"
         if log.exists():
-            total += float(pd.read_csv(log)["seconds"].sum())
+            total += float(read_table(log, text=())["seconds"].sum())
     return total
 
 
@@ -41,7 +42,7 @@ def diagnostics_markdown(run_dirs: list[str | os.PathLike]) -> str:
     rows, notes = [], []
     for run_dir in map(Path, run_dirs):
         config = finished_config(run_dir)
-        runs = pd.read_csv(run_dir / "runs.csv")
+        runs = read_table(run_dir / "runs.csv", RUN_TEXT_COLUMNS)
         if "ece" not in runs:
             raise KeyError(f"{run_dir} was measured before the diagnostics (no ece column)")
         for variant, group in runs.groupby("variant", sort=False):
