@@ -50,6 +50,7 @@ class Block:
 
 
 BLOCKS = (
+    Block("README.md", "headline", "headline", ("results/mnist-3seeds", "results/fashion-3seeds")),
     Block("docs/results.md", "mnist", "main", ("results/mnist-3seeds",)),
     Block("docs/results.md", "fashion", "main", ("results/fashion-3seeds",)),
     Block("docs/results.md", "digits", "main", ("results/readme-digits",)),

@@ -26,6 +26,7 @@ __all__ = [
     "dataset_title",
     "experiment_markdown",
     "finished_config",
+    "headline_markdown",
     "replace_block",
     "refresh",
     "results_markdown",
@@ -46,21 +47,9 @@ FLIP_TTA_RUNS = "test_accuracy_flip_tta"
 FLIP_TTA = "flip-TTA test acc % (extra)"
 
 
-def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
-    """The README's results table from finished comparison folders: per variant, mean ±
-    std over seeds with the 95% interval, the flip test-time-augmentation accuracy where
-    the folders have it, the verdict against the baseline (Holm-adjusted within each
-    folder), and the overfitting figures; then, per folder, the family and correction
-    and the command, commit and seeds it came from.
-
-    Summary and verdicts are computed afresh from each folder's ``runs.csv`` and
-    per-image results, so a folder measured before a change to the statistics is
-    published with the current methods.
-
-    Raises:
-        FileNotFoundError: a folder is not a finished comparison (no ``complete.json``);
-            a partial run is never published as complete.
-    """
+def _rows_and_sources(run_dirs) -> tuple[list[dict], list[tuple[str, str, str]]]:
+    """Per variant of each folder, its row of the results table; per folder, its family
+    note, interval words and source line."""
     rows, sources = [], []
     for run_dir in map(Path, run_dirs):
         config = finished_config(run_dir)
@@ -108,12 +97,50 @@ def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
         note = family_note(verdict.reset_index())
         interval = _interval_words(intervals(runs, correct))
         sources.append((note, interval, source_line(run_dir, config)))
+    return rows, sources
+
+
+def results_markdown(run_dirs: list[str | os.PathLike]) -> str:
+    """The README's results table from finished comparison folders: per variant, mean ±
+    std over seeds with the 95% interval, the flip test-time-augmentation accuracy where
+    the folders have it, the verdict against the baseline (Holm-adjusted within each
+    folder), and the overfitting figures; then, per folder, the family and correction
+    and the command, commit and seeds it came from.
+
+    Summary and verdicts are computed afresh from each folder's ``runs.csv`` and
+    per-image results, so a folder measured before a change to the statistics is
+    published with the current methods.
+
+    Raises:
+        FileNotFoundError: a folder is not a finished comparison (no ``complete.json``);
+            a partial run is never published as complete.
+    """
+    rows, sources = _rows_and_sources(run_dirs)
     table = pd.DataFrame(rows)
     if table[FLIP_TTA].isna().all():  # no net of these folders was trained with flips
         table = table.drop(columns=FLIP_TTA)
     lines = [table.fillna("n/a").to_markdown(index=False, disable_numparse=True), ""]
     for note, interval, source in sources:
         lines += [f"{interval} {note}".strip(), "", f"Measured by {source}.", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+HEADLINE_COLUMNS = ["data set", "variant", "seeds", "test acc % (mean ± std)", "verdict"]
+
+
+def headline_markdown(run_dirs: list[str | os.PathLike]) -> str:
+    """The README's headline: the results table's variant, seeds, test accuracy and
+    verdict columns, with the family, test and correction in one line per folder and
+    the source; the full table (intervals, overfitting) is the ``main`` kind.
+
+    Raises:
+        FileNotFoundError: a folder is not a finished comparison.
+    """
+    rows, sources = _rows_and_sources(run_dirs)
+    table = pd.DataFrame(rows)[HEADLINE_COLUMNS]
+    lines = [table.to_markdown(index=False, disable_numparse=True), ""]
+    for note, _, source in sources:
+        lines += [f"{note} Measured by {source}.", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

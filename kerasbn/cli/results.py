@@ -26,6 +26,7 @@ from kerasbn.cli._parser import ArgumentParser
 # load only for the table printed, never for --help).
 TABLES = {
     "main": ("kerasbn.results_tables", "results_markdown"),
+    "headline": ("kerasbn.results_tables", "headline_markdown"),
     "diagnostics": ("kerasbn.diagnostics.table", "diagnostics_markdown"),
     "experiment": ("kerasbn.results_tables", "experiment_markdown"),
     "recipes": ("kerasbn.tuning.recipes", "recipes_markdown"),
