@@ -123,14 +123,39 @@ def _domain(hp, values: list):
     return hp.RealInterval(min(numbers), max(numbers))
 
 
+# The columns that say which run a row is: always shown.
+_IDENTITY = ("variant", "seed")
+# Settings that follow from the variant (its BN and Dropout): shown only on request,
+# so that the five columns TensorBoard shows by default are the informative ones.
+_FROM_VARIANT = ("batch_norm", "block_dropout", "head_dropout")
+
+
 def _write_config(root: Path, tf, hp, runs: list[dict]) -> None:
+    """The experiment config, with each hyperparameter's domain and TensorBoard's
+    ``differs`` flag set on the columns to show. TensorBoard's HParams table shows the
+    first five columns with ``differs`` set (then by name) and hides the rest until
+    ticked; ``hp.hparams_config`` leaves the flag unset on every column, so the table
+    showed the first five names alphabetically (``batch_norm`` ... ``head_dropout``)
+    and hid ``variant`` and ``seed``. Here it is set on the run's identity (variant,
+    seed) and on every other setting that varies between runs (a tuned learning rate),
+    not on those that follow from the variant."""
+    from tensorboard.plugins.hparams import plugin_data_pb2, summary_v2
+
     names = list(dict.fromkeys(name for run in runs for name in run))
-    hparams = []
+    hparams, shown = [], set(_IDENTITY)
     for name in names:
         values = [run[name] for run in runs if name in run]
         hparams.append(hp.HParam(name, _domain(hp, values)))
+        if name not in _FROM_VARIANT and len(set(values)) > 1:
+            shown.add(name)
+    summary = summary_v2.hparams_config_pb(hparams=hparams, metrics=_metrics(hp))
+    value = summary.value[0]
+    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in shown
+    value.metadata.plugin_data.content = data.SerializeToString()
     with tf.summary.create_file_writer(str(root)).as_default():
-        hp.hparams_config(hparams=hparams, metrics=_metrics(hp))
+        tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=0)
 
 
 def write_hparams_config(root: Path, runs: list[dict]) -> None:

@@ -37,6 +37,10 @@ def test_a_comparison_writes_epoch_scalars_and_hparams(tmp_path):
     assert [v.number_value for v in domains["learning_rate"].domain_discrete.values] == [
         pytest.approx(config.learning_rate)
     ]
+    # TensorBoard shows the first five columns flagged as differing, then by name: the
+    # run's identity is flagged (one seed here), settings that follow from the variant
+    # and constant ones are not.
+    assert {info.name for info in infos if info.differs} == {"variant", "seed"}
     for variant in ("base", "bn"):
         tag = f"{variant}/seed0"  # TensorBoard groups a variant's seeds
         train = _events(board / tag / "train").Tags()["tensors"]
