@@ -85,10 +85,35 @@ def _load(model: keras.Model | str | os.PathLike) -> keras.Model:
     return load_model(model)
 
 
+# The names of the exported model's input and output, as in the SavedModel's signature.
+INPUT_NAME = "images"
+OUTPUT_NAME = "probabilities"
+
+
 def _signature(model: keras.Model) -> list:
     import keras
 
-    return [keras.InputSpec(shape=(None, *model.input_shape[1:]), dtype="uint8")]
+    shape = (None, *model.input_shape[1:])
+    return [keras.InputSpec(shape=shape, dtype="uint8", name=INPUT_NAME)]
+
+
+def _name_onnx_output(path: Path) -> None:
+    """Rename the graph's output to :data:`OUTPUT_NAME` (torch's exporter numbers it,
+    e.g. ``227``), in place: every node reading or writing that value follows."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    graph = proto.graph
+    (output,) = graph.output
+    old = output.name
+    if old == OUTPUT_NAME:
+        return
+    for node in graph.node:
+        node.output[:] = [OUTPUT_NAME if name == old else name for name in node.output]
+        node.input[:] = [OUTPUT_NAME if name == old else name for name in node.input]
+    output.name = OUTPUT_NAME
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
 
 
 def export_onnx(model: keras.Model | str | os.PathLike, out: str | os.PathLike) -> Path:
@@ -109,6 +134,7 @@ def export_onnx(model: keras.Model | str | os.PathLike, out: str | os.PathLike) 
         # torch's tracer warns about every shape check it freezes; the shapes are fixed.
         warnings.simplefilter("ignore")
         model.export(str(tmp), format="onnx", input_signature=_signature(model), verbose=False)
+        _name_onnx_output(tmp)
     return out
 
 

@@ -44,6 +44,9 @@ def test_onnx_export_predicts_what_kerasbn_predicts(trained, tmp_path):
     session = onnxruntime.InferenceSession(str(out))
     (feed,) = session.get_inputs()
     assert feed.type == "tensor(uint8)"
+    # The SavedModel's names, not the exporter's numbering.
+    assert feed.name == "images"
+    assert [o.name for o in session.get_outputs()] == ["probabilities"]
     probabilities = session.run(None, {feed.name: data.x_test})[0]
     from kerasbn import load_model
 
