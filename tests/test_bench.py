@@ -247,3 +247,24 @@ def test_from_run_needs_time_to_accuracy_and_a_finished_folder(tmp_path, capsys)
     assert info.value.code == 2 and "goes with --time-to-accuracy" in capsys.readouterr().err
     assert main(["--time-to-accuracy", "--from-run", str(tmp_path)]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_startup_rows_time_each_command_in_a_fresh_process(monkeypatch, tmp_path):
+    import sys
+
+    from kerasbn.bench import startup
+
+    commands = {
+        "kerasbn --help": [sys.executable, "-m", "kerasbn", "--help"],
+        # 0.3 s of CPU spent on purpose, the rest of a second asleep: CPU time is what
+        # the row reports, whatever the wall clock says.
+        "busy": [sys.executable, "-c", "import time\nt=time.process_time()\n"
+                 "while time.process_time() - t < 0.3: pass\ntime.sleep(0.7)"],
+    }  # fmt: skip
+    monkeypatch.setattr(startup, "startup_commands", lambda run_dir: commands)
+    table = startup.time_startup(None, repeats=1).set_index("command")
+    assert table.loc["kerasbn --help", "cpu_s_median"] < startup.STARTUP_TARGET_S
+    busy = table.loc["busy"]
+    assert 0.3 <= busy["cpu_s_median"] < 0.9 and busy["wall_s_median"] >= 1.0
+    markdown = startup.startup_markdown(table.reset_index(), None)
+    assert "| kerasbn --help" in markdown and "met" in markdown

@@ -99,6 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--name", default="bench", help="the marker name for --into")
     parser.add_argument(
+        "--startup",
+        nargs="?",
+        const="",
+        metavar="RUN",
+        help="instead of throughput: the CPU and wall time of short commands (--help, zoo "
+        "list, results RUN when a finished run folder is given) beside import tensorflow",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         metavar="N",
@@ -122,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _time_from_runs(args) if args.from_run else _time_to_accuracy(args, config)
     if args.jobs is not None:
         return _jobs(args, config)
+    if args.startup is not None:
+        return _startup(args, config)
     result = run_benchmark(config)
     markdown = to_markdown(result)
     print(markdown)
@@ -218,6 +228,25 @@ def _time_from_runs(args: argparse.Namespace) -> int:
     print(markdown)
     if args.out:
         _write(Path(args.out), "time_to_accuracy", markdown, table, {"runs": sources})
+    _into(args, markdown)
+    return 0
+
+
+def _startup(args: argparse.Namespace, config: BenchConfig) -> int:
+    from kerasbn.bench.startup import startup_markdown, time_startup
+
+    run_dir = args.startup or None
+    if run_dir is not None and not (Path(run_dir) / "complete.json").is_file():
+        print(f"error: {run_dir} is not a finished run folder (no complete.json)", file=sys.stderr)
+        return 2
+    table = time_startup(run_dir, config.repeats)
+    command = command_line("kerasbn.bench") or "kerasbn.cli.bench.main() from Python"
+    markdown = startup_markdown(table, run_dir) + (
+        f"\nMeasured by `{command}` (code at `{_commit()}`).\n"
+    )
+    print(markdown)
+    if args.out:
+        _write(Path(args.out), "startup", markdown, table, {"run": run_dir})
     _into(args, markdown)
     return 0
 
