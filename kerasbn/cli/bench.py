@@ -240,13 +240,17 @@ def _startup(args: argparse.Namespace, config: BenchConfig) -> int:
         print(f"error: {run_dir} is not a finished run folder (no complete.json)", file=sys.stderr)
         return 2
     table = time_startup(run_dir, config.repeats)
+    return _report(args, "startup", startup_markdown(table, run_dir), table, {"run": run_dir})
+
+
+def _report(args: argparse.Namespace, name: str, markdown: str, table, record: dict) -> int:
+    """Print a measured table with the command and commit that made it, and write it
+    where --out and --into say."""
     command = command_line("kerasbn.bench") or "kerasbn.cli.bench.main() from Python"
-    markdown = startup_markdown(table, run_dir) + (
-        f"\nMeasured by `{command}` (code at `{_commit()}`).\n"
-    )
+    markdown += f"\nMeasured by `{command}` (code at `{_commit()}`).\n"
     print(markdown)
     if args.out:
-        _write(Path(args.out), "startup", markdown, table, {"run": run_dir})
+        _write(Path(args.out), name, markdown, table, record)
     _into(args, markdown)
     return 0
 
@@ -266,16 +270,8 @@ def _jobs(args: argparse.Namespace, config: BenchConfig) -> int:
         return 2
     rounds = time_jobs(config, jobs)
     choice = record_choice(rounds, jobs)
-    command = command_line("kerasbn.bench") or "kerasbn.cli.bench.main() from Python"
-    markdown = jobs_markdown(rounds, jobs, threads) + (
-        f"\n`compare --jobs auto` here: {choice}. Measured by `{command}` (code at "
-        f"`{_commit()}`).\n"
-    )
-    print(markdown)
-    if args.out:
-        _write(Path(args.out), "jobs", markdown, rounds, {"jobs": jobs, "auto": choice})
-    _into(args, markdown)
-    return 0
+    markdown = jobs_markdown(rounds, jobs, threads) + f"\n`compare --jobs auto` here: {choice}.\n"
+    return _report(args, "jobs", markdown, rounds, {"jobs": jobs, "auto": choice})
 
 
 def _time_to_accuracy(args: argparse.Namespace, config: BenchConfig) -> int:
