@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from kerasbn._io import write_text
-from kerasbn.plots import plot_curves, plot_differences
 from kerasbn.training.options import EPOCH_COLUMNS
 from kerasbn.verdict_text import verdict_markdown
 from kerasbn.verdicts import intervals, verdicts
@@ -27,7 +26,6 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "format_mean_std",
     "mean_std",
-    "plot_curves",
     "run_metrics",
     "run_row",
     "summarize",
@@ -282,7 +280,11 @@ def write_results(
     if tuned.is_file():  # compare --tune: each variant trained at its own chosen values
         extra += "\n### Tuned values (compare --tune)\n\n" + tuned.read_text(encoding="utf-8")
     write_tables(summary, out_dir, title, extra)
+    # matplotlib is loaded here, where a figure is drawn: reading tables needs none of it.
+    from kerasbn.plots import plot_curves, plot_differences
+
     plot_curves(history, summary, out_dir / "curves.png", title=title)
     if len(verdict_table):
         plot_differences(verdict_table, out_dir / "differences.png", title=title)
     return summary, verdict_table
+

@@ -20,7 +20,8 @@ from kerasbn._io import write_json
 from kerasbn.architectures import Architecture
 from kerasbn.data import load_dataset
 from kerasbn.experiments._common import ExperimentResult, mean_std, unit_path, write_outputs
-from kerasbn.report import plot_curves, run_row, summarize, summary_markdown
+from kerasbn.plots import plot_curves
+from kerasbn.report import run_row, summarize, summary_markdown
 from kerasbn.training import default_config, evaluate, train
 from kerasbn.variants import Variant
 
