@@ -25,7 +25,8 @@ _EXPORTS = {
     "kerasbn.inference": ["Prediction", "predict", "prepare_images"],
     "kerasbn.models": ["build_model"],
     "kerasbn.presets": ["Preset", "get_preset"],
-    "kerasbn.report": ["plot_curves", "summarize", "summary_markdown"],
+    "kerasbn.plots": ["plot_curves"],
+    "kerasbn.report": ["summarize", "summary_markdown"],
     "kerasbn.loading": ["load_model"],
     "kerasbn.saving": [
         "ModelFileError",
