@@ -275,28 +275,35 @@ def finished_record(path: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        why = _damage(path)
+        record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        why = f"{type(exc).__name__}: {exc}"
+        record, why = None, f"{type(exc).__name__}: {exc}"
+    else:
+        why = _damage(path, record)
     if why is None:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return record
     aside = path.with_name(f"{path.name}.damaged")
     path.replace(aside)
     log.warning("%s is damaged (%s); moved to %s, and the run trains again", path, why, aside.name)
     return None
 
 
-def _damage(path: Path) -> str | None:
-    """What is wrong with the run record at ``path`` (``None``: nothing)."""
-    record = json.loads(path.read_text(encoding="utf-8"))
+def _damage(path: Path, record) -> str | None:
+    """What is wrong with ``record``, read from ``path`` (``None``: nothing).
+
+    Raises:
+        ValueError: it names a file outside its folder (a hostile record is refused,
+            not set aside).
+    """
     if not (isinstance(record, dict) and {"row", "history"} <= set(record)):
         return "it is not a run record"
     for key in ("correct", "predictions"):
         name = record.get(key)
         if name:
             # What the verdicts read back; an empty or cut .npy fails here, by name.
+            target = file_in(path.parent.parent, name, path)  # outside: refused, not retrained
             try:
-                np.load(file_in(path.parent.parent, name, path), allow_pickle=False)
+                np.load(target, allow_pickle=False)
             except (OSError, ValueError, EOFError) as exc:
                 return f"its {name} does not read: {type(exc).__name__}: {exc}"
     return None
