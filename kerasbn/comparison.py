@@ -42,8 +42,13 @@ from kerasbn._csv import read_table
 from kerasbn._io import check_output_folder
 from kerasbn._signals import raise_if_stopped
 from kerasbn._versions import run_record
-from kerasbn.comparison_options import check_jobs, check_tuned, with_bn_options
-from kerasbn.comparison_parallel import Task, train_in_parallel
+from kerasbn.comparison_options import (
+    check_jobs,
+    check_tuned,
+    distribution_record,
+    with_bn_options,
+)
+from kerasbn.comparison_parallel import planned_runs, train_unfinished
 from kerasbn.comparison_progress import ComparisonProgress
 from kerasbn.comparison_run import Job, check_model_names, finished_record, train_one
 from kerasbn.data import Dataset, load_dataset
@@ -62,10 +67,9 @@ from kerasbn.training import (
     EPOCH_COLUMNS,
     ResumableBackup,
     TrainConfig,
-    batch_plan,
     default_config,
 )
-from kerasbn.training.distribute import Placement, resolve
+from kerasbn.training.distribute import resolve
 from kerasbn.training.threads import set_cpu_threads
 from kerasbn.tuning.space import apply_params
 from kerasbn.variants import DEFAULT_VARIANTS, Variant, get_variant, parse_variants
@@ -258,7 +262,7 @@ def compare(
         activations = False
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_dir)
     data = data.limit(limit)
-    distribution = _distribution(placement, config)
+    distribution = distribution_record(placement, config)
     global_batch = distribution["global_batch"]
     if global_batch > len(data.x_train):
         # Not an error (a tiny quick look may want it), but every epoch is then one
@@ -304,7 +308,7 @@ def compare(
         if out_dir is None:
             out_dir = find_resumable(data.name, settings) or default_out_dir(data.name)
         if models_dir is not None:
-            planned = {t.model_path for t in _planned_runs(job, out_dir) if t.model_path}
+            planned = {t.model_path for t in planned_runs(job) if t.model_path}
             check_model_names(sorted(planned), out_dir, overwrite_models)
         return _compare_into(out_dir, job, settings)
     # The other workers of a multi-worker run take part in every collective step, saves
@@ -339,26 +343,6 @@ def _compare_into(out_dir: Path, job: Job, settings: dict) -> CompareResult:
         return _run_all(job, folder)
 
 
-def _distribution(placement: Placement, config: TrainConfig) -> dict:
-    """How the run is spread and what that does to batch and learning rate (printed and
-    stored in config.json)."""
-    plan = batch_plan(config, placement.replicas)
-    summary = (
-        f"strategy {placement.strategy} ({placement.backend}): {placement.replicas} "
-        f"replica(s) in {placement.processes} process(es); global batch {plan.global_batch} = "
-        f"{config.batch_size} per replica x {placement.replicas}; learning rate {plan.lr_rule}"
-    )
-    return {
-        **placement.describe(),
-        "per_replica_batch": plan.per_replica_batch,
-        "global_batch": plan.global_batch,
-        "learning_rate": plan.learning_rate,
-        "lr_rule": plan.lr_rule,
-        "drop_remainder": plan.drop_remainder,
-        "summary": summary,
-    }
-
-
 def _run_all(job: Job, folder: RunFolder) -> CompareResult:
     data, variants = job.data, job.variants
     title = f"{data.name}: " + ", ".join(v.name for v in variants)
@@ -369,21 +353,6 @@ def _run_all(job: Job, folder: RunFolder) -> CompareResult:
         return _train_all(job, folder, title, progress)
     finally:
         progress.close()
-
-
-def _planned_runs(job: Job, out_dir: Path) -> list[Task]:
-    """Every run of the comparison, in the sequential loop's order."""
-    planned = []
-    for listed in job.variants:
-        variant_config, variant = apply_params(job.config, listed, job.tuned.get(listed.name, {}))
-        for k in range(job.seeds):
-            seed = job.config.seed + k
-            tag = f"{job.data.name}-{variant.name}-seed{seed}"
-            model_path = None
-            if job.models_dir is not None and k == 0:
-                model_path = job.models_dir / f"{job.data.name}-{variant.name}.keras"
-            planned.append(Task(variant, replace(variant_config, seed=seed), tag, model_path))
-    return planned
 
 
 def _train_all(job: Job, folder: RunFolder, title: str, progress) -> CompareResult:
@@ -398,13 +367,7 @@ def _train_all(job: Job, folder: RunFolder, title: str, progress) -> CompareResu
     if job.jobs > 1:
         # The unfinished runs first, several at once; the loop below then reads them
         # back like runs finished in an earlier session.
-        left = [
-            task
-            for task in _planned_runs(job, out_dir)
-            if finished_record(out_dir / "runs" / f"{task.tag}.json") is None
-        ]
-        if left:
-            train_in_parallel(job, left, out_dir, job.jobs, job.threads)
+        train_unfinished(job, out_dir)
     for listed in variants:
         # With a tune, the variant trains at its own chosen values (same name, same tag).
         variant_config, variant = apply_params(config, listed, job.tuned.get(listed.name, {}))

@@ -7,12 +7,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from kerasbn.training import TrainConfig
+from kerasbn.training import TrainConfig, batch_plan
 from kerasbn.training.threads import available_cores
 from kerasbn.tuning.space import apply_params
 from kerasbn.variants import Variant
 
-__all__ = ["MAX_JOBS", "check_jobs", "check_tuned", "with_bn_options"]
+__all__ = [
+    "MAX_JOBS",
+    "check_jobs",
+    "check_tuned",
+    "distribution_record",
+    "with_bn_options",
+]
 
 MAX_JOBS = 256  # worker processes at once; more is a typo, not a machine
 
@@ -90,3 +96,23 @@ def check_jobs(jobs, threads, strategy: str = "auto") -> tuple[int, int | None]:
     elif jobs > 1:
         threads = max(1, available_cores() // jobs)
     return jobs, threads
+
+
+def distribution_record(placement, config: TrainConfig) -> dict:
+    """How the run is spread and what that does to batch and learning rate (printed and
+    stored in config.json)."""
+    plan = batch_plan(config, placement.replicas)
+    summary = (
+        f"strategy {placement.strategy} ({placement.backend}): {placement.replicas} "
+        f"replica(s) in {placement.processes} process(es); global batch {plan.global_batch} = "
+        f"{config.batch_size} per replica x {placement.replicas}; learning rate {plan.lr_rule}"
+    )
+    return {
+        **placement.describe(),
+        "per_replica_batch": plan.per_replica_batch,
+        "global_batch": plan.global_batch,
+        "learning_rate": plan.learning_rate,
+        "lr_rule": plan.lr_rule,
+        "drop_remainder": plan.drop_remainder,
+        "summary": summary,
+    }

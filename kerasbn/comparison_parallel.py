@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Task", "WorkerError", "train_in_parallel"]
+__all__ = ["Task", "WorkerError", "planned_runs", "train_in_parallel", "train_unfinished"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,40 @@ class Task:
     config: object  # kerasbn.training.TrainConfig
     tag: str
     model_path: Path | None
+
+
+def planned_runs(job) -> list[Task]:
+    """Every run of the comparison ``job``, in the sequential loop's order (each variant
+    at its tuned values, if any; the first seed's model saved)."""
+    from dataclasses import replace
+
+    from kerasbn.tuning.space import apply_params
+
+    planned = []
+    for listed in job.variants:
+        variant_config, variant = apply_params(job.config, listed, job.tuned.get(listed.name, {}))
+        for k in range(job.seeds):
+            seed = job.config.seed + k
+            tag = f"{job.data.name}-{variant.name}-seed{seed}"
+            model_path = None
+            if job.models_dir is not None and k == 0:
+                model_path = job.models_dir / f"{job.data.name}-{variant.name}.keras"
+            planned.append(Task(variant, replace(variant_config, seed=seed), tag, model_path))
+    return planned
+
+
+def train_unfinished(job, out_dir: Path) -> None:
+    """Train the runs of ``job`` that have no finished record in ``out_dir``, up to
+    ``job.jobs`` at a time on ``job.threads`` threads each."""
+    from kerasbn.comparison_run import finished_record
+
+    left = [
+        task
+        for task in planned_runs(job)
+        if finished_record(out_dir / "runs" / f"{task.tag}.json") is None
+    ]
+    if left:
+        train_in_parallel(job, left, out_dir, job.jobs, job.threads)
 
 
 class WorkerError(RuntimeError):
