@@ -12,6 +12,11 @@ saved models, TensorBoard events, figures (the published ones live in ``docs/ima
 and anything else. An archived folder reads like the original: ``kerasbn.results``,
 ``load_comparison`` and ``verdicts`` accept it, and ``compare`` pointed at a copy of it
 trains only the runs it lacks.
+
+A long comparison that will not finish on this machine is kept as a piece
+(``archive(..., unfinished=True)``, ``--unfinished``): the finished runs' files only
+(the run in progress starts over wherever the piece is grown), no ``complete.json``, so
+no table is ever published from it, and a ``.unfinished`` note naming what is in it.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import numpy as np
 from kerasbn._io import atomic_path, write_text
 from kerasbn.runfolder import COMPLETE
 
-__all__ = ["ARCHIVE_ROOT", "archive", "archived_files"]
+__all__ = ["ARCHIVE_ROOT", "UNFINISHED", "archive", "archived_files"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,8 @@ SUBFOLDERS = {
     "tuning": (".csv", ".json", ".md", ".log"),
 }
 ARRAYS = ("correct", "predictions", "probabilities")
+# The note in an unfinished piece (hidden: a later archive of the grown folder skips it).
+UNFINISHED = ".unfinished"
 # Larger than any table or record of ours: such a file is not a light file.
 MAX_TEXT_BYTES = 8 * 2**20
 
@@ -76,14 +83,37 @@ def _light_array(array: np.ndarray, folder: str) -> np.ndarray:
     return array
 
 
-def archive(run_dir: str | os.PathLike, name: str, root: str | os.PathLike = ARCHIVE_ROOT):
-    """Copy the light files of the finished folder ``run_dir`` into ``root/name``.
+def _finished_runs_only(run_dir: Path, files: list[Path]) -> tuple[list[Path], list[str]]:
+    """The files of the runs that have a record (and the folder's own tables); the
+    tags of those runs."""
+    finished = (
+        sorted(p.stem for p in (run_dir / "runs").glob("*.json"))
+        if (run_dir / "runs").is_dir()
+        else []
+    )
+    per_run = ("logs", "runs", "activations", *ARRAYS)
+    kept = [
+        f for f in files if len(f.parts) == 1 or f.parts[0] not in per_run or f.stem in finished
+    ]
+    return kept, finished
+
+
+def archive(
+    run_dir: str | os.PathLike,
+    name: str,
+    root: str | os.PathLike = ARCHIVE_ROOT,
+    unfinished: bool = False,
+):
+    """Copy the light files of the finished folder ``run_dir`` into ``root/name``
+    (with ``unfinished``, of a folder still training: its finished runs, as a piece to
+    grow elsewhere).
 
     Returns the archive folder. The copy is built beside it and renamed in, so an
     interrupted archive leaves the previous one (or none), never half of one.
 
     Raises:
-        FileNotFoundError: ``run_dir`` is not a finished run (no ``complete.json``).
+        FileNotFoundError: ``run_dir`` is not a finished run (no ``complete.json``)
+            and ``unfinished`` is not set, or it has no ``config.json`` at all.
         ValueError: ``name`` is not a plain folder name, or a file names an absolute
             path of this machine (publish commands with the paths a user would type).
     """
@@ -92,12 +122,25 @@ def archive(run_dir: str | os.PathLike, name: str, root: str | os.PathLike = ARC
         raise ValueError(
             f"An archive name is one plain folder name, e.g. mnist-3seeds. Received: {name!r}"
         )
-    if not (run_dir / COMPLETE).is_file():
+    complete = (run_dir / COMPLETE).is_file()
+    if not complete and not unfinished:
         raise FileNotFoundError(
             f"{run_dir} is not a finished run (no {COMPLETE}); a partial run is never "
-            "archived. Finish it by re-running its command, then archive it."
+            "archived as finished. Finish it by re-running its command, then archive it, "
+            "or keep it as a piece to grow elsewhere with --unfinished."
         )
+    if not (run_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{run_dir} holds no run (no config.json); nothing archived.")
     files = archived_files(run_dir)
+    note = None
+    if not complete:
+        files, finished = _finished_runs_only(run_dir, files)
+        note = (
+            f"An unfinished piece: {len(finished)} finished run(s) of {run_dir.name} "
+            f"({', '.join(finished) or 'none'}). No table is published from it. To grow it, "
+            "copy it to runs/ and run the command in its config.json (with the same --out): "
+            "the finished runs are read back, the others train.\n"
+        )
     machine = _machine_paths(run_dir)
     root = Path(root)
     target = root / name
@@ -128,6 +171,8 @@ def archive(run_dir: str | os.PathLike, name: str, root: str | os.PathLike = ARC
                     "../shared/data --out runs/NAME) and archive that folder."
                 )
             write_text(dest, text)
+        if note is not None:
+            write_text(staging / UNFINISHED, note)
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
     except BaseException:

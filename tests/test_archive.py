@@ -113,3 +113,38 @@ def test_refresh_rewrites_the_verdicts_of_an_older_folder_only(one_seed_folder, 
         assert (older / name).read_bytes() == content
     (older / "complete.json").unlink()
     assert_exit_2(["refresh", str(older)])
+
+
+def test_an_unfinished_folder_is_kept_as_a_piece_that_grows_to_the_same_runs(
+    one_seed_folder, digits, tmp_path, messages
+):
+    out, config = one_seed_folder
+    # As if stopped while bn trained: its record gone, its log half written.
+    stopped = tmp_path / "stopped"
+    shutil.copytree(out, stopped)
+    (stopped / "complete.json").unlink()
+    (stopped / "runs" / "digits-bn-seed0.json").unlink()
+    piece = archive(stopped, "piece", root=tmp_path / "results", unfinished=True)
+    kept = {p.relative_to(piece).as_posix() for p in piece.rglob("*") if p.is_file()}
+    assert "runs/digits-base-seed0.json" in kept and "logs/digits-base-seed0.csv" in kept
+    assert "correct/digits-base-seed0.npy" in kept
+    # Nothing of the unfinished run, and nothing that says "finished".
+    assert not [k for k in kept if "digits-bn-seed0" in k] and "complete.json" not in kept
+    assert "1 finished run(s)" in (piece / ".unfinished").read_text()
+    with pytest.raises(FileNotFoundError):  # never published as a table
+        results_markdown([piece])
+    # Grown elsewhere: only bn trains, and the folder ends as the uninterrupted one did.
+    grown = tmp_path / "grown"
+    shutil.copytree(piece, grown)
+    messages.clear()
+    again = compare(digits, "base,bn", config, seeds=1, out_dir=grown, save_models=None)
+    assert [m for m in messages if m.startswith("training ")] == [
+        "training digits-bn-seed0 (1150 images)"
+    ]
+    first = pd.read_csv(out / "runs.csv").set_index(["variant", "seed"])["test_accuracy"]
+    assert again.runs.set_index(["variant", "seed"])["test_accuracy"].loc[
+        first.index
+    ].to_list() == (first.to_list())
+    # The grown folder archives as a finished one, without the piece's note.
+    final = archive(grown, "final", root=tmp_path / "results")
+    assert not (final / ".unfinished").exists() and (final / "complete.json").exists()

@@ -48,9 +48,15 @@ def archive_main(argv: Sequence[str]) -> int:
     parser.add_argument("run_dir", help="a finished run folder (compare or experiment)")
     parser.add_argument("--name", required=True, help="the archive folder's name")
     parser.add_argument("--root", default=str(ARCHIVE_ROOT), help="default: %(default)s")
+    parser.add_argument(
+        "--unfinished",
+        action="store_true",
+        help="keep a folder still training as a piece to grow elsewhere: its finished "
+        "runs only, never published as a table",
+    )
     args = parser.parse_args(argv)
     try:
-        target = archive(args.run_dir, args.name, args.root)
+        target = archive(args.run_dir, args.name, args.root, unfinished=args.unfinished)
     except (FileNotFoundError, ValueError, OSError) as exc:
         parser.exit(2, f"error: {exc}\n")
     print(target)
