@@ -60,9 +60,11 @@ _GONE = "its run folder was lost with an earlier machine; re-run the command und
 # Blocks not yet regenerated from results/, each with the reason.
 PENDING: dict[tuple[str, str], str] = {
     ("docs/results.md", "cifar10"): (
-        "being re-measured seed by seed: seed 0 of 3 is archived in results/cifar10-3seeds; "
-        "grow a copy of it with --seeds 2, then 3 (the command under the table) and "
-        "archive it again"
+        "being re-measured: 14 of its 15 runs are archived as an unfinished piece in "
+        "results/cifar10-3seeds-piece (seed 0 of every variant, complete, in "
+        "results/cifar10-3seeds); copy the piece to runs/, run the command in its "
+        "config.json to train the last run, and archive the finished folder as "
+        "cifar10-3seeds"
     ),
 } | {
     ("docs/results.md", name): _GONE
