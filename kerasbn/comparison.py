@@ -71,7 +71,6 @@ from kerasbn.training import (
 )
 from kerasbn.training.distribute import resolve
 from kerasbn.training.threads import set_cpu_threads
-from kerasbn.tuning.space import apply_params
 from kerasbn.variants import DEFAULT_VARIANTS, Variant, get_variant, parse_variants
 from kerasbn.verdicts import choose_baseline, read_folder, verdicts
 
@@ -356,7 +355,7 @@ def _run_all(job: Job, folder: RunFolder) -> CompareResult:
 
 
 def _train_all(job: Job, folder: RunFolder, title: str, progress) -> CompareResult:
-    data, variants, config, models_dir = job.data, job.variants, job.config, job.models_dir
+    data, variants, config = job.data, job.variants, job.config
     out_dir = folder.path
     histories: list[pd.DataFrame] = []
     run_rows: list[dict] = []
@@ -369,62 +368,57 @@ def _train_all(job: Job, folder: RunFolder, title: str, progress) -> CompareResu
         # back like runs finished in an earlier session.
         train_unfinished(job, out_dir)
     for listed in variants:
-        # With a tune, the variant trains at its own chosen values (same name, same tag).
-        variant_config, variant = apply_params(config, listed, job.tuned.get(listed.name, {}))
         if job.tuned.get(listed.name):
+            # With a tune, the variant trains at its own chosen values (same name, tag).
             values = ", ".join(f"{k} {v:.3g}" for k, v in job.tuned[listed.name].items())
             log.info("%s trains at its tuned values: %s", listed.name, values)
-        for k in range(job.seeds):
-            raise_if_stopped()  # a signal during the last run's saving and diagnostics
-            seed = config.seed + k
-            hparams.append(hparams_of(variant, replace(variant_config, seed=seed)))
-            tag = f"{data.name}-{variant.name}-seed{seed}"
-            record_path = out_dir / "runs" / f"{tag}.json"
-            record = finished_record(record_path)
-            if record is not None:
-                log.info("%s: finished earlier, read back", tag)
-                progress.read_back(tag, config.epochs)
-            else:
-                log.info("training %s (%d images)", tag, len(data.x_train))
-                progress.start(tag, ResumableBackup(out_dir / "backup" / tag).completed_epochs())
-                model_path = None
-                if models_dir is not None and k == 0:
-                    model_path = models_dir / f"{data.name}-{variant.name}.keras"
-                record = train_one(
-                    job,
-                    variant,
-                    replace(variant_config, seed=seed),
-                    out_dir,
-                    tag,
-                    model_path,
-                    callbacks=[progress.callback()],
-                )
-            run_rows.append(record["row"])
-            records.append(record)
-            histories.append(
-                pd.DataFrame(record["history"], columns=EPOCH_COLUMNS).assign(
-                    dataset=data.name, variant=variant.name, seed=seed
-                )
+    for task in planned_runs(job):  # the runs, their tags and model paths: one list
+        raise_if_stopped()  # a signal during the last run's saving and diagnostics
+        variant, seed, tag = task.variant, task.config.seed, task.tag
+        hparams.append(hparams_of(variant, task.config))
+        record_path = out_dir / "runs" / f"{tag}.json"
+        record = finished_record(record_path)
+        if record is not None:
+            log.info("%s: finished earlier, read back", tag)
+            progress.read_back(tag, config.epochs)
+        else:
+            log.info("training %s (%d images)", tag, len(data.x_train))
+            progress.start(tag, ResumableBackup(out_dir / "backup" / tag).completed_epochs())
+            record = train_one(
+                job,
+                variant,
+                task.config,
+                out_dir,
+                tag,
+                task.model_path,
+                callbacks=[progress.callback()],
             )
-            if record["model"]:
-                model_paths[variant.name] = Path(record["model"])
-            if record.get("correct"):
-                correct[(variant.name, seed)] = np.load(
-                    file_in(out_dir, record["correct"], record_path), allow_pickle=False
-                )
-            elif record.get("predictions"):  # folders from before per-image correctness
-                classes = np.load(
-                    file_in(out_dir, record["predictions"], record_path), allow_pickle=False
-                )
-                correct[(variant.name, seed)] = classes == data.y_test[: len(classes)]
-            # Tables are rewritten after every run, so a long comparison shows its
-            # finished variants while the rest trains.
-            history = pd.concat(histories, ignore_index=True)[HISTORY_COLUMNS]
-            runs = pd.DataFrame(run_rows)
-            summary, verdict_table = write_results(
-                out_dir, history, runs, title, job.baseline, correct
+        run_rows.append(record["row"])
+        records.append(record)
+        histories.append(
+            pd.DataFrame(record["history"], columns=EPOCH_COLUMNS).assign(
+                dataset=data.name, variant=variant.name, seed=seed
             )
-            write_diagnostics(out_dir, records, data.y_test, title)
+        )
+        if record["model"]:
+            model_paths[variant.name] = Path(record["model"])
+        if record.get("correct"):
+            correct[(variant.name, seed)] = np.load(
+                file_in(out_dir, record["correct"], record_path), allow_pickle=False
+            )
+        elif record.get("predictions"):  # folders from before per-image correctness
+            classes = np.load(
+                file_in(out_dir, record["predictions"], record_path), allow_pickle=False
+            )
+            correct[(variant.name, seed)] = classes == data.y_test[: len(classes)]
+        # Tables are rewritten after every run, so a long comparison shows its
+        # finished variants while the rest trains.
+        history = pd.concat(histories, ignore_index=True)[HISTORY_COLUMNS]
+        runs = pd.DataFrame(run_rows)
+        summary, verdict_table = write_results(
+            out_dir, history, runs, title, job.baseline, correct
+        )
+        write_diagnostics(out_dir, records, data.y_test, title)
     if job.tensorboard:
         write_hparams_config(out_dir / "tensorboard", hparams)
     shutil.rmtree(out_dir / "backup", ignore_errors=True)
