@@ -52,6 +52,7 @@ from kerasbn.comparison_parallel import planned_runs, train_unfinished
 from kerasbn.comparison_progress import ComparisonProgress
 from kerasbn.comparison_run import Job, check_model_names, finished_record, train_one
 from kerasbn.data import Dataset, load_dataset
+from kerasbn.data.user import is_user_spec
 from kerasbn.diagnostics.files import write_diagnostics
 from kerasbn.report import HISTORY_COLUMNS, summarize, write_results
 from kerasbn.runfolder import (
@@ -238,6 +239,8 @@ def compare(
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1. Received: {seeds}")
     baseline = choose_baseline([v.name for v in variants], baseline)
+    if isinstance(dataset, str) and is_user_spec(dataset):  # its recipe depends on its images
+        dataset = load_dataset(dataset, data_dir)
     config = config or default_config(dataset if isinstance(dataset, str) else dataset.name)
     if jobs == "auto":
         from kerasbn.bench.jobs import auto_jobs

@@ -231,6 +231,12 @@ def _work(payload, task, out_dir, threads, level, gpu, gpus, send) -> None:
 
             set_cpu_threads(threads)
             job = pickle.loads(payload)
+            from kerasbn.data.user import register_from_metadata
+
+            # A fresh interpreter knows the built-in sets only; your own set's row and
+            # recipe are rebuilt from what the data records.
+            data = job.data
+            register_from_metadata(data.name, data.class_names, data.input_shape, data.metadata)
             _train(job, task, Path(out_dir))
             raise_if_stopped()
         send.send(("ok",))

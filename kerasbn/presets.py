@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from kerasbn.data.catalog import get_dataset_info
 from kerasbn.registry import Registry
 
-__all__ = ["PRESETS", "Preset", "get_preset"]
+__all__ = ["IMAGE_SIZES", "PRESETS", "Preset", "get_preset", "preset_for_images"]
 
 
 @dataclass(frozen=True)
@@ -109,3 +109,76 @@ for _preset in (
 def get_preset(dataset: str) -> Preset:
     """The :class:`Preset` of ``dataset`` (a ValueError listing valid names if unknown)."""
     return PRESETS.lookup(dataset)
+
+
+# --------------------------------------------------------------------------- your own data
+
+# The sizes a user data set is resized to, each with its CNN template: one block per
+# halving until the map is 4x4 to 6x6 (32 -> 4, 64 -> 4, 96 -> 6), CIFAR-10's widths.
+IMAGE_SIZES = (32, 64, 96)
+_TEMPLATES = {
+    32: ((32,), (64, 64), (128, 128)),
+    64: ((32,), (64, 64), (128, 128), (256,)),
+    96: ((32,), (64, 64), (128, 128), (256,)),
+}
+# Fewer updates than this under-fit every variant in our CIFAR-10 sweeps (15 epochs x 352
+# steps = 5,280); a small set gets more epochs, up to a cap.
+_MIN_STEPS, _MAX_EPOCHS = 1_500, 200
+
+
+def preset_for_images(
+    dataset: str, image_size: int, channels: int, num_classes: int, num_train: int
+) -> tuple[Preset, dict[str, str]]:
+    """The preset of a user data set, and the reason for each choice (recorded in
+    ``config.json`` and ``summary.md``).
+
+    CIFAR-10's recipe (Adam with warmup, decoupled weight decay, label smoothing) is the
+    starting point because it serves both BN and plain nets (see its row above); the
+    template grows with the image size, the batch shrinks for small sets, and the epochs
+    grow until the run makes at least 1,500 updates.
+    """
+    if image_size not in _TEMPLATES:
+        raise ValueError(
+            f"The image size must be one of {', '.join(map(str, IMAGE_SIZES))}. "
+            f"Received: {image_size}"
+        )
+    cifar = get_preset("cifar10")
+    batch = 128 if num_train >= 5_000 else 32
+    # Adam's rate scaled by the square root of the batch ratio, as --lr-scaling sqrt does.
+    rate = cifar.training["learning_rate"] * (batch / 128) ** 0.5
+    steps = -(-num_train // batch)
+    epochs = min(_MAX_EPOCHS, max(cifar.training["epochs"], -(-_MIN_STEPS // steps)))
+    augment = channels == 3
+    training = {
+        **cifar.training,
+        "epochs": epochs,
+        "batch_size": batch,
+        "learning_rate": round(rate, 6),
+        "target_val_accuracy": 0.9 if num_classes <= 10 else 0.75,
+    }
+    preset = Preset(
+        dataset,
+        _TEMPLATES[image_size],
+        256,
+        augment=augment,
+        training=training,
+        speed_target=training["target_val_accuracy"],
+        search_space=dict(cifar.search_space),
+    )
+    reasons = {
+        "template": f"{len(preset.blocks)} conv blocks {list(map(list, preset.blocks))} and a "
+        f"256-unit head for {image_size}x{image_size} images",
+        "recipe": "CIFAR-10's (Adam with a 1-epoch warmup, weight decay 0.1, label smoothing "
+        "0.1), which serves BN and plain nets alike",
+        "batch_size": f"{batch}: " + (
+            "CIFAR-10's" if batch == 128 else f"{num_train} training images are under 5,000"
+        ),
+        "learning_rate": f"{training['learning_rate']:g}: CIFAR-10's 5e-3 scaled by "
+        f"sqrt({batch}/128)",
+        "epochs": f"{epochs}: at least 15 and at least {_MIN_STEPS:,} updates "
+        f"({steps} per epoch), at most {_MAX_EPOCHS}",
+        "augment": "pad-and-crop + horizontal flip, on for colour images"
+        if augment
+        else "off: grayscale sets are often characters or digits, which a flip changes",
+    }
+    return preset, reasons

@@ -254,6 +254,36 @@ def write_tables(
     write_text(out_dir / "summary.md", markdown + ("\n" + sections if sections else ""))
 
 
+def _data_choices(out_dir: Path) -> str:
+    """What kerasbn chose for your own data set (``config.json``'s ``dataset.inferred``),
+    as a Markdown section; empty for the built-in sets."""
+    import json
+
+    from kerasbn._text import markdown_safe
+
+    try:
+        data = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))["dataset"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    if not isinstance(data, dict) or not isinstance(data.get("inferred"), dict):
+        return ""
+    lines = [
+        "",
+        "### Your data set: what kerasbn chose",
+        "",
+        f"- source: {markdown_safe(data.get('source', '?'))} ({data.get('train', '?')} "
+        f"training, {data.get('val', '?')} validation, {data.get('test', '?')} test images)",
+        f"- split: {markdown_safe(data.get('split', '?'))}",
+    ]
+    for what in ("skipped", "converted"):
+        counts = data.get(what) or {}
+        if counts:
+            text = ", ".join(f"{n} {markdown_safe(k)}" for k, n in counts.items())
+            lines.append(f"- {what}: {text}")
+    lines += [f"- {markdown_safe(k)}: {markdown_safe(v)}" for k, v in data["inferred"].items()]
+    return "\n".join(lines) + "\n"
+
+
 def write_results(
     out_dir: str | os.PathLike,
     history: pd.DataFrame,
@@ -275,7 +305,7 @@ def write_results(
     write_text(out_dir / "runs.csv", runs.to_csv(index=False))
     write_text(out_dir / "intervals.csv", interval_table.to_csv(index=False))
     write_text(out_dir / "verdicts.csv", verdict_table.to_csv(index=False))
-    extra = verdict_markdown(verdict_table, interval_table)
+    extra = verdict_markdown(verdict_table, interval_table) + _data_choices(out_dir)
     tuned = out_dir / "tuning" / "tuning.md"
     if tuned.is_file():  # compare --tune: each variant trained at its own chosen values
         extra += "\n### Tuned values (compare --tune)\n\n" + tuned.read_text(encoding="utf-8")

@@ -37,7 +37,10 @@ __all__ = [
 def dataset_title(dataset: str) -> str:
     from kerasbn.data import get_dataset_info
 
-    title = get_dataset_info(dataset).title
+    try:
+        title = get_dataset_info(dataset).title
+    except ValueError:  # your own data set, registered only while it trained
+        return dataset
     # The shared CIFAR-10 copy is JPEG-encoded: its figures are not the original's.
     return f"{title} (JPEG copy)" if dataset == "cifar10" else title
 

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["ArgumentParser", "add_data_flags", "add_dataset_flags", "check_limit"]
+__all__ = [
+    "ArgumentParser",
+    "add_data_flags",
+    "add_dataset_flags",
+    "check_limit",
+    "prepare_dataset",
+]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -17,9 +23,22 @@ class ArgumentParser(argparse.ArgumentParser):
 def add_dataset_flags(parser: argparse.ArgumentParser) -> None:
     """``--dataset`` and ``--variants``, as every command that trains variants takes them."""
     from kerasbn.data.catalog import list_datasets
+    from kerasbn.presets import IMAGE_SIZES
     from kerasbn.variants import DEFAULT_VARIANTS, list_variants
 
-    parser.add_argument("--dataset", default="mnist", help=f"one of {', '.join(list_datasets())}")
+    parser.add_argument(
+        "--dataset",
+        default="mnist",
+        help=f"one of {', '.join(list_datasets())}; or your own images: a folder with one "
+        "sub-folder per class (or train/<class>/ and test/<class>/), or tfds:NAME for a "
+        "TensorFlow Datasets image-classification set",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        choices=IMAGE_SIZES,
+        help="your own images' side in pixels (default: the size nearest their median)",
+    )
     parser.add_argument(
         "--variants",
         default=DEFAULT_VARIANTS,
@@ -42,3 +61,19 @@ def check_limit(limit: int | None) -> None:
     against the data's size)."""
     if limit is not None and limit <= 0:
         raise ValueError(f"--limit must be a positive number of examples. Received: {limit}")
+
+
+def prepare_dataset(args: argparse.Namespace) -> str:
+    """``args.dataset`` as a registered name: your own folder or ``tfds:NAME`` is read (or
+    taken from the cache) and registered here, so the recipe and template exist before the
+    config is built."""
+    from kerasbn.data.user import is_user_spec, register_user_dataset
+
+    if is_user_spec(args.dataset):
+        return register_user_dataset(args.dataset, args.image_size)
+    if args.image_size is not None:
+        raise ValueError(
+            "--image-size applies to your own folder or a tfds:NAME set; the built-in "
+            f"{args.dataset!r} has its own size. Received: {args.image_size}"
+        )
+    return args.dataset

@@ -23,6 +23,7 @@ from kerasbn.cli._parser import (
     add_data_flags,
     add_dataset_flags,
     check_limit,
+    prepare_dataset,
 )
 from kerasbn.cli.tune import add_tuning_flags
 from kerasbn.data.catalog import DataError
@@ -272,13 +273,15 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace):
         # Validate everything cheap before loading data or training.
         variants = parse_variants(args.variants)
         choose_baseline([v.name for v in variants], args.baseline)
-        config = _config_from_args(args)
         check_limit(args.limit)
         if args.jobs == "auto":
             from kerasbn.bench.jobs import auto_jobs
 
             args.jobs = auto_jobs()
         check_jobs(args.jobs, args.threads, args.strategy)
+        # Your own images are read here: their recipe depends on their size and count.
+        args.dataset = prepare_dataset(args)
+        config = _config_from_args(args)
         dataset, tuned = args.dataset, None
         if args.tune:
             dataset, tuned = _tune_first(args, variants, config)

@@ -24,6 +24,7 @@ from kerasbn.cli._parser import (
     add_data_flags,
     add_dataset_flags,
     check_limit,
+    prepare_dataset,
 )
 from kerasbn.data.catalog import DataError
 from kerasbn.runfolder import default_out_dir
@@ -94,7 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = None
     if not args.worker:
         # Named here, so that a stopped tune can say how to continue it.
-        out = Path(args.out) if args.out else default_out_dir(f"{args.dataset}-tune")
+        from kerasbn.data.user import dataset_label, is_user_spec
+
+        label = dataset_label(args.dataset) if is_user_spec(args.dataset) else args.dataset
+        out = Path(args.out) if args.out else default_out_dir(f"{label}-tune")
         if not args.out:
             argv += ["--out", str(out)]
     again = shlex.join(["python", "-m", "kerasbn.tune", *argv])
@@ -130,7 +134,7 @@ def _run(args: argparse.Namespace, out: Path | None):
         return None
     check_limit(args.limit)
     return tune(
-        args.dataset,
+        prepare_dataset(args),
         args.variants,
         names=parse_tune(args.tune),
         ranges=parse_ranges(args.range),

@@ -28,6 +28,7 @@ from kerasbn.data.formats import (
     read_image_tree,
 )
 from kerasbn.data.sources import DATA_DIR_ENV, read_source, resolve_data_dir
+from kerasbn.data.user import is_user_spec, register_user_dataset
 from kerasbn.images import IMAGE_SUFFIXES
 
 __all__ = [
@@ -155,23 +156,38 @@ def make_splits(
 
 
 def load_dataset(
-    name: str, data_dir: str | os.PathLike | None = None, val_size: int | None = None
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    val_size: int | None = None,
+    *,
+    image_size: int | None = None,
 ) -> Dataset:
     """Load a data set as uint8 images with a fixed validation split.
 
     Args:
         name: one of :func:`list_datasets` (``mnist``, ``fashion_mnist``, ``cifar10``,
-            ``digits``).
+            ``digits``), a folder of class folders (``<class>/*`` or ``train/<class>/*``
+            and ``test/<class>/*``), or ``tfds:NAME`` for a TensorFlow Datasets
+            image-classification set (see :mod:`kerasbn.data.user`).
         data_dir: a folder with local files (see the module docstring). Defaults to the
             ``KERASBN_DATA_DIR`` environment variable; when neither is set,
             tensorflow-datasets is used. ``digits`` always comes from scikit-learn.
         val_size: validation examples carved out of the training set (default per data
-            set: 5,000 for the image sets).
+            set: 5,000 for the image sets, 10% of your own).
+        image_size: your own data set's side in pixels (32, 64 or 96; default: chosen
+            from its images).
 
     Raises:
         ValueError: unknown name.
         DataError: missing, corrupt or inconsistent files; offline with no local copy.
     """
+    if is_user_spec(name):
+        name = register_user_dataset(name, image_size)
+    elif image_size is not None:
+        raise ValueError(
+            "--image-size applies to your own folder or a tfds:NAME set; the built-in "
+            f"{name!r} has its own size. Received: {image_size}"
+        )
     info = get_dataset_info(name)
     raw = read_source(info, resolve_data_dir(data_dir))
     source = raw.source
@@ -192,5 +208,5 @@ def load_dataset(
         y_test=y_test,
         class_names=class_names,
         source=source,
-        metadata={"split_seed": SPLIT_SEED},
+        metadata={"split_seed": SPLIT_SEED, **raw.metadata},
     )

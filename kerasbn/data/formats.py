@@ -20,7 +20,7 @@ import os
 import pickle
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +56,7 @@ class RawData:
     y_test: np.ndarray
     source: str  # where they came from, in words (recorded with every result)
     class_names: tuple[str, ...] | None = None  # an image tree's folder names
+    metadata: dict = field(default_factory=dict)  # a user data set's choices (config.json)
 
 
 def _replace_hint(path: Path) -> str:

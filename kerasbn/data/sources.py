@@ -135,8 +135,18 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
     return Path(data_dir).expanduser() if data_dir is not None else None
 
 
-# Sources that ship with an installed package, by the catalog's ``bundled`` name.
-BUNDLED: dict[str, Callable[[DatasetInfo], RawData]] = {"sklearn": _read_sklearn_digits}
+def _read_user(info: DatasetInfo) -> RawData:
+    from kerasbn.data.user import user_raw_data
+
+    return user_raw_data(info)
+
+
+# Sources that ship with an installed package, by the catalog's ``bundled`` name; "user":
+# a folder or tfds:NAME read when it was registered (kerasbn.data.user).
+BUNDLED: dict[str, Callable[[DatasetInfo], RawData]] = {
+    "sklearn": _read_sklearn_digits,
+    "user": _read_user,
+}
 
 
 def read_source(info: DatasetInfo, data_dir: Path | None) -> RawData:

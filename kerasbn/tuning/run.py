@@ -32,6 +32,7 @@ from kerasbn._io import atomic_path, write_json, write_text
 from kerasbn._lock import FolderLock
 from kerasbn._versions import run_record
 from kerasbn.data import Dataset, load_dataset
+from kerasbn.data.user import is_user_spec
 from kerasbn.runfolder import default_out_dir
 from kerasbn.training import TrainConfig, default_config
 from kerasbn.tuning.report import (
@@ -127,6 +128,8 @@ def tune(
     if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
         raise ValueError(f"--epochs must be a whole number of at least 1. Received: {epochs}")
     variants = _variants(variants)
+    if isinstance(dataset, str) and is_user_spec(dataset):  # its recipe depends on its images
+        dataset = load_dataset(dataset, data_dir)
     name = dataset if isinstance(dataset, str) else dataset.name
     config = config or default_config(name)
     config = replace(config, epochs=epochs or config.epochs, verbose=0)
@@ -244,7 +247,9 @@ def _job_from(settings: dict, loaded: dict, data_dir) -> TuneJob:
     wanted = settings["dataset"]
     key = (wanted["name"], wanted.get("limit"), wanted.get("val_limit"))
     if key not in loaded:
-        data = load_dataset(wanted["name"], data_dir).limit(
+        # Your own images are found again by what was passed (folder or tfds:NAME).
+        spec = wanted.get("spec", wanted["name"])
+        data = load_dataset(spec, data_dir, image_size=wanted.get("image_size")).limit(
             wanted.get("limit"), val=wanted.get("val_limit")
         )
         if data_record(data) != wanted:

@@ -85,7 +85,12 @@ def data_record(data: Dataset) -> dict:
         "input_shape": shape,
         "train": len(data.x_train),
         "val": len(data.x_val),
-        **{k: v for k, v in data.metadata.items() if k in ("limit", "val_limit")},
+        # A worker on another machine reads your own images again from spec and size.
+        **{
+            k: v
+            for k, v in data.metadata.items()
+            if k in ("limit", "val_limit", "spec", "image_size")
+        },
     }
 
 
