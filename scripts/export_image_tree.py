@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         parser.exit(2, f"error: {args.out} exists; pass a new folder.\n")
     for name in classes:
         (args.out / name).mkdir(parents=True)
-    for i, (image, label) in enumerate(zip(images, labels)):
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
         pixels = image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
         Image.fromarray(pixels).save(args.out / classes[label] / f"{i:05d}.png")
     print(f"wrote {len(images)} images of {len(classes)} classes to {args.out}")

@@ -115,6 +115,7 @@ def _read_cache(folder: Path) -> tuple[dict, dict] | None:
 
 
 def _write_cache(folder: Path, arrays: dict, facts: dict) -> None:
+    tmp = None
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
@@ -126,7 +127,8 @@ def _write_cache(folder: Path, arrays: dict, facts: dict) -> None:
         os.replace(tmp, folder)  # whole or not at all: a killed write leaves a .tmp- folder
     except OSError as exc:  # a read-only or full cache costs the next run time, not this one
         log.warning("could not cache the decoded images in %s (%s)", folder, exc)
-        shutil.rmtree(locals().get("tmp", folder / ".none"), ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _split_test(arrays: dict, class_names) -> tuple[dict, str]:
@@ -141,9 +143,9 @@ def _split_test(arrays: dict, class_names) -> tuple[dict, str]:
     if fewest < _MIN_PER_CLASS:
         small = class_names[int(np.argmin(counts))]
         raise DataError(
-            f"Class {small!r} has {fewest} readable image{'s' * (fewest != 1)}; each class needs at least {_MIN_PER_CLASS} to "
-            "give the training, validation and test splits one each. Add images or remove "
-            "the class folder."
+            f"Class {small!r} has {fewest} readable image{'s' * (fewest != 1)}; each class "
+            f"needs at least {_MIN_PER_CLASS} to give the training, validation and test "
+            "splits one each. Add images or remove the class folder."
         )
     train, test = train_test_split(
         np.arange(len(y)), test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=y
