@@ -176,7 +176,9 @@ def _from_folder(spec: str, image_size: int | None) -> tuple[str, dict, dict]:
     cached = _read_cache(folder)
     if cached is not None:
         log.info("%s: the decoded images come from the cache %s", spec, folder)
-        return name, *cached
+        arrays, facts = cached
+        facts["source"] = f"image folder {spec}"  # as written this time
+        return name, arrays, facts
     arrays, facts = decode_tree(tree, image_size)
     if "test" in arrays:
         split = f"the tree's test/ folder; {VAL_FRACTION:.0%} of train/ to validation"
