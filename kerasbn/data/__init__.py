@@ -28,7 +28,6 @@ from kerasbn.data.formats import (
     read_image_tree,
 )
 from kerasbn.data.sources import DATA_DIR_ENV, read_source, resolve_data_dir
-from kerasbn.data.user import is_user_spec, register_user_dataset
 from kerasbn.images import IMAGE_SUFFIXES
 
 __all__ = [
@@ -181,6 +180,9 @@ def load_dataset(
         ValueError: unknown name.
         DataError: missing, corrupt or inconsistent files; offline with no local copy.
     """
+    # Imported here: kerasbn.data.user needs kerasbn.presets, which needs this package.
+    from kerasbn.data.user import is_user_spec, register_user_dataset
+
     if is_user_spec(name):
         name = register_user_dataset(name, image_size)
     elif image_size is not None:
