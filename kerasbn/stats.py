@@ -1,10 +1,12 @@
 """The statistics behind every verdict: intervals, paired tests, multiplicity and the
 seeds needed.
 
-Distributions and tests come from :mod:`scipy.stats` (Holm's correction is four lines
-here, checked against :mod:`statsmodels` in the tests); this module chooses which one
-answers which question and handles the degenerate cases (one seed, no spread) that
-would otherwise read as certainty.
+The distributions are SciPy's, called through :mod:`scipy.special` (the t, normal,
+binomial and noncentral-t functions that :mod:`scipy.stats` itself calls): importing
+``scipy.stats`` costs more CPU than the whole of ``kerasbn results RUN`` may. The tests
+check every quantity here against :mod:`scipy.stats` and :mod:`statsmodels`. This
+module chooses which test answers which question and handles the degenerate cases (one
+seed, no spread) that would otherwise read as certainty.
 
 * one trained model: a Wilson interval on its test accuracy (n test images);
 * two models on the same test images (one seed each): the exact McNemar test on the
@@ -30,7 +32,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import special
 
 __all__ = [
     "ALPHA",
@@ -84,6 +86,20 @@ class PairedTest:
     test_var: float = 0.0  # the test set's share of the variance of the difference
 
 
+def _z(confidence: float) -> float:
+    """The two-sided normal critical value (1.96 at 95%)."""
+    return float(special.ndtri(0.5 + confidence / 2))
+
+
+def _t_interval(centre: float, se: float, df: int, confidence: float) -> tuple[float, float]:
+    """``centre`` -/+ the Student-t critical value times ``se`` (scipy.stats.t.interval)."""
+    alpha = 1 - confidence
+    return (
+        float(special.stdtrit(df, alpha / 2) * se + centre),
+        float(special.stdtrit(df, 1 - alpha / 2) * se + centre),
+    )
+
+
 def _finite(values) -> np.ndarray:
     array = np.asarray(values, dtype=float)
     return array[np.isfinite(array)]
@@ -103,8 +119,13 @@ def _on_grid(values: np.ndarray, resolution: float) -> np.ndarray:
 
 def wilson_interval(correct: int, n: int, confidence: float = CONFIDENCE) -> Interval:
     """Accuracy ``correct / n`` with its Wilson score interval (one trained model)."""
-    ci = stats.binomtest(int(correct), int(n)).proportion_ci(confidence, method="wilson")
-    return Interval(correct / n, math.nan, float(ci.low), float(ci.high), int(n), "wilson")
+    # Wilson's score interval, as scipy.stats.binomtest(...).proportion_ci("wilson").
+    k, n = int(correct), int(n)
+    z = _z(confidence)
+    centre, scale = k + z * z / 2, n + z * z
+    half = z * math.sqrt(k * (n - k) / n + z * z / 4)
+    low, high = (centre - half) / scale, (centre + half) / scale
+    return Interval(k / n, math.nan, max(0.0, low), min(1.0, high), n, "wilson")
 
 
 def t_interval(values, confidence: float = CONFIDENCE) -> Interval:
@@ -120,7 +141,7 @@ def t_interval(values, confidence: float = CONFIDENCE) -> Interval:
     std = float(x.std(ddof=1))
     if _no_spread(x):
         return Interval(mean, 0.0, math.nan, math.nan, int(x.size), NO_SPREAD)
-    low, high = stats.t.interval(confidence, x.size - 1, loc=mean, scale=std / math.sqrt(x.size))
+    low, high = _t_interval(mean, std / math.sqrt(x.size), x.size - 1, confidence)
     return Interval(mean, std, float(low), float(high), int(x.size), "t")
 
 
@@ -141,16 +162,18 @@ def paired_t(a, b, confidence: float = CONFIDENCE, resolution: float = 0.0) -> P
     if _no_spread(d):
         # Every seed moved by the same amount: the spread is unknown, not zero.
         return PairedTest(mean, math.nan, math.nan, math.nan, test, n, 0.0, undetermined=True)
-    result = stats.ttest_rel(a, b)
-    ci = result.confidence_interval(confidence)
-    return PairedTest(mean, float(ci.low), float(ci.high), float(result.pvalue), test, n, sd)
+    # scipy.stats.ttest_rel's statistic, two-sided p-value and interval.
+    se = sd / math.sqrt(n)
+    p = 2 * float(special.stdtr(n - 1, -abs(mean / se)))
+    low, high = _t_interval(mean, se, n - 1, confidence)
+    return PairedTest(mean, low, high, min(p, 1.0), test, n, sd)
 
 
 def bonett_price(only_a: int, only_b: int, n: int, confidence: float = CONFIDENCE):
     """Bonett & Price's (2012) adjusted Wald interval of a paired difference of
     proportions, ``(only_a - only_b) / n``: one pseudo-count added to each discordant
     cell and two to n."""
-    z = stats.norm.ppf(0.5 + confidence / 2)
+    z = _z(confidence)
     p12, p21 = (only_a + 1) / (n + 2), (only_b + 1) / (n + 2)
     centre = p12 - p21
     half = z * math.sqrt((p12 + p21 - centre**2) / (n + 2))
@@ -175,8 +198,11 @@ def mcnemar(correct_a, correct_b, confidence: float = CONFIDENCE) -> PairedTest:
     only_a, only_b = int((a & ~b_).sum()), int((~a & b_).sum())
     test = f"exact McNemar on {n} test images ({only_a} vs {only_b} discordant)"
     low, high = bonett_price(only_a, only_b, n, confidence)
-    p = 1.0 if only_a + only_b == 0 else stats.binomtest(only_a, only_a + only_b, 0.5).pvalue
-    return PairedTest((only_a - only_b) / n, low, high, float(p), test, n, math.nan)
+    # Two-sided exact binomial test at 1/2 (symmetric: twice the smaller tail, as
+    # scipy.stats.binomtest computes it).
+    discordant, fewer = only_a + only_b, min(only_a, only_b)
+    p = 1.0 if 2 * fewer == discordant else 2 * float(special.bdtr(fewer, discordant, 0.5))
+    return PairedTest((only_a - only_b) / n, low, high, min(p, 1.0), test, n, math.nan)
 
 
 def _variance_parts(x: np.ndarray) -> tuple[float, float, float]:
@@ -198,9 +224,9 @@ def _half_width(seed_part: float, test_part: float, k: int, alpha: float) -> flo
     # thousands of test images), so the interval is the paired t-interval when the test
     # set adds nothing and the paired-proportion Wald interval when the seeds add nothing.
     # isf, not ppf(1 - alpha/2): the p-value search below asks for alphas near 1e-100.
-    square = stats.t.isf(alpha / 2, k - 1) ** 2 * seed_part if seed_part > 0 else 0.0
+    square = special.stdtrit(k - 1, alpha / 2) ** 2 * seed_part if seed_part > 0 else 0.0
     if test_part > 0:
-        square += stats.norm.isf(alpha / 2) ** 2 * test_part
+        square += special.ndtri(alpha / 2) ** 2 * test_part
     return math.sqrt(square)
 
 
@@ -214,7 +240,16 @@ def _two_level_p(mean: float, seed_part: float, test_part: float, k: int) -> flo
 
     if gap(-100.0) < 0:  # t(1 df) quantiles beyond 1e-100 overflow when squared
         return 0.0
-    return float(10.0 ** optimize.brentq(gap, -100.0, 0.0, xtol=1e-10))
+    # Bisection on log10(alpha) to 1e-10 (about 40 halvings): scipy.optimize's brentq
+    # does it in fewer steps, but importing scipy.optimize costs more than all of these.
+    low, high = -100.0, 0.0  # gap(low) >= 0 > gap(high)
+    while high - low > 1e-10:
+        middle = (low + high) / 2
+        if gap(middle) >= 0:
+            low = middle
+        else:
+            high = middle
+    return float(10.0 ** ((low + high) / 2))
 
 
 def _per_image(correct) -> np.ndarray:
@@ -303,12 +338,12 @@ def _two_sided_power(critical: float, df: int, shift: float) -> float:
     (``nct.cdf(-c, df, 30)``); the lower tail is taken as the upper tail of the mirrored
     distribution, and where that fails too it is below ``Phi(-shift)``, which bounds it.
     """
-    upper = float(stats.nct.sf(critical, df, shift))
-    lower = float(stats.nct.sf(critical, df, -shift))
+    upper = 1.0 - float(special.nctdtr(df, shift, critical))
+    lower = 1.0 - float(special.nctdtr(df, -shift, critical))
     if not math.isfinite(lower):
-        lower = float(stats.norm.sf(shift))
+        lower = float(special.ndtr(-shift))
     if not math.isfinite(upper):  # the upper tail is ~1 exactly where scipy gives up
-        upper = float(stats.norm.sf(critical - shift))
+        upper = float(special.ndtr(shift - critical))
     return min(1.0, upper + lower)
 
 
@@ -335,8 +370,8 @@ def seeds_needed(
         return math.nan
     if difference == 0:
         return math.inf
-    z = stats.norm.isf(alpha / 2)
-    if test_var > 0 and stats.norm.sf(z - abs(difference) / math.sqrt(test_var)) < power:
+    z = -float(special.ndtri(alpha / 2))
+    if test_var > 0 and special.ndtr(abs(difference) / math.sqrt(test_var) - z) < power:
         return math.inf  # even infinitely many seeds leave the test set's noise
     for k in range(2, max_seeds + 1):
         total = sd * sd / k + test_var

@@ -208,3 +208,44 @@ def test_seeds_needed_matches_the_power_tables():
     assert seeds_needed(0.01, 0.01) == 10
     assert seeds_needed(0.0, 0.01) == math.inf
     assert math.isnan(seeds_needed(0.01, float("nan")))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_every_quantity_matches_scipy_stats(seed):
+    """kerasbn.stats calls scipy.special directly (scipy.stats is slow to import); each
+    quantity equals what scipy.stats' own functions give."""
+    from scipy import stats
+
+    from kerasbn.stats import _two_sided_power
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 10_000))
+    k = int(rng.integers(1, n))
+    ci = stats.binomtest(k, n).proportion_ci(0.95, method="wilson")
+    ours = wilson_interval(k, n)
+    assert (ours.low, ours.high) == pytest.approx((ci.low, ci.high), rel=1e-12)
+
+    values = rng.normal(0.9, 0.01, int(rng.integers(2, 8)))
+    low, high = stats.t.interval(
+        0.95, values.size - 1, loc=values.mean(), scale=values.std(ddof=1) / math.sqrt(values.size)
+    )
+    ours = t_interval(values)
+    assert (ours.low, ours.high) == pytest.approx((low, high), rel=1e-12)
+
+    other = values - rng.normal(0.005, 0.01, values.size)
+    expected = stats.ttest_rel(values, other)
+    test = paired_t(values, other)
+    assert test.p_value == pytest.approx(expected.pvalue, rel=1e-9)
+    interval = expected.confidence_interval(0.95)
+    assert (test.low, test.high) == pytest.approx((interval.low, interval.high), rel=1e-9)
+
+    discordant = int(rng.integers(1, 200))
+    only_a = int(rng.integers(0, discordant + 1))
+    a = np.array([True] * only_a + [False] * (discordant - only_a) + [True] * 50)
+    b = np.array([False] * only_a + [True] * (discordant - only_a) + [True] * 50)
+    p = stats.binomtest(only_a, discordant, 0.5).pvalue
+    assert mcnemar(a, b).p_value == pytest.approx(p, rel=1e-9)
+
+    df, critical, shift = int(rng.integers(1, 30)), rng.uniform(1.5, 5), rng.uniform(0, 6)
+    power = stats.nct.sf(critical, df, shift) + stats.nct.sf(critical, df, -shift)
+    assert _two_sided_power(critical, df, shift) == pytest.approx(power, rel=1e-9, abs=1e-15)
