@@ -41,13 +41,21 @@ def library_versions(devices: bool = False) -> dict:
 
 def command_line(module: str) -> str | None:
     """The command that started this process, as ``python -m <module> <args>`` when it
-    was that module's CLI (else ``None``: called from Python)."""
+    was that module's CLI, ``python scripts/<name>.py <args>`` for one of the checkout's
+    scripts (else ``None``: called from Python)."""
     script = Path(sys.argv[0])
     # `python -m pkg.sub` runs pkg/sub.py, or pkg/sub/__main__.py for a package.
     name = script.parent.name if script.stem == "__main__" else script.stem
-    if name != module.rsplit(".", 1)[-1]:
+    if name == module.rsplit(".", 1)[-1]:
+        return shlex.join(["python", "-m", module, *sys.argv[1:]])
+    # One of the checkout's own scripts (scripts/*.py) calling the Python API.
+    try:
+        relative = script.resolve().relative_to(Path(__file__).resolve().parents[1])
+    except (ValueError, OSError):
         return None
-    return shlex.join(["python", "-m", module, *sys.argv[1:]])
+    if relative.parts[:1] != ("scripts",) or script.suffix != ".py":
+        return None
+    return shlex.join(["python", relative.as_posix(), *sys.argv[1:]])
 
 
 def provenance() -> dict:

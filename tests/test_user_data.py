@@ -279,3 +279,31 @@ def test_compare_on_a_tree_end_to_end(tree, tmp_path, capsys):
     DATASETS.unregister("my_pets")
     assert results([str(out), "--table", "headline"]) == 0
     assert "my_pets" in capsys.readouterr().out
+
+
+def test_arrays_in_memory_are_split_as_a_folder_is():
+    from kerasbn.data.user import register_arrays
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8)
+    labels = np.repeat([0, 1, 2], 10)
+    name = register_arrays("Mine", images, labels, CLASSES, source="three test classes")
+    data = load_dataset(name)
+    assert name == "mine" and data.source == "three test classes"
+    assert (len(data.x_train) + len(data.x_val), len(data.x_test)) == (24, 6)  # 20% to test
+    assert sorted(np.unique(data.y_test, return_counts=True)[1]) == [2, 2, 2]  # stratified
+    everything = np.concatenate([data.x_train, data.x_val, data.x_test])
+    assert sorted(map(bytes, everything)) == sorted(map(bytes, images))  # the same images
+    with pytest.raises(ValueError, match="32, 64, 96 pixels"):
+        register_arrays("odd", images[:, :28, :28], labels, CLASSES, source="x")
+
+
+def test_a_script_of_the_checkout_is_recorded_as_its_command(monkeypatch):
+    import kerasbn
+    from kerasbn._versions import command_line
+
+    script = Path(kerasbn.__file__).resolve().parents[1] / "scripts" / "cifar10_test_builtin.py"
+    monkeypatch.setattr("sys.argv", [str(script), "--seeds", "3"])
+    assert command_line("kerasbn.compare") == "python scripts/cifar10_test_builtin.py --seeds 3"
+    monkeypatch.setattr("sys.argv", ["/elsewhere/tool.py", "--seeds", "3"])
+    assert command_line("kerasbn.compare") is None

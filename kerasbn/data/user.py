@@ -35,6 +35,7 @@ __all__ = [
     "VAL_FRACTION",
     "is_user_spec",
     "dataset_label",
+    "register_arrays",
     "register_from_metadata",
     "register_user_dataset",
     "user_raw_data",
@@ -252,6 +253,11 @@ def register_user_dataset(spec: str, image_size: int | None = None) -> str:
             arrays, facts = cached
     else:
         name, arrays, facts = _from_folder(spec, image_size)
+    return _register_loaded(spec, name, arrays, facts)
+
+
+def _register_loaded(spec: str, name: str, arrays: dict, facts: dict) -> str:
+    """Register the row and preset of decoded ``arrays`` and keep them for loading."""
     info = _register(name, facts)
     (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
     _, _, reasons = _preset_and_row(name, facts)
@@ -280,6 +286,36 @@ def register_user_dataset(spec: str, image_size: int | None = None) -> str:
         spec, len(y_train), len(y_test), info.num_classes, *info.image_shape, name,
     )
     return name
+
+
+def register_arrays(
+    name: str, images: np.ndarray, labels: np.ndarray, class_names, source: str
+) -> str:
+    """Register images already in memory (uint8 N x S x S x C, S one of the template
+    sizes) as a data set named ``name``, split as a folder without ``test/`` is: the
+    same path as :func:`register_user_dataset` after the images are read."""
+    images, labels = np.asarray(images), np.asarray(labels, dtype=np.int64)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != images.shape[2]:
+        raise ValueError(f"Expected uint8 images N x S x S x C. Received: {images.shape}")
+    if images.shape[1] not in IMAGE_SIZES or images.shape[3] not in (1, 3):
+        raise ValueError(
+            f"Images must be {', '.join(map(str, IMAGE_SIZES))} pixels a side with 1 or 3 "
+            f"channels. Received: {images.shape[1:]}"
+        )
+    name = _short_name(name, "arrays")
+    arrays, split = _split_test({"train": (images, labels)}, tuple(class_names))
+    arrays = _shuffled(arrays)
+    facts = {
+        "image_size": images.shape[1],
+        "image_size_reason": f"{images.shape[1]}: the arrays' size",
+        "channels": images.shape[3],
+        "class_names": list(class_names),
+        "split": split,
+        "source": source,
+        "layout": "arrays",
+        "counts": {s: len(y) for s, (_, y) in arrays.items()},
+    }
+    return _register_loaded(name, name, arrays, facts)
 
 
 def register_from_metadata(name: str, class_names, input_shape, metadata: dict) -> None:
