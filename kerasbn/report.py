@@ -30,6 +30,7 @@ __all__ = [
     "run_row",
     "summarize",
     "summary_markdown",
+    "data_choices",
     "write_results",
     "write_tables",
 ]
@@ -254,33 +255,43 @@ def write_tables(
     write_text(out_dir / "summary.md", markdown + ("\n" + sections if sections else ""))
 
 
-def _data_choices(out_dir: Path) -> str:
-    """What kerasbn chose for your own data set (``config.json``'s ``dataset.inferred``),
-    as a Markdown section; empty for the built-in sets."""
-    import json
-
+def data_choices(dataset: dict) -> list[tuple[str, str]]:
+    """What kerasbn chose for your own data set, from ``config.json``'s ``dataset``
+    record, as (choice, value) pairs; empty for the built-in sets (nothing inferred)."""
     from kerasbn._text import markdown_safe
+
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("inferred"), dict):
+        return []
+    pairs = [
+        ("source", markdown_safe(dataset.get("source", "?"))),
+        (
+            "images",
+            f"{dataset.get('train', '?')} training, {dataset.get('val', '?')} validation, "
+            f"{dataset.get('test', '?')} test",
+        ),
+        ("split", markdown_safe(dataset.get("split", "?"))),
+    ]
+    for what in ("skipped", "converted"):
+        counts = dataset.get(what) or {}
+        text = ", ".join(f"{n} {markdown_safe(k)}" for k, n in counts.items())
+        pairs.append((what, text or "none"))
+    pairs += [(markdown_safe(k), markdown_safe(v)) for k, v in dataset["inferred"].items()]
+    return pairs
+
+
+def _data_choices(out_dir: Path) -> str:
+    """:func:`data_choices` of a run folder as a Markdown section of ``summary.md``."""
+    import json
 
     try:
         data = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))["dataset"]
     except (OSError, ValueError, KeyError, TypeError):
         return ""
-    if not isinstance(data, dict) or not isinstance(data.get("inferred"), dict):
+    pairs = data_choices(data)
+    if not pairs:
         return ""
-    lines = [
-        "",
-        "### Your data set: what kerasbn chose",
-        "",
-        f"- source: {markdown_safe(data.get('source', '?'))} ({data.get('train', '?')} "
-        f"training, {data.get('val', '?')} validation, {data.get('test', '?')} test images)",
-        f"- split: {markdown_safe(data.get('split', '?'))}",
-    ]
-    for what in ("skipped", "converted"):
-        counts = data.get(what) or {}
-        if counts:
-            text = ", ".join(f"{n} {markdown_safe(k)}" for k, n in counts.items())
-            lines.append(f"- {what}: {text}")
-    lines += [f"- {markdown_safe(k)}: {markdown_safe(v)}" for k, v in data["inferred"].items()]
+    lines = ["", "### Your data set: what kerasbn chose", ""]
+    lines += [f"- {key}: {value}" for key, value in pairs]
     return "\n".join(lines) + "\n"
 
 

@@ -23,6 +23,7 @@ from kerasbn.verdicts import intervals, read_folder, verdicts
 __all__ = [
     "FLIP_TTA",
     "FLIP_TTA_RUNS",
+    "data_markdown",
     "dataset_title",
     "experiment_markdown",
     "finished_config",
@@ -249,3 +250,40 @@ def replace_block(text: str, name: str, block: str) -> str:
     before, rest = text.split(start)
     after = rest.split(end)[1]
     return f"{before}{start}\n{block.rstrip()}\n{end}{after}"
+
+
+def data_markdown(run_dirs: list[str | os.PathLike]) -> str:
+    """What kerasbn chose for each folder's own data set (``compare --dataset PATH`` or
+    ``tfds:NAME``): one column per folder, one row per choice with its reason, then each
+    folder's source line.
+
+    Raises:
+        FileNotFoundError: a folder is not a finished comparison.
+        ValueError: a folder trained a built-in data set (nothing was chosen).
+    """
+    from kerasbn.report import data_choices
+
+    columns, sources = {}, []
+    for run_dir in map(Path, run_dirs):
+        config = finished_config(run_dir)
+        pairs = data_choices(config.get("dataset"))
+        if not pairs:
+            raise ValueError(
+                f"{run_dir} trained a built-in data set: kerasbn chose nothing for it. "
+                "Pass folders of compare --dataset PATH or tfds:NAME runs."
+            )
+        used = config.get("train_config", {})
+        # The choices above are the preset's; flags such as --epochs override them.
+        pairs.append(
+            (
+                "trained with",
+                f"{used.get('epochs')} epochs, batch {used.get('batch_size')}, rate "
+                f"{used.get('learning_rate')}",
+            )
+        )
+        columns[f"`{markdown_safe(config['dataset']['name'])}`"] = dict(pairs)
+        sources.append(source_line(run_dir, config))
+    table = pd.DataFrame(columns).rename_axis("choice").reset_index().fillna("")
+    lines = [table.to_markdown(index=False, disable_numparse=True), ""]
+    lines += [f"Measured by {source}." for source in sources]
+    return "\n".join(lines).rstrip() + "\n"

@@ -307,3 +307,32 @@ def test_a_script_of_the_checkout_is_recorded_as_its_command(monkeypatch):
     assert command_line("kerasbn.compare") == "python scripts/cifar10_test_builtin.py --seeds 3"
     monkeypatch.setattr("sys.argv", ["/elsewhere/tool.py", "--seeds", "3"])
     assert command_line("kerasbn.compare") is None
+
+
+def test_data_table_lists_the_choices_of_a_folder(tmp_path):
+    """results --table data reads what was chosen from config.json: the values a run
+    recorded, and a built-in set's folder is refused."""
+    from kerasbn.results_tables import data_markdown
+
+    run = tmp_path / "run"
+    run.mkdir()
+    dataset = {
+        "name": "pets",
+        "source": "image folder pets",
+        "train": 90, "val": 10, "test": 25,
+        "split": "20% of each class to test",
+        "skipped": {"unreadable": 2},
+        "converted": {},
+        "inferred": {"image_size": "32: nearest", "epochs": "200: at least 1,500 updates"},
+    }
+    used = {"epochs": 7, "batch_size": 32, "learning_rate": 0.0025}
+    config = {"dataset": dataset, "train_config": used}
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "complete.json").write_text("{}")
+    table = data_markdown([run])
+    assert "| skipped" in table and "2 unreadable" in table
+    assert "7 epochs, batch 32, rate 0.0025" in table and "200: at least 1,500 updates" in table
+    dataset.pop("inferred")
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="built-in data set"):
+        data_markdown([run])

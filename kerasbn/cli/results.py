@@ -26,6 +26,7 @@ from kerasbn.cli._parser import ArgumentParser
 # load only for the table printed, never for --help).
 TABLES = {
     "main": ("kerasbn.results_tables", "results_markdown"),
+    "data": ("kerasbn.results_tables", "data_markdown"),
     "headline": ("kerasbn.results_tables", "headline_markdown"),
     "diagnostics": ("kerasbn.diagnostics.table", "diagnostics_markdown"),
     "experiment": ("kerasbn.results_tables", "experiment_markdown"),
@@ -115,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="main",
         help="main: accuracy, verdicts and overfitting; diagnostics: precise BN, "
         "calibration and variance shift; experiment: a named experiment's table; "
-        "recipes: two folders, the shared recipe then compare --tune, side by side",
+        "recipes: two folders, the shared recipe then compare --tune, side by side; "
+        "data: what kerasbn chose for your own data set (--dataset PATH)",
     )
     args = parser.parse_args(argv)
     try:
