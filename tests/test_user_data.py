@@ -336,3 +336,33 @@ def test_data_table_lists_the_choices_of_a_folder(tmp_path):
     (run / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="built-in data set"):
         data_markdown([run])
+
+
+def _export_script():
+    import importlib.util
+
+    import kerasbn
+
+    path = Path(kerasbn.__file__).resolve().parents[1] / "scripts" / "export_image_tree.py"
+    spec = importlib.util.spec_from_file_location("export_image_tree", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_cifar10_test_set_read_from_a_folder_is_the_same_images(shared_data_dir, tmp_path):
+    """The published folder run: the built-in loader's 10,000 test images written as
+    PNGs and read back through --dataset PATH are the same pixels, class by class."""
+    tree = tmp_path / "cifar10-test"
+    argv = ["cifar10-test", str(tree), "--data-dir", str(shared_data_dir)]
+    assert _export_script().main(argv) == 0
+    data = load_dataset(str(tree))
+    reference = load_dataset("cifar10", shared_data_dir)
+    assert data.class_names == reference.class_names
+    images = np.concatenate([data.x_train, data.x_val, data.x_test])
+    labels = np.concatenate([data.y_train, data.y_val, data.y_test])
+    for label in range(10):
+        ours = sorted(map(bytes, images[labels == label]))
+        theirs = sorted(map(bytes, reference.x_test[reference.y_test == label]))
+        assert ours == theirs
