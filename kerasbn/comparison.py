@@ -348,7 +348,7 @@ def _compare_into(out_dir: Path, job: Job, settings: dict) -> CompareResult:
 def _run_all(job: Job, folder: RunFolder) -> CompareResult:
     data, variants = job.data, job.variants
     title = f"{data.name}: " + ", ".join(v.name for v in variants)
-    if any(v.sync_bn and v.batch_norm for v in variants):
+    if any(v.sync_bn and v.uses_bn for v in variants):
         title += " (BN statistics synchronized across replicas)"
     progress = ComparisonProgress(len(variants) * job.seeds, job.config.epochs)
     try:

@@ -40,7 +40,7 @@ def with_bn_options(
             "--ghost-batch N normalizes each run of N examples by their own mean and "
             f"variance; N must be at least 2. Received: {ghost_batch!r}"
         )
-    if ghost_batch is not None and not any(v.batch_norm for v in variants):
+    if ghost_batch is not None and not any(v.uses_bn for v in variants):
         raise ValueError(
             "--ghost-batch changes how BN layers normalize, and none of these variants has "
             f"BN; add a BN variant (e.g. bn) or drop it. Received: "
@@ -48,7 +48,7 @@ def with_bn_options(
         )
     if ghost_batch is not None:
         # Variant checks the size; variants without BN have nothing to normalize.
-        variants = [replace(v, ghost_batch=ghost_batch) if v.batch_norm else v for v in variants]
+        variants = [replace(v, ghost_batch=ghost_batch) if v.uses_bn else v for v in variants]
     return variants
 
 

@@ -64,6 +64,7 @@ ALLOWED_OBJECTS: dict[str, frozenset[str]] = {
             "Conv2D",
             "Dense",
             "BatchNormalization",
+            "GroupNormalization",
             "Dropout",
             "Activation",
             "ReLU",

@@ -107,6 +107,8 @@ def _walk(config, shape: tuple[int, ...], depth: int) -> tuple[int, tuple[int, .
             shape = (*shape[:-1], units)
         elif kind == "BatchNormalization":
             total += 4 * shape[-1]
+        elif kind == "GroupNormalization":  # a scale and a shift per channel
+            total += 2 * shape[-1]
         elif kind == "Flatten":
             shape = (math.prod(shape),)
         elif kind == "GlobalAveragePooling2D":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from dataclasses import replace
 
@@ -48,20 +49,46 @@ def _batch_norm(variant: Variant, name: str, fused: bool) -> layers.BatchNormali
     return layer_class(**settings)
 
 
+# Wu & He's (2018) default group count; a layer with fewer channels gets the largest
+# count that divides its channels (GroupNormalization needs a whole number per group).
+_GROUPS = 32
+
+
+def _norm(variant: Variant, name: str, fused: bool, channels: int) -> layers.Layer:
+    """The variant's normalization layer for ``channels`` features."""
+    if variant.norm == "batch":
+        return _batch_norm(variant, name, fused)
+    # One group normalizes over height, width and all channels with a scale and shift per
+    # channel: Layer Normalization as Wu & He define it for conv nets (Keras' own
+    # LayerNormalization over those axes would learn a scale per pixel and channel).
+    groups = math.gcd(_GROUPS, channels) if variant.norm == "group" else 1
+    return layers.GroupNormalization(groups=groups, epsilon=variant.bn_epsilon, name=name)
+
+
+def _norm_name(variant: Variant, bn_name: str) -> str:
+    # block1_bn1 -> block1_gn1 / block1_ln1: the name says which layer it is.
+    short = {"batch": "bn", "group": "gn", "layer": "ln"}[variant.norm]
+    return bn_name.replace("_bn", f"_{short}", 1)
+
+
 def _bias(variant: Variant) -> bool:
     # BN right after a layer makes its bias redundant (BN's beta replaces it); BN after
     # the ReLU does not, so the layer keeps its bias there.
     return not (variant.batch_norm and variant.bn_placement == "pre")
 
 
-def _normalize_and_activate(x, variant: Variant, bn_name: str, relu_name: str, fused_bn: bool):
-    """BN -> ReLU (``pre``, Ioffe & Szegedy's placement), ReLU -> BN (``post``), or ReLU."""
+def _normalize_and_activate(
+    x, variant: Variant, bn_name: str, relu_name: str, fused_bn: bool, channels: int
+):
+    """BN -> ReLU (``pre``, Ioffe & Szegedy's placement), ReLU -> BN (``post``), or ReLU;
+    GN or LN in BN's place for those variants."""
     if not variant.batch_norm:
         return layers.ReLU(name=relu_name)(x)
+    norm = _norm(variant, _norm_name(variant, bn_name), fused_bn, channels)
     if variant.bn_placement == "post":
         x = layers.ReLU(name=relu_name)(x)
-        return _batch_norm(variant, bn_name, fused_bn)(x)
-    x = _batch_norm(variant, bn_name, fused_bn)(x)
+        return norm(x)
+    x = norm(x)
     return layers.ReLU(name=relu_name)(x)
 
 
@@ -75,7 +102,7 @@ def _conv_unit(x, filters: int, variant: Variant, prefix: str, fused_bn: bool):
         name=f"{prefix.replace('#', 'conv')}",
     )(x)
     return _normalize_and_activate(
-        x, variant, prefix.replace("#", "bn"), prefix.replace("#", "relu"), fused_bn
+        x, variant, prefix.replace("#", "bn"), prefix.replace("#", "relu"), fused_bn, filters
     )
 
 
@@ -134,7 +161,7 @@ def build_model(
         kernel_initializer="he_normal",
         name="head_dense",
     )(x)
-    x = _normalize_and_activate(x, variant, "head_bn", "head_relu", fused_bn)
+    x = _normalize_and_activate(x, variant, "head_bn", "head_relu", fused_bn, arch.dense_units)
     if variant.head_dropout:
         x = layers.Dropout(variant.head_dropout, name="head_dropout")(x)
     # Softmax kept in float32 so mixed-precision runs still give calibrated probabilities.

@@ -69,6 +69,7 @@ def hparams_of(variant, config) -> dict:
     return {
         "variant": variant.name,
         "batch_norm": bool(variant.batch_norm),
+        "norm": variant.norm if variant.batch_norm else "none",
         "block_dropout": float(variant.block_dropout),
         "head_dropout": float(variant.head_dropout),
         "optimizer": config.optimizer,
@@ -127,7 +128,7 @@ def _domain(hp, values: list):
 _IDENTITY = ("variant", "seed")
 # Settings that follow from the variant (its BN and Dropout): shown only on request,
 # so that the five columns TensorBoard shows by default are the informative ones.
-_FROM_VARIANT = ("batch_norm", "block_dropout", "head_dropout")
+_FROM_VARIANT = ("batch_norm", "norm", "block_dropout", "head_dropout")
 
 
 def _write_config(root: Path, tf, hp, runs: list[dict]) -> None:

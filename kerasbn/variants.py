@@ -55,6 +55,12 @@ class Variant:
         bn_placement: ``"pre"``: conv -> BN -> ReLU (Ioffe & Szegedy, 2015); ``"post"``:
             conv -> ReLU -> BN, the placement argued over since (the conv keeps its bias
             there, as BN's beta no longer replaces it).
+        norm: which normalization ``batch_norm`` puts in those places: ``"batch"``
+            (BatchNormalization), ``"group"`` (GroupNormalization, 32 groups or fewer
+            where a layer has fewer channels; Wu & He, 2018) or ``"layer"``
+            (GroupNormalization with one group: Layer Normalization over height, width
+            and channels with a scale and shift per channel, Wu & He's definition). The
+            last two use no batch statistics: no moving averages, no train/test gap.
     """
 
     name: str
@@ -67,10 +73,13 @@ class Variant:
     sync_bn: bool = False
     ghost_batch: int | None = None
     bn_placement: str = "pre"
+    norm: str = "batch"
 
     def __post_init__(self) -> None:
         if self.bn_placement not in BN_PLACEMENTS:
             raise unknown_name("BN placement", BN_PLACEMENTS, self.bn_placement)
+        if self.norm not in NORMS:
+            raise unknown_name("normalization", NORMS, self.norm)
         for field_name in ("block_dropout", "head_dropout"):
             rate = getattr(self, field_name)
             if not 0.0 <= rate < 1.0:
@@ -96,11 +105,19 @@ class Variant:
             del record["ghost_batch"]
         if record["bn_placement"] == "pre":
             del record["bn_placement"]
+        if record["norm"] == "batch":
+            del record["norm"]
         return record
 
     @property
     def uses_dropout(self) -> bool:
         return self.block_dropout > 0 or self.head_dropout > 0
+
+    @property
+    def uses_bn(self) -> bool:
+        """Batch Normalization itself (batch statistics, moving averages), not GN or LN:
+        what precise BN, variance shift, Ghost and synchronized BN apply to."""
+        return self.batch_norm and self.norm == "batch"
 
 
 VARIANTS: Registry[Variant] = Registry("variant", normalize=lambda name: name.strip().lower())
@@ -127,10 +144,13 @@ def get_variant(name: str | Variant) -> Variant:
 
 
 def parse_variants(spec: str) -> list[Variant]:
-    """Parse a comma list such as ``"base,bn+dropout"``, ``"all"`` or
+    """Parse a comma list such as ``"base,bn+dropout"``, ``"all"`` (every variant but
+    the normalization alternatives ``gn`` and ``ln``, which are named) or
     ``"base,bn(momentum=0.9),bn@post"`` (:func:`parse_variant`; duplicates removed)."""
     if spec.strip().lower() == "all":
-        return list(VARIANTS.values())
+        # The BN and Dropout family: the published "--variants all" commands name what
+        # they trained, so later additions (gn, ln) are chosen by name.
+        return [v for v in VARIANTS.values() if v.name not in NOT_IN_ALL]
     # Commas inside parentheses separate a variant's changes, not variants.
     parts = [part.strip() for part in re.split(r",(?![^()]*\))", spec) if part.strip()]
     if not parts:
@@ -143,6 +163,9 @@ def parse_variants(spec: str) -> list[Variant]:
 
 
 BN_PLACEMENTS = ("pre", "post")
+NORMS = ("batch", "group", "layer")
+# Registered variants that "all" leaves out (see parse_variants).
+NOT_IN_ALL = frozenset({"gn", "ln"})
 # What a spec may change, by its short name (the field's own name works too).
 SPEC_FIELDS = {
     "momentum": "bn_momentum",
@@ -219,6 +242,10 @@ def _parse_changes(text: str, spec: str) -> dict:
 
 
 def _value(field_name: str, raw: str, spec: str):
+    if field_name == "norm":
+        if raw not in NORMS:
+            raise unknown_name("normalization", NORMS, raw)
+        return raw
     if field_name in ("batch_norm", "sync_bn"):
         if raw.lower() not in ("true", "false"):
             raise ValueError(f"{field_name} takes true or false. Received: {spec!r}")
@@ -264,5 +291,22 @@ register_variant(
         "BatchNorm after every conv/dense layer, Dropout only before the classifier",
         batch_norm=True,
         head_dropout=0.3,
+    )
+)
+# Batch-independent baselines (Wu & He, 2018): the same places as BN, no batch statistics.
+register_variant(
+    Variant(
+        "gn",
+        "GroupNorm (32 groups) in place of every BatchNorm layer",
+        batch_norm=True,
+        norm="group",
+    )
+)
+register_variant(
+    Variant(
+        "ln",
+        "LayerNorm (over height, width and channels) in place of every BatchNorm layer",
+        batch_norm=True,
+        norm="layer",
     )
 )

@@ -27,7 +27,11 @@ def test_bn_and_dropout_layers_follow_the_variant(dataset, variant):
     bn_layers = [
         layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
     ]
-    assert len(bn_layers) == (convs + 1 if spec.batch_norm else 0)
+    assert len(bn_layers) == (convs + 1 if spec.uses_bn else 0)
+    norm_layers = [
+        layer for layer in model.layers if isinstance(layer, keras.layers.GroupNormalization)
+    ]
+    assert len(norm_layers) == (convs + 1 if spec.batch_norm and not spec.uses_bn else 0)
     expected_dropout = (len(arch.blocks) if spec.block_dropout else 0) + bool(spec.head_dropout)
     assert count_layers(model, keras.layers.Dropout) == expected_dropout
     for layer in bn_layers:
@@ -55,8 +59,9 @@ def test_layer_names_are_stable(variant):
         "head_dense",
         "predictions",
     } <= names
-    assert ("block2_bn1" in names) is spec.batch_norm
-    assert ("head_bn" in names) is spec.batch_norm
+    short = {"batch": "bn", "group": "gn", "layer": "ln"}[spec.norm]
+    assert (f"block2_{short}1" in names) is spec.batch_norm
+    assert (f"head_{short}" in names) is spec.batch_norm
     assert ("block1_dropout" in names) is bool(spec.block_dropout)
     assert ("head_dropout" in names) is bool(spec.head_dropout)
 

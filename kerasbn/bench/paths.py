@@ -121,6 +121,16 @@ def _run_naive(dataset: str, variant: str, config: BenchConfig, same_batch: bool
     }
 
 
+def _torch_norm(nn, variant, channels: int, dims: int):
+    """The PyTorch layer of a variant's normalization (the models' _norm, in PyTorch)."""
+    if variant.norm == "batch":
+        # PyTorch's momentum weighs the new batch: 1 - Keras' momentum.
+        layer = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
+        return layer(channels, eps=variant.bn_epsilon, momentum=1 - variant.bn_momentum)
+    groups = math.gcd(32, channels) if variant.norm == "group" else 1
+    return nn.GroupNorm(groups, channels, eps=variant.bn_epsilon)
+
+
 def _torch_model(dataset: str, variant: str):
     from torch import nn
 
@@ -134,8 +144,7 @@ def _torch_model(dataset: str, variant: str):
         for width in filters:
             layers.append(nn.Conv2d(channels, width, 3, padding=1, bias=not v.batch_norm))
             if v.batch_norm:
-                # PyTorch's momentum weighs the new batch: 1 - Keras' momentum.
-                layers.append(nn.BatchNorm2d(width, eps=v.bn_epsilon, momentum=1 - v.bn_momentum))
+                layers.append(_torch_norm(nn, v, width, 2))
             layers.append(nn.ReLU())
             channels = width
         layers.append(nn.MaxPool2d(2))
@@ -145,9 +154,7 @@ def _torch_model(dataset: str, variant: str):
     flat = channels * height * height
     layers += [nn.Flatten(), nn.Linear(flat, arch.dense_units, bias=not v.batch_norm)]
     if v.batch_norm:
-        layers.append(
-            nn.BatchNorm1d(arch.dense_units, eps=v.bn_epsilon, momentum=1 - v.bn_momentum)
-        )
+        layers.append(_torch_norm(nn, v, arch.dense_units, 1))
     layers.append(nn.ReLU())
     if v.head_dropout:
         layers.append(nn.Dropout(v.head_dropout))

@@ -43,7 +43,7 @@ def add_dataset_flags(parser: argparse.ArgumentParser) -> None:
         "--variants",
         default=DEFAULT_VARIANTS,
         help=f"comma list of {', '.join(list_variants())} (NAME(field=value,...) and "
-        "NAME@post change one), or 'all' (default: %(default)s)",
+        "NAME@post change one), or 'all' (all but gn and ln; default: %(default)s)",
     )
 
 

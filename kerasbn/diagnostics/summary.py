@@ -56,7 +56,7 @@ def run_diagnostics(result, data, probabilities: np.ndarray, model=None) -> RunD
     scores = calibration_scores(probabilities, data.y_test[: len(probabilities)])
     scores["test_accuracy_precise_bn"] = math.nan
     scores["variance_shift"] = math.nan
-    if not (result.variant.batch_norm and result.replicas == 1):
+    if not (result.variant.uses_bn and result.replicas == 1):
         return RunDiagnostics(scores)
     model = model if model is not None else result.inference_model()
     precise = recalibrate_bn(model, data.x_train, batch_size=256, num_batches=PRECISE_BN_BATCHES)

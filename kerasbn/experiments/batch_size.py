@@ -142,7 +142,7 @@ def _one_run(config: Config, data, label: str, variant, batch: int, seed: int) -
         model = result.inference_model()
         images, labels = data.x_test, data.y_test
         row["ema_error"] = _error(model.predict(images, batch_size=512, verbose=0), labels)
-        if variant.batch_norm:
+        if variant.uses_bn:
             precise = recalibrate_bn(
                 model, data.x_train, batch_size=config.precise_batch, num_batches=None
             )

@@ -193,7 +193,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     for name, family, severity, x in sets:
         for variant, model in models.items():
             raise_if_stopped()
-            scores = _score(model, get_variant(variant).batch_norm, x, labels, config.adapt_batch)
+            scores = _score(model, get_variant(variant).uses_bn, x, labels, config.adapt_batch)
             rows.append(
                 dict(
                     variant=variant,
