@@ -221,9 +221,9 @@ def test_lr_robustness_grid_cells_and_diverged_marks(quick_run):
 def test_batch_size_rows_scaling_and_three_ways_to_score(quick_run):
     result = quick_run("batch-size")
     summary = result.summary.set_index(["variant", "batch_size"])
-    # QUICK: base and bn at batches 4 and 64; Ghost BN of 8 only above 8.
+    # QUICK: base, bn and gn at batches 4 and 64; Ghost BN of 8 only above 8.
     assert sorted(summary.index) == sorted(
-        [("base", 4), ("base", 64), ("bn", 4), ("bn", 64), ("bn-ghost8", 64)]
+        [("base", 4), ("base", 64), ("bn", 4), ("bn", 64), ("gn", 4), ("gn", 64), ("bn-ghost8", 64)]
     )
     for (_, batch), row in summary.iterrows():
         assert row["learning_rate"] == pytest.approx(0.01 * batch / 32)  # linear scaling
@@ -231,10 +231,11 @@ def test_batch_size_rows_scaling_and_three_ways_to_score(quick_run):
     assert errors.notna().all().all() and ((errors >= 0) & (errors <= 1)).all().all()
     assert (summary["diverged_seeds"] == 0).all()
     rows = [r for r in (result.out_dir / "summary.md").read_text().splitlines() if "| `" in r]
-    assert len(rows) == 5 and all("| 0/1 " in r for r in rows)
-    base = summary.loc["base"]
-    assert (base["ema_error"] == base["precise_error"]).all()
-    assert (base["ema_error"] == base["train_mode_error"]).all()
+    assert len(rows) == 7 and all("| 0/1 " in r for r in rows)
+    for name in ("base", "gn"):  # no batch statistics: the three scorings are one network
+        plain = summary.loc[name]
+        assert (plain["ema_error"] == plain["precise_error"]).all()
+        assert (plain["ema_error"] == plain["train_mode_error"]).all()
 
 
 def test_training_mode_predictions_normalize_each_batch_by_itself():

@@ -55,7 +55,9 @@ METHODS = {"ema_error": "EMA", "precise_error": "precise BN", "train_mode_error"
 @dataclass(frozen=True)
 class Config:
     dataset: str = "mnist"
-    variants: tuple[str, ...] = ("base", "bn")
+    # gn: the batch-independent baseline (Wu & He, 2018), whose error should not depend
+    # on the batch size the way BN's does.
+    variants: tuple[str, ...] = ("base", "bn", "gn")
     batch_sizes: tuple[int, ...] = (2, 4, 8, 16, 32, 128, 512)
     learning_rate: float = 0.01  # at reference_batch; scaled linearly with the batch
     reference_batch: int = 32

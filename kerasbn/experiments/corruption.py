@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Config:
     dataset: str = "cifar10"
-    variants: tuple[str, ...] = ("base", "bn", "bn+dropout")
+    # gn normalizes each image by itself: robustness without batch statistics to adapt.
+    variants: tuple[str, ...] = ("base", "bn", "bn+dropout", "gn")
     corruptions: tuple[str, ...] = tuple(list_corruptions())
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)
     test_images: int = 2000  # per corrupted set: 8 x 5 sets x 2 scorings per BN model
