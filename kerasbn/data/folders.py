@@ -34,6 +34,7 @@ __all__ = [
     "decode_tree",
     "list_tree",
     "resize_image",
+    "scan_headers",
 ]
 
 log = logging.getLogger(__name__)
