@@ -60,6 +60,19 @@ BLOCKS = (
     Block("docs/results.md", "fashion", "main", ("results/fashion-3seeds",)),
     Block("docs/results.md", "digits", "main", ("results/readme-digits",)),
     Block("docs/results.md", "cifar10", "main", ("results/cifar10-3seeds",)),
+    Block(
+        "docs/results.md",
+        "cifar10-test-folder",
+        "main",
+        ("results/cifar10-test-tree", "results/cifar10-test-builtin"),
+    ),
+    Block("docs/results.md", "skimage-faces", "main", ("results/skimage-faces",)),
+    Block(
+        "docs/results.md",
+        "own-data-choices",
+        "data",
+        ("results/cifar10-test-tree", "results/skimage-faces"),
+    ),
 )
 
 _GONE = "its run folder was lost with an earlier machine; re-run the command under it"
