@@ -1,9 +1,19 @@
 """Folders of a source checkout that code finds relative to the package (no imports, so
 command lines can name them in --help without loading Keras)."""
 
+import os
 from pathlib import Path
 
-__all__ = ["DEFAULT_MODEL_FOLDER", "SHIPPED_MODEL_FOLDER", "model_folders"]
+__all__ = [
+    "CACHE_ENV",
+    "DEFAULT_MODEL_FOLDER",
+    "SHIPPED_MODEL_FOLDER",
+    "cache_root",
+    "model_folders",
+]
+
+# kerasbn's per-machine cache (decoded user data sets, the --jobs auto outcome).
+CACHE_ENV = "KERASBN_CACHE"
 
 # Where compare saves models and a bare model name is looked up first.
 DEFAULT_MODEL_FOLDER = "saved_models"
@@ -20,3 +30,8 @@ def model_folders() -> list[Path]:
     if SHIPPED_MODEL_FOLDER.is_dir():
         folders.append(SHIPPED_MODEL_FOLDER)
     return folders
+
+
+def cache_root() -> Path:
+    """``$KERASBN_CACHE``, else ``~/.cache/kerasbn``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "kerasbn")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from kerasbn._io import write_json
+from kerasbn._paths import cache_root
 from kerasbn.training.threads import available_cores
 
 __all__ = [
@@ -46,8 +46,7 @@ SEEDS = 2  # runs per variant in the timed comparison
 
 
 def cache_file() -> Path:
-    root = os.environ.get("KERASBN_CACHE") or Path.home() / ".cache" / "kerasbn"
-    return Path(root) / "jobs.json"
+    return cache_root() / "jobs.json"
 
 
 def _cpu_model() -> str:

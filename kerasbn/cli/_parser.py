@@ -64,16 +64,8 @@ def check_limit(limit: int | None) -> None:
 
 
 def prepare_dataset(args: argparse.Namespace) -> str:
-    """``args.dataset`` as a registered name: your own folder or ``tfds:NAME`` is read (or
-    taken from the cache) and registered here, so the recipe and template exist before the
-    config is built."""
-    from kerasbn.data.user import is_user_spec, register_user_dataset
+    """``args.dataset`` as a registered name (:func:`kerasbn.data.user.resolve_dataset`),
+    so that your own set's recipe and template exist before the config is built."""
+    from kerasbn.data.user import resolve_dataset
 
-    if is_user_spec(args.dataset):
-        return register_user_dataset(args.dataset, args.image_size)
-    if args.image_size is not None:
-        raise ValueError(
-            "--image-size applies to your own folder or a tfds:NAME set; the built-in "
-            f"{args.dataset!r} has its own size. Received: {args.image_size}"
-        )
-    return args.dataset
+    return resolve_dataset(args.dataset, args.image_size)

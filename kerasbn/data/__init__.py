@@ -181,16 +181,9 @@ def load_dataset(
         DataError: missing, corrupt or inconsistent files; offline with no local copy.
     """
     # Imported here: kerasbn.data.user needs kerasbn.presets, which needs this package.
-    from kerasbn.data.user import is_user_spec, register_user_dataset
+    from kerasbn.data.user import resolve_dataset
 
-    if is_user_spec(name):
-        name = register_user_dataset(name, image_size)
-    elif image_size is not None:
-        raise ValueError(
-            "--image-size applies to your own folder or a tfds:NAME set; the built-in "
-            f"{name!r} has its own size. Received: {image_size}"
-        )
-    info = get_dataset_info(name)
+    info = get_dataset_info(resolve_dataset(name, image_size))
     raw = read_source(info, resolve_data_dir(data_dir))
     source = raw.source
     # Folder names of an image tree are the class names (CIFAR-10's standard ones).

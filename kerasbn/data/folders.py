@@ -30,6 +30,7 @@ __all__ = [
     "FolderTree",
     "MAX_FILES",
     "MAX_IMAGE_PIXELS",
+    "check_decoded_size",
     "choose_image_size",
     "decode_tree",
     "list_tree",
@@ -206,6 +207,18 @@ def resize_image(array: np.ndarray, size: int) -> np.ndarray:
     return resized[..., None] if array.ndim == 3 and array.shape[2] == 1 else resized
 
 
+def check_decoded_size(count: int, image_size: int, channels: int) -> None:
+    """Refuse ``count`` images whose decoded arrays would pass the bound (a multiple of
+    the read limit), before any is decoded."""
+    decoded_bytes = count * image_size * image_size * channels
+    if decoded_bytes > _DECODED_FACTOR * max_read_bytes():
+        raise DataError(
+            f"{count:,} images at {image_size}x{image_size}x{channels} take "
+            f"{decoded_bytes:,} bytes decoded, over {_DECODED_FACTOR} x the read limit. Pass a "
+            "smaller --image-size, a smaller set, or raise KERASBN_MAX_READ_BYTES."
+        )
+
+
 def decode_tree(tree: FolderTree, image_size: int | None = None) -> tuple[dict, dict]:
     """Decode every readable image of ``tree`` at one size and channel count.
 
@@ -226,13 +239,7 @@ def decode_tree(tree: FolderTree, image_size: int | None = None) -> tuple[dict, 
         "grayscale to RGB": sum(gray) if channels == 3 else 0,
         "alpha band dropped": sum("A" in mode for *_, mode in headers.values()),
     }
-    decoded_bytes = len(headers) * image_size * image_size * channels
-    if decoded_bytes > _DECODED_FACTOR * max_read_bytes():
-        raise DataError(
-            f"{len(headers):,} images at {image_size}x{image_size}x{channels} take "
-            f"{decoded_bytes:,} bytes decoded, over {_DECODED_FACTOR} x the read limit. Pass a "
-            "smaller --image-size, a smaller tree, or raise KERASBN_MAX_READ_BYTES."
-        )
+    check_decoded_size(len(headers), image_size, channels)
     mode = "L" if channels == 1 else "RGB"
     parts: dict[str, tuple[list, list]] = {split: ([], []) for split in tree.files}
     for split, label, name, path in tree.entries():

@@ -8,14 +8,14 @@ downloaded when the machine is online.
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import numpy as np
 
-from kerasbn._limits import max_read_bytes
 from kerasbn._signals import raise_if_stopped
 from kerasbn.data.catalog import DataError
-from kerasbn.data.folders import choose_image_size, resize_image
+from kerasbn.data.folders import check_decoded_size, choose_image_size, resize_image
 
 __all__ = ["read_tfds_images"]
 
@@ -97,19 +97,14 @@ def read_tfds_images(name: str, image_size: int | None) -> tuple[dict, dict]:
         if None not in shape[:2]:
             sizes = [(shape[1], shape[0])]
         else:
-            sample = [img.shape[:2] for img, _ in _take(_examples(builder, train, keys))]
+            examples = itertools.islice(_examples(builder, train, keys), _SIZE_SAMPLE)
+            sample = [img.shape[:2] for img, _ in examples]
             sizes = [(w, h) for h, w in sample]
         image_size, reason = choose_image_size(sizes)
     else:
         reason = f"{image_size}: --image-size"
     count = sum(builder.info.splits[s].num_examples for s in wanted if s in builder.info.splits)
-    decoded = count * image_size * image_size * channels
-    if decoded > 4 * max_read_bytes():
-        raise DataError(
-            f"tfds:{name} at {image_size}x{image_size}x{channels} takes {decoded:,} bytes "
-            "decoded, over 4 x the read limit. Pass a smaller --image-size, or raise "
-            "KERASBN_MAX_READ_BYTES."
-        )
+    check_decoded_size(count, image_size, channels)
     arrays, converted = {}, {"grayscale to RGB": 0, "alpha band dropped": 0}
     for split in wanted:
         images, labels = [], []
@@ -144,9 +139,3 @@ def read_tfds_images(name: str, image_size: int | None) -> tuple[dict, dict]:
     }
     return arrays, facts
 
-
-def _take(examples, n: int = _SIZE_SAMPLE):
-    for i, example in enumerate(examples):
-        if i >= n:
-            return
-        yield example

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasbn._paths import CACHE_ENV, cache_root
 from kerasbn.data.catalog import DATASETS, DataError, DatasetInfo
 from kerasbn.data.folders import decode_tree, list_tree
 from kerasbn.data.formats import RawData
@@ -38,12 +39,12 @@ __all__ = [
     "register_arrays",
     "register_from_metadata",
     "register_user_dataset",
+    "resolve_dataset",
     "user_raw_data",
 ]
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "KERASBN_CACHE"
 TFDS_PREFIX = "tfds:"
 # A tree without a test/ folder gives this share of each class to the test split
 # (stratified); the validation split is this share of the training images.
@@ -85,7 +86,7 @@ def dataset_label(spec: str) -> str:
 
 
 def _cache_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "kerasbn") / "datasets"
+    return cache_root() / "datasets"
 
 
 def _key(parts) -> str:
@@ -221,11 +222,26 @@ def _preset_and_row(name: str, facts: dict) -> tuple[DatasetInfo, object, dict]:
     return info, preset, reasons
 
 
-def _register(name: str, facts: dict) -> DatasetInfo:
-    info, preset, _ = _preset_and_row(name, facts)
+def _register(name: str, facts: dict) -> tuple[DatasetInfo, dict]:
+    """Register the row and preset; returns the row and the preset's reasons."""
+    info, preset, reasons = _preset_and_row(name, facts)
     DATASETS.register(name, info, overwrite=True)
     PRESETS.register(name, preset, overwrite=True)
-    return info
+    return info, reasons
+
+
+def resolve_dataset(name: str, image_size: int | None = None) -> str:
+    """``name`` as a registered data set name: your own folder or ``tfds:NAME`` is read
+    (or taken from the cache) and registered; ``image_size`` is refused for a built-in
+    set, which has its own size."""
+    if is_user_spec(name):
+        return register_user_dataset(name, image_size)
+    if image_size is not None:
+        raise ValueError(
+            "--image-size applies to your own folder or a tfds:NAME set; the built-in "
+            f"{name!r} has its own size. Received: {image_size}"
+        )
+    return name
 
 
 def register_user_dataset(spec: str, image_size: int | None = None) -> str:
@@ -258,9 +274,8 @@ def register_user_dataset(spec: str, image_size: int | None = None) -> str:
 
 def _register_loaded(spec: str, name: str, arrays: dict, facts: dict) -> str:
     """Register the row and preset of decoded ``arrays`` and keep them for loading."""
-    info = _register(name, facts)
+    info, reasons = _register(name, facts)
     (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
-    _, _, reasons = _preset_and_row(name, facts)
     _LOADED[name] = RawData(
         x_train,
         y_train,
