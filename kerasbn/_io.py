@@ -23,6 +23,7 @@ __all__ = [
     "disk_full_text",
     "ensure_space",
     "remove_stale_temps",
+    "save_array",
     "write_json",
     "write_text",
 ]
@@ -80,6 +81,13 @@ def _write(target: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
 
 def write_text(target: str | os.PathLike, text: str) -> Path:
     return _write(target, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def save_array(target: str | os.PathLike, array) -> Path:
+    """``np.save`` through a temporary file and a rename (no pickled objects)."""
+    import numpy as np  # here: the CLI's light paths import this module
+
+    return _write(target, lambda p: np.save(p, np.asarray(array), allow_pickle=False))
 
 
 def _plain(value):

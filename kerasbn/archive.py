@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasbn._io import atomic_path, write_text
+from kerasbn._io import save_array, write_text
 from kerasbn.runfolder import COMPLETE
 
 __all__ = ["ARCHIVE_ROOT", "UNFINISHED", "archive", "archived_files"]
@@ -153,8 +153,7 @@ def archive(
             dest.parent.mkdir(parents=True, exist_ok=True)
             if source.suffix == ".npy":
                 array = np.load(source, allow_pickle=False)
-                with atomic_path(dest, suffix=".npy") as tmp:
-                    np.save(tmp, _light_array(array, relative.parts[0]), allow_pickle=False)
+                save_array(dest, _light_array(array, relative.parts[0]))
                 continue
             if source.stat().st_size > MAX_TEXT_BYTES:
                 raise ValueError(

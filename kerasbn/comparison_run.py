@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasbn._io import atomic_path, write_json
+from kerasbn._io import save_array, write_json
 from kerasbn._versions import command_line, library_versions
 from kerasbn.data import Dataset
 from kerasbn.diagnostics.activations import ActivationPercentiles
@@ -220,8 +220,7 @@ def train_one(
         classes = class_ids(probs)
         hits = classes == np.asarray(data.y_test[: len(classes)])
         for name, array in ((predictions, classes), (probabilities, probs), (correct, hits)):
-            with atomic_path(out_dir / name, suffix=".npy") as tmp:
-                np.save(tmp, array, allow_pickle=False)
+            save_array(out_dir / name, array)
         if "augment_flip" in {layer.name for layer in result.model.layers}:
             scores["test_accuracy_flip_tta"] = flip_tta_accuracy(result.model, data, probs)
             log.info("%s: with flip TTA %.2f%%", tag, 100 * scores["test_accuracy_flip_tta"])

@@ -135,15 +135,20 @@ def _clipped(ci: stats.Interval) -> stats.Interval:
     return replace(ci, low=max(0.0, ci.low), high=min(1.0, ci.high))
 
 
-def intervals(runs: pd.DataFrame, correct: dict | None = None) -> pd.DataFrame:
+def intervals(
+    runs: pd.DataFrame,
+    correct: dict | None = None,
+    metrics: dict[str, tuple[str, str]] | None = None,
+) -> pd.DataFrame:
     """One row per (variant, metric): mean, std and 95% interval over the seeds.
 
     ``correct[(variant, seed)]``: that run's per-image test correctness; with it, a test
-    accuracy over several seeds gets the seeds-and-test-set interval."""
+    accuracy over several seeds gets the seeds-and-test-set interval. ``metrics``: the
+    columns of ``runs`` to summarize (default :data:`METRICS`)."""
     correct = correct or {}
     rows = []
     for (dataset, variant), group in runs.groupby(["dataset", "variant"], sort=False):
-        for metric in METRICS:
+        for metric in METRICS if metrics is None else metrics:
             values = _values(group, metric)
             ci = stats.t_interval(values)
             seed_ci = ci
@@ -207,6 +212,7 @@ def verdicts(
     runs: pd.DataFrame,
     baseline: str,
     correct: dict[tuple[str, int], np.ndarray] | None = None,
+    metrics: dict[str, tuple[str, str]] | None = None,
 ) -> pd.DataFrame:
     """One row per (variant other than ``baseline``, metric).
 
@@ -214,12 +220,14 @@ def verdicts(
     with one seed it gives McNemar's test, with several the seeds-and-test-set interval
     of the test-accuracy difference. Each metric's comparisons form one family: their
     p-values are Holm-adjusted together, and the verdict word uses the adjusted p.
+    ``metrics``: each compared column of ``runs`` with the words for a detected higher
+    and a detected lower value (default :data:`METRICS`).
     """
     correct = correct or {}
     rows = []
     dataset = runs["dataset"].iloc[0] if len(runs) else ""
     others = [v for v in dict.fromkeys(runs["variant"]) if v != baseline]
-    for metric, (higher, lower) in METRICS.items():
+    for metric, (higher, lower) in (METRICS if metrics is None else metrics).items():
         family = []
         for variant in others:
             if metric == "test_accuracy":

@@ -307,3 +307,38 @@ def test_smoothness_gradient_is_softmax_regressions_and_assigns_nothing():
     probe(bn_model, x, y, 0.1, (0.5, 1.0))
     for a, b in zip(bn_model.get_weights(), before, strict=True):
         np.testing.assert_array_equal(a, b)  # weights and BN statistics untouched
+
+
+def test_mnist_mlp_verdict_is_the_paired_test_of_its_saved_test_images(quick_run):
+    result = quick_run("mnist-mlp")
+    out = result.out_dir
+    final = result.history[result.history["epoch"] == result.history["epoch"].max()]
+    # Each saved per-image record is the run's own test accuracy, image by image.
+    correct = {}
+    for row in final.itertuples():
+        hits = np.load(out / "correct" / f"{row.version.replace(' ', '_')}-seed{row.seed}.npy")
+        assert hits.dtype == bool and hits.shape == (10_000,)
+        assert hits.mean() == pytest.approx(row.test_accuracy, abs=1e-6)
+        correct[(row.version, row.seed)] = hits
+    seeds = sorted(final["seed"].unique())
+    assert len(seeds) >= 2
+    verdict = pd.read_csv(out / "verdicts.csv")
+    row = verdict[(verdict["variant"] == "BN") & (verdict["metric"] == "test_accuracy")].iloc[0]
+    assert row["baseline"] == "no BN" and row["family_size"] == 1
+    # The difference is the mean over seeds of the per-seed accuracy differences.
+    expected = np.mean([correct[("BN", s)].mean() - correct[("no BN", s)].mean() for s in seeds])
+    assert row["difference"] == pytest.approx(expected, abs=1e-9)
+    # The seed-only interval is the paired t-interval of those differences (scipy).
+    from scipy import stats as sps
+
+    diffs = [correct[("BN", s)].mean() - correct[("no BN", s)].mean() for s in seeds]
+    low, high = sps.t.interval(
+        0.95, len(diffs) - 1, loc=np.mean(diffs), scale=sps.sem(diffs)
+    )
+    assert (row["seed_ci_low"], row["seed_ci_high"]) == pytest.approx((low, high), abs=1e-9)
+    assert row["test"] and row["verdict"] in {"better", "worse", "no detectable difference"}
+    summary = (out / "summary.md").read_text()
+    assert "Verdicts: each variant against `no BN`" in summary and "Holm" in summary
+    assert pd.read_csv(out / "summary.csv").set_index("version").loc["BN", "verdict"] == (
+        row["verdict"]
+    )

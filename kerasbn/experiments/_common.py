@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from kerasbn._io import write_text
+from kerasbn._io import save_array, write_text
 from kerasbn._signals import raise_if_stopped
 from kerasbn.plots import plot_mean_band, pyplot, save_figure
 from kerasbn.report import mean_std
@@ -98,6 +98,7 @@ def train_versions(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     extra: Callable[[keras.Model], dict] | None = None,
     units: str | os.PathLike | None = None,
+    score: tuple[np.ndarray, np.ndarray, str | os.PathLike] | None = None,
 ) -> pd.DataFrame:
     """Train every (labels, build) version with every seed; one history frame.
 
@@ -105,7 +106,10 @@ def train_versions(
     built, so versions that share a seed start from the same random state. The rows of
     a run carry its ``labels`` (e.g. ``{"version": "BN"}``) and ``seed``. With
     ``units`` (a folder), each finished run is recorded there and read back by a
-    resumed experiment instead of being trained again.
+    resumed experiment instead of being trained again. With ``score`` (images, labels,
+    folder), each trained model's per-image correctness on those images is saved as
+    ``<folder>/<label>-seed<k>.npy`` (booleans): what the experiment's paired tests
+    over seeds and test images read (:func:`kerasbn.experiments._inference.read_correct`).
     """
     histories = []
     for labels, build in builds:
@@ -129,6 +133,14 @@ def train_versions(
                 extra=extra,
             )
             h = h.assign(**labels, seed=seed)
+            if score is not None:
+                images, targets, folder = score
+                predicted = model.predict(images, batch_size=1024, verbose=0).argmax(axis=-1)
+                # Written before the unit's record, so a recorded unit always has it.
+                save_array(
+                    unit_path(folder, {**labels, "seed": seed}).with_suffix(".npy"),
+                    predicted == np.asarray(targets).reshape(-1),
+                )
             if record is not None:
                 write_text(record, h.to_csv(index=False))  # full float precision
             histories.append(h)

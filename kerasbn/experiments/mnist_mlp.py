@@ -25,6 +25,7 @@ from kerasbn.experiments._common import (
     with_and_without_bn,
     write_outputs,
 )
+from kerasbn.experiments._inference import judge, read_correct
 
 __all__ = ["QUICK", "Config", "run"]
 
@@ -39,7 +40,7 @@ class Config:
     limit: int | None = None  # training images (None: all 60,000)
 
 
-QUICK = {"epochs": 1, "seeds": 1, "limit": 2000}
+QUICK = {"epochs": 1, "seeds": 2, "limit": 2000}
 
 
 def build(config: Config, batch_norm: bool) -> keras.Model:
@@ -71,9 +72,17 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
         seeds=range(config.seeds),
         validation=(data.x_test, data.y_test),
         units=Path(out_dir) / "units",
+        score=(data.x_test, data.y_test, Path(out_dir) / "correct"),
     ).rename(columns={"val_loss": "test_loss", "val_accuracy": "test_accuracy"})
     final = history[history["epoch"] == history["epoch"].max()]
     groups = list(final.groupby("version", sort=False))
+    judged = judge(
+        final,
+        by="version",
+        baseline="no BN",
+        dataset="mnist",
+        correct=read_correct(Path(out_dir) / "correct", final, "version"),
+    )
     summary = pd.DataFrame(
         [
             {
@@ -83,6 +92,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
                 "test_accuracy_std": g["test_accuracy"].std(ddof=1),
                 "test_loss_mean": g["test_loss"].mean(),
                 "train_accuracy_mean": g["accuracy"].mean(),
+                "verdict": "baseline" if version == "no BN" else judged.word(version),
             }
             for version, g in groups
         ]
@@ -119,4 +129,5 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     fig.tight_layout()
     figure = save_figure(fig, Path(out_dir) / "mnist_mlp.png")
     result = ExperimentResult("mnist-mlp", summary, history, [figure])
-    return write_outputs(result, out_dir, "mnist-mlp", table)
+    judged.write(out_dir)
+    return write_outputs(result, out_dir, "mnist-mlp", f"{table}\n\n{judged.markdown()}")

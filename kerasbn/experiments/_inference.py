@@ -1,0 +1,99 @@
+"""The verdicts of ``compare`` for the named experiments: the same paired tests over
+seeds, intervals and Holm correction, applied to an experiment's headline comparison.
+
+An experiment's final rows (one per version and seed) become a comparison's
+``runs.csv``-like table, judged by :func:`kerasbn.verdicts.verdicts` against the
+experiment's baseline version; the per-image correctness saved by
+:func:`~kerasbn.experiments._common.train_versions` (``score=``) adds the test set's
+own noise to the interval, as in a comparison folder. The verdict word in an
+experiment's gallery entry is the word of this table, never a judgement of the means.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kerasbn._io import write_text
+from kerasbn.experiments._common import unit_path
+from kerasbn.verdict_text import verdict_markdown
+from kerasbn.verdicts import intervals, verdicts
+
+__all__ = ["ACCURACY", "Judged", "judge", "read_correct"]
+
+# The headline measure of most experiments: a higher test accuracy is "better".
+ACCURACY = {"test_accuracy": ("better", "worse")}
+
+
+def read_correct(
+    folder: str | os.PathLike, final: pd.DataFrame, by: str
+) -> dict[tuple[str, int], np.ndarray]:
+    """The per-image correctness that ``train_versions(..., score=(x, y, folder))``
+    saved for each (version, seed) of ``final``, keyed as :func:`verdicts` reads it;
+    a unit without its file (trained before the file existed) is left out."""
+    found = {}
+    for version, seed in zip(final[by], final["seed"], strict=True):
+        path = unit_path(folder, {by: version, "seed": int(seed)}).with_suffix(".npy")
+        if path.is_file():
+            found[(str(version), int(seed))] = np.load(path, allow_pickle=False)
+    return found
+
+
+class Judged:
+    """An experiment's verdicts and intervals, and their Markdown section."""
+
+    def __init__(self, verdict_table: pd.DataFrame, interval_table: pd.DataFrame):
+        self.verdicts = verdict_table
+        self.intervals = interval_table
+
+    def word(self, version: str, metric: str = "test_accuracy") -> str:
+        """The verdict word of ``version`` against the baseline on ``metric``."""
+        rows = self.verdicts[
+            (self.verdicts["variant"] == version) & (self.verdicts["metric"] == metric)
+        ]
+        return str(rows["verdict"].iloc[0]) if len(rows) else "n/a"
+
+    def markdown(self) -> str:
+        return verdict_markdown(self.verdicts, self.intervals)
+
+    def write(self, out_dir: str | os.PathLike) -> None:
+        """``verdicts.csv`` and ``intervals.csv``, as a comparison folder has them."""
+        write_text(Path(out_dir) / "verdicts.csv", self.verdicts.to_csv(index=False))
+        write_text(Path(out_dir) / "intervals.csv", self.intervals.to_csv(index=False))
+
+
+def judge(
+    final: pd.DataFrame,
+    *,
+    by: str,
+    baseline: str,
+    dataset: str,
+    metrics: dict[str, tuple[str, str]] = ACCURACY,
+    correct: dict[tuple[str, int], np.ndarray] | None = None,
+) -> Judged:
+    """Each version of ``final`` (one row per ``by`` value and seed, with a ``seed``
+    column and each metric's column) against ``baseline``, paired seed by seed.
+
+    A row with ``diverged`` true has no figures (NaN, never a low score). The family is
+    one metric's comparisons across the versions, Holm-corrected, as in ``compare``.
+    """
+    runs = pd.DataFrame(
+        {
+            "dataset": dataset,
+            "variant": final[by].astype(str).to_numpy(),
+            "seed": final["seed"].astype(int).to_numpy(),
+            "diverged": (
+                final["diverged"].astype(bool).to_numpy() if "diverged" in final else False
+            ),
+            **{metric: final[metric].astype(float).to_numpy() for metric in metrics},
+        }
+    )
+    if correct:
+        # The test-set size: what the binomial spread and the recipe interval need.
+        runs["test_examples"] = len(next(iter(correct.values())))
+    return Judged(
+        verdicts(runs, baseline, correct, metrics), intervals(runs, correct, metrics)
+    )
