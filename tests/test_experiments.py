@@ -176,14 +176,23 @@ def test_ioffe_szegedy_mlp_is_the_papers_and_its_quick_run_is_sane(quick_run):
         assert len(bns) == (3 if batch_norm else 0)
     result = quick_run("ioffe-szegedy-mnist")
     history = result.history
-    for version in ("no BN", "BN"):
-        rows = history[history["version"] == version]
+    for _, rows in history.groupby(["version", "seed"]):
         assert rows["step"].tolist() == [100, 200, 300, 400]  # QUICK: every 100 of 400 steps
+    assert sorted(history["seed"].unique()) == [0, 1]  # QUICK: two seeds
     assert (history["p15"] <= history["p50"]).all() and (history["p50"] <= history["p85"]).all()
     summary = result.summary.set_index("version")
     for version in ("no BN", "BN"):
-        p50 = history.loc[history["version"] == version, "p50"]  # one seed in QUICK
-        assert summary.loc[version, "p50_range"] == pytest.approx(p50.max() - p50.min())
+        ranges = [
+            g["p50"].max() - g["p50"].min()
+            for _, g in history[history["version"] == version].groupby("seed")
+        ]
+        assert summary.loc[version, "p50_range"] == pytest.approx(np.mean(ranges))
+    # The headline verdict: BN's final test accuracy against the plain net's, seed by seed.
+    last = history[history["step"] == 400].set_index(["version", "seed"])["test_accuracy"]
+    verdict = pd.read_csv(result.out_dir / "verdicts.csv").set_index("metric")
+    expected = np.mean([last[("BN", s)] - last[("no BN", s)] for s in (0, 1)])
+    assert verdict.loc["test_accuracy", "difference"] == pytest.approx(expected, abs=1e-6)
+    assert summary.loc["BN", "verdict"] == verdict.loc["test_accuracy", "verdict"]
     # steps_to_reach: the first evaluated step at or above the accuracy, on a made-up curve.
     curve = pd.DataFrame({"step": [1000, 2000, 3000], "test_accuracy": [0.5, 0.97, 0.96]})
     assert steps_to_reach(curve, 0.96) == 2000 and np.isnan(steps_to_reach(curve, 0.98))

@@ -35,6 +35,7 @@ from kerasbn.experiments._common import (
     with_and_without_bn,
     write_outputs,
 )
+from kerasbn.experiments._inference import judge, read_correct
 
 __all__ = ["QUICK", "Config", "build", "run", "steps_to_reach"]
 
@@ -47,12 +48,12 @@ class Config:
     hidden_units: tuple[int, ...] = (100, 100, 100)
     learning_rate: float = 0.1
     init_stddev: float = 0.1
-    seeds: int = 2
+    seeds: int = 3
     probe_images: int = 1000  # fixed test images the sigmoid input is measured on
     unit: int = 0  # which sigmoid of the last hidden layer is followed
 
 
-QUICK = {"steps": 400, "eval_every": 100, "seeds": 1, "probe_images": 200}
+QUICK = {"steps": 400, "eval_every": 100, "seeds": 2, "probe_images": 200}
 
 
 def build(config: Config, batch_norm: bool) -> keras.Model:
@@ -114,12 +115,23 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
         validation=(data.x_test, data.y_test),
         extra=_sigmoid_input(config, probe),
         units=Path(out_dir) / "units",
+        score=(data.x_test, data.y_test, Path(out_dir) / "correct"),
     ).rename(columns={"val_loss": "test_loss", "val_accuracy": "test_accuracy"})
     history["step"] = history["epoch"] * config.eval_every
     mean = history.groupby(["version", "step"], sort=False)["test_accuracy"].mean().reset_index()
     final = {v: g["test_accuracy"].iloc[-1] for v, g in mean.groupby("version", sort=False)}
+    last = history[history["step"] == config.steps]
+    # The headline test: BN's final test accuracy against the plain net's, paired seed
+    # by seed, with the test images' own noise in the interval.
+    judged = judge(
+        last,
+        by="version",
+        baseline="no BN",
+        dataset="mnist",
+        correct=read_correct(Path(out_dir) / "correct", last, "version"),
+    )
     rows = []
-    for version, g in history[history["step"] == config.steps].groupby("version", sort=False):
+    for version, g in last.groupby("version", sort=False):
         other = "BN" if version == "no BN" else "no BN"
         rows.append(
             {
@@ -135,6 +147,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
                 "p50_range": _per_seed(history, version, lambda r: r["p50"].max() - r["p50"].min()),
                 "width_first": _per_seed(history, version, lambda r: _width(r).iloc[0]),
                 "width_last": _per_seed(history, version, lambda r: _width(r).iloc[-1]),
+                "verdict": "baseline" if version == "no BN" else judged.word(version),
             }
         )
     summary = pd.DataFrame(rows)
@@ -163,7 +176,10 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     ).to_markdown(index=False)
     figure = _plot(history, config, Path(out_dir) / "ioffe_szegedy_mnist.png")
     result = ExperimentResult("ioffe-szegedy-mnist", summary, history, [figure])
-    return write_outputs(result, out_dir, "ioffe-szegedy-mnist", table)
+    judged.write(out_dir)
+    return write_outputs(
+        result, out_dir, "ioffe-szegedy-mnist", f"{table}\n\n{judged.markdown()}"
+    )
 
 
 def _per_seed(history: pd.DataFrame, version: str, measure) -> float:
@@ -179,6 +195,8 @@ def _width(rows: pd.DataFrame) -> pd.Series:
 def _plot(history: pd.DataFrame, config: Config, path: Path) -> Path:
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    # One y-axis for both percentile panels, so their spreads compare by eye.
+    axes[2].sharey(axes[1])
     colours = {"no BN": "tab:red", "BN": "tab:blue"}
     for version, colour in colours.items():
         rows = history[history["version"] == version].groupby("step").mean(numeric_only=True)
