@@ -193,6 +193,11 @@ def test_ioffe_szegedy_mlp_is_the_papers_and_its_quick_run_is_sane(quick_run):
     expected = np.mean([last[("BN", s)] - last[("no BN", s)] for s in (0, 1)])
     assert verdict.loc["test_accuracy", "difference"] == pytest.approx(expected, abs=1e-6)
     assert summary.loc["BN", "verdict"] == verdict.loc["test_accuracy", "verdict"]
+    # "Sooner": the accuracy at a tenth of training (QUICK: the first evaluation, 100).
+    first = history[history["step"] == 100].set_index(["version", "seed"])["test_accuracy"]
+    expected = np.mean([first[("BN", s)] - first[("no BN", s)] for s in (0, 1)])
+    assert verdict.loc["test_accuracy_early", "difference"] == pytest.approx(expected, abs=1e-6)
+    assert "test acc % at step 100" in (result.out_dir / "summary.md").read_text()
     # steps_to_reach: the first evaluated step at or above the accuracy, on a made-up curve.
     curve = pd.DataFrame({"step": [1000, 2000, 3000], "test_accuracy": [0.5, 0.97, 0.96]})
     assert steps_to_reach(curve, 0.96) == 2000 and np.isnan(steps_to_reach(curve, 0.98))

@@ -24,6 +24,11 @@ from kerasbn.verdicts import intervals, verdicts
 
 __all__ = ["ACCURACY", "Judged", "judge", "read_correct"]
 
+
+def _signed(value: float) -> str:
+    return "n/a" if not np.isfinite(value) else f"{value:+.4g}"
+
+
 # The headline measure of most experiments: a higher test accuracy is "better".
 ACCURACY = {"test_accuracy": ("better", "worse")}
 
@@ -57,7 +62,31 @@ class Judged:
         return str(rows["verdict"].iloc[0]) if len(rows) else "n/a"
 
     def markdown(self) -> str:
-        return verdict_markdown(self.verdicts, self.intervals)
+        """The test-accuracy verdicts as ``compare`` writes them, then one row per
+        other measure (each measure its own family, as in ``compare``)."""
+        text = verdict_markdown(self.verdicts, self.intervals)
+        others = self.verdicts[self.verdicts["metric"] != "test_accuracy"]
+        if others.empty:
+            return text
+        table = pd.DataFrame(
+            {
+                "measure": others["metric"],
+                "variant": others["variant"],
+                "Δ": others["difference"].map(_signed),
+                "95% CI": [
+                    "n/a" if not np.isfinite(lo) else f"[{_signed(lo)}, {_signed(hi)}]"
+                    for lo, hi in zip(others["ci_low"], others["ci_high"], strict=True)
+                ],
+                "p (Holm)": others["p_holm"].map(lambda p: "n/a" if np.isnan(p) else f"{p:.3g}"),
+                "test": others["test"],
+                "verdict": others["verdict"],
+            }
+        )
+        return (
+            f"{text}\nOther measures against `{others['baseline'].iloc[0]}` (each measure "
+            "its own family, Holm-corrected; paired t-test over seeds):\n\n"
+            f"{table.to_markdown(index=False, disable_numparse=True)}\n"
+        )
 
     def write(self, out_dir: str | os.PathLike) -> None:
         """``verdicts.csv`` and ``intervals.csv``, as a comparison folder has them."""
@@ -94,6 +123,4 @@ def judge(
     if correct:
         # The test-set size: what the binomial spread and the recipe interval need.
         runs["test_examples"] = len(next(iter(correct.values())))
-    return Judged(
-        verdicts(runs, baseline, correct, metrics), intervals(runs, correct, metrics)
-    )
+    return Judged(verdicts(runs, baseline, correct, metrics), intervals(runs, correct, metrics))

@@ -35,7 +35,7 @@ from kerasbn.experiments._common import (
     with_and_without_bn,
     write_outputs,
 )
-from kerasbn.experiments._inference import judge, read_correct
+from kerasbn.experiments._inference import ACCURACY, judge, read_correct
 
 __all__ = ["QUICK", "Config", "build", "run", "steps_to_reach"]
 
@@ -121,13 +121,20 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     mean = history.groupby(["version", "step"], sort=False)["test_accuracy"].mean().reset_index()
     final = {v: g["test_accuracy"].iloc[-1] for v, g in mean.groupby("version", sort=False)}
     last = history[history["step"] == config.steps]
-    # The headline test: BN's final test accuracy against the plain net's, paired seed
-    # by seed, with the test images' own noise in the interval.
+    # The headline tests: BN's final test accuracy against the plain net's, paired seed
+    # by seed with the test images' own noise in the interval; and "sooner": the test
+    # accuracy at the first tenth of training, paired over seeds.
+    early_step = _early_step(config)
+    early = history.loc[history["step"] == early_step, ["version", "seed", "test_accuracy"]]
+    last = last.merge(
+        early.rename(columns={"test_accuracy": "test_accuracy_early"}), on=["version", "seed"]
+    )
     judged = judge(
         last,
         by="version",
         baseline="no BN",
         dataset="mnist",
+        metrics={**ACCURACY, "test_accuracy_early": ("higher", "lower")},
         correct=read_correct(Path(out_dir) / "correct", last, "version"),
     )
     rows = []
@@ -139,6 +146,8 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
                 "seeds": len(g),
                 "test_accuracy_mean": g["test_accuracy"].mean(),
                 "test_accuracy_std": g["test_accuracy"].std(ddof=1),
+                "early_step": early_step,
+                "test_accuracy_early_mean": g["test_accuracy_early"].mean(),
                 # On the seed-mean curve: when this version reaches the other's final accuracy.
                 "steps_to_other_final": steps_to_reach(
                     mean[mean["version"] == version], final[other]
@@ -163,6 +172,10 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
                 )
                 for v in summary["version"]
             ],
+            f"test acc % at step {early_step:,}": [
+                mean_std(last.loc[last["version"] == v, "test_accuracy_early"])
+                for v in summary["version"]
+            ],
             "steps to the other's final accuracy": [
                 "not reached" if np.isnan(s) else f"{s:,.0f}"
                 for s in summary["steps_to_other_final"]
@@ -177,9 +190,13 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     figure = _plot(history, config, Path(out_dir) / "ioffe_szegedy_mnist.png")
     result = ExperimentResult("ioffe-szegedy-mnist", summary, history, [figure])
     judged.write(out_dir)
-    return write_outputs(
-        result, out_dir, "ioffe-szegedy-mnist", f"{table}\n\n{judged.markdown()}"
-    )
+    return write_outputs(result, out_dir, "ioffe-szegedy-mnist", f"{table}\n\n{judged.markdown()}")
+
+
+def _early_step(config: Config) -> int:
+    """The evaluation nearest a tenth of training (at least the first)."""
+    evaluations = config.steps // config.eval_every
+    return max(1, round(evaluations / 10)) * config.eval_every
 
 
 def _per_seed(history: pd.DataFrame, version: str, measure) -> float:
