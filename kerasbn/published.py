@@ -202,9 +202,14 @@ FORMATS = {
 
 def _folder_tables(folder: Path) -> dict:
 
+    from kerasbn._csv import read_table
     from kerasbn.report import summarize
     from kerasbn.verdicts import intervals, read_folder, verdicts
 
+    if not (folder / "runs.csv").is_file():
+        # A named experiment's folder: its verdicts were judged when it finished, from
+        # per-seed figures that its history holds.
+        return {name: read_table(folder / f"{name}.csv") for name in ("verdicts", "intervals")}
     runs, correct, baseline = read_folder(folder)
     return {
         "verdicts": verdicts(runs, baseline, correct),

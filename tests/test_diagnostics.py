@@ -105,6 +105,61 @@ def test_precise_bn_works_on_a_saved_kerasbn_model(tmp_path, digits):
     np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-5)
 
 
+def test_temperature_fit_recovers_the_temperature_the_labels_were_drawn_at():
+    from scipy.special import log_softmax, softmax
+
+    from kerasbn.diagnostics import fit_temperature, scale_temperature
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0.0, 3.0, size=(20_000, 5))
+    # Labels drawn from softmax(logits / 2): the model's own softmax(logits) is
+    # over-confident, and T = 2 is the calibrated temperature.
+    drawn = softmax(logits / 2.0, axis=1)
+    labels = np.array([rng.choice(5, p=row) for row in drawn])
+    probabilities = softmax(logits, axis=1)
+    t = fit_temperature(probabilities, labels)
+    assert t == pytest.approx(2.0, rel=0.05)
+
+    def nll(temperature):
+        return -log_softmax(logits / temperature, axis=1)[np.arange(len(labels)), labels].mean()
+
+    assert nll(t) <= min(nll(t * 0.97), nll(t * 1.03))
+    scaled = scale_temperature(probabilities, t)
+    np.testing.assert_allclose(scaled, softmax(logits / t, axis=1), atol=1e-9)
+    assert (scaled.argmax(1) == probabilities.argmax(1)).all()  # no prediction changes
+    np.testing.assert_allclose(scale_temperature(probabilities, 1.0), probabilities, atol=1e-12)
+
+
+def test_precise_bn_can_keep_dropout_and_augmentation_on():
+    # Dropout(0.5) on constant ones: 0 or 2 with equal odds, so the BN input has mean 1
+    # and variance 1 with Dropout on, variance 0 with it off.
+    inputs = keras.Input((1,))
+    outputs = keras.layers.BatchNormalization(name="bn")(keras.layers.Dropout(0.5)(inputs))
+    dropout_net = keras.Model(inputs, outputs)
+    ones = np.ones((256 * 40, 1), dtype=np.float32)
+    keras.utils.set_random_seed(0)
+    mean, variance = bn_input_statistics(dropout_net, ones, 256, dropout=True)["bn"]
+    assert mean[0] == pytest.approx(1.0, abs=0.03) and variance[0] == pytest.approx(1.0, abs=0.03)
+    mean, variance = bn_input_statistics(dropout_net, ones, 256)["bn"]
+    assert mean[0] == pytest.approx(1.0) and variance[0] == pytest.approx(0.0, abs=1e-9)
+    # A horizontal flip of images whose left column is 0 and right column 1: each
+    # position is 0 or 1 with equal odds when flipping is on (mean 0.5, variance 0.25).
+    inputs = keras.Input((1, 2, 1))
+    flipped = keras.layers.RandomFlip("horizontal", seed=1)(inputs)
+    outputs = keras.layers.BatchNormalization(name="bn")(keras.layers.Flatten()(flipped))
+    flip_net = keras.Model(inputs, outputs)
+    images = np.tile(np.array([0.0, 1.0], np.float32).reshape(1, 1, 2, 1), (256 * 40, 1, 1, 1))
+    mean, variance = bn_input_statistics(flip_net, images, 256, augment=True)["bn"]
+    np.testing.assert_allclose(mean, [0.5, 0.5], atol=0.03)
+    np.testing.assert_allclose(variance, [0.25, 0.25], atol=0.01)
+    mean, variance = bn_input_statistics(flip_net, images, 256)["bn"]
+    np.testing.assert_allclose(mean, [0.0, 1.0], atol=1e-7)
+    np.testing.assert_allclose(variance, [0.0, 0.0], atol=1e-9)
+    # recalibrate_bn passes the choice on: the copy's moving variance is Dropout's 1.
+    copy = recalibrate_bn(dropout_net, ones, 256, num_batches=None, dropout=True)
+    assert copy.get_layer("bn").moving_variance.numpy()[0] == pytest.approx(1.0, abs=0.03)
+
+
 def test_ece_is_zero_when_confidence_matches_accuracy():
     # Confidence 0.75 on every image, right on 3 of every 4: perfectly calibrated.
     probabilities = np.tile([[0.75, 0.25]], (8, 1))
@@ -188,7 +243,21 @@ def test_every_comparison_run_reports_calibration_and_precise_bn(tmp_path, digit
     base_row = next(line for line in table.splitlines() if "| `base` " in line)
     assert f"| {100 * runs.loc['bn', 'test_accuracy_precise_bn']:.2f} " in bn_row
     assert f"| {runs.loc['bn', 'variance_shift']:.3f} " in bn_row
-    assert f"| {100 * runs.loc['base', 'ece']:.2f} " in base_row and base_row.count("–") == 2
+    assert f"| {100 * runs.loc['base', 'ece']:.2f} " in base_row and base_row.count("–") == 3
+    # Temperature scaling: T from the validation split; the test ECE after dividing the
+    # log-probabilities by it (softmax written out here).
+    for variant in ("base", "bn"):
+        t = runs.loc[variant, "temperature"]
+        assert 0.05 < t < 20
+        p = np.load(out / "probabilities" / f"digits-{variant}-seed0.npy").astype(np.float64)
+        z = np.log(p) / t
+        scaled = np.exp(z - z.max(1, keepdims=True))
+        scaled /= scaled.sum(1, keepdims=True)
+        assert runs.loc[variant, "ece_temperature_scaled"] == pytest.approx(
+            expected_calibration_error(scaled, digits.y_test), abs=1e-6
+        )
+    assert 0.1 < runs.loc["bn", "test_accuracy_precise_bn_as_trained"] <= 1
+    assert np.isnan(runs.loc["base", "test_accuracy_precise_bn_as_trained"])
     assert "The diagnostics took" in table and "code at" in table
 
 

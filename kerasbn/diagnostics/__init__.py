@@ -1,7 +1,8 @@
 """BN diagnostics: measurements that explain what BN and Dropout do (issue 16).
 
 * :mod:`~kerasbn.diagnostics.calibration`: expected calibration error, negative
-  log-likelihood and Brier score of a model's test probabilities;
+  log-likelihood and Brier score of a model's test probabilities, and temperature
+  scaling (Guo et al. 2017);
 * :mod:`~kerasbn.diagnostics.precise_bn`: population ("precise") BN statistics in place
   of the moving averages;
 * :mod:`~kerasbn.diagnostics.variance_shift`: the train/inference variance shift that
@@ -13,7 +14,12 @@
 """
 
 from kerasbn.diagnostics.activations import ActivationPercentiles
-from kerasbn.diagnostics.calibration import calibration_scores, expected_calibration_error
+from kerasbn.diagnostics.calibration import (
+    calibration_scores,
+    expected_calibration_error,
+    fit_temperature,
+    scale_temperature,
+)
 from kerasbn.diagnostics.files import plot_activations, plot_bn_statistics, plot_reliability
 from kerasbn.diagnostics.precise_bn import bn_input_statistics, recalibrate_bn
 from kerasbn.diagnostics.summary import DIAGNOSTIC_COLUMNS, RunDiagnostics, run_diagnostics
@@ -26,10 +32,12 @@ __all__ = [
     "bn_input_statistics",
     "calibration_scores",
     "expected_calibration_error",
+    "fit_temperature",
     "plot_activations",
     "plot_bn_statistics",
     "plot_reliability",
     "recalibrate_bn",
     "run_diagnostics",
+    "scale_temperature",
     "variance_shift",
 ]

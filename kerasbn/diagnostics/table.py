@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from kerasbn._csv import RUN_TEXT_COLUMNS, read_table
@@ -29,10 +30,16 @@ def _mean_std(values: pd.Series, scale: float = 100.0, digits: int = 2) -> str:
     return mean_std(values, scale, digits, missing="–")  # "–": no BN to measure
 
 
+def _column(runs: pd.DataFrame, name: str) -> pd.Series:
+    # Folders measured before a diagnostic existed have no column: "–", not an error.
+    return runs[name] if name in runs else pd.Series(np.nan, index=runs.index)
+
+
 def diagnostics_markdown(run_dirs: list[str | os.PathLike]) -> str:
     """Per data set and variant (mean ± std over seeds): test accuracy with BN's moving
-    averages and with precise BN statistics, expected calibration error, NLL, Brier
-    score and the largest variance shift; then per folder what the diagnostics cost
+    averages and with precise BN statistics (augmentation and Dropout off; on),
+    expected calibration error raw and after temperature scaling with its temperature,
+    NLL, Brier score and the largest variance shift; then per folder what the diagnostics cost
     against the training time, and the command and commit.
 
     Raises:
@@ -54,7 +61,12 @@ def diagnostics_markdown(run_dirs: list[str | os.PathLike]) -> str:
                     "seeds": len(group),
                     "test acc %": _mean_std(group["test_accuracy"]),
                     "precise-BN test acc %": _mean_std(group["test_accuracy_precise_bn"]),
+                    "precise BN, augmentation + Dropout on": _mean_std(
+                        _column(group, "test_accuracy_precise_bn_as_trained")
+                    ),
                     "ECE %": _mean_std(group["ece"]),
+                    "ECE % after T": _mean_std(_column(group, "ece_temperature_scaled")),
+                    "T": _mean_std(_column(group, "temperature"), scale=1.0, digits=2),
                     "NLL": _mean_std(group["nll"], scale=1.0, digits=3),
                     "Brier": _mean_std(group["brier"], scale=1.0, digits=3),
                     "variance shift": _mean_std(shift, scale=1.0, digits=3),
