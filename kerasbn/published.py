@@ -56,6 +56,7 @@ BLOCKS = (
         "headline",
         ("results/mnist-3seeds", "results/fashion-3seeds", "results/cifar10-3seeds"),
     ),
+    Block("README.md", "ledger", "ledger", ("results/cifar10-3seeds", "results/mnist-3seeds")),
     Block("docs/results.md", "mnist", "main", ("results/mnist-3seeds",)),
     Block("docs/results.md", "fashion", "main", ("results/fashion-3seeds",)),
     Block("docs/results.md", "digits", "main", ("results/readme-digits",)),

@@ -1,4 +1,4 @@
-"""``python -m kerasbn.experiments list | run NAME [--quick] [--out DIR]``.
+"""``python -m kerasbn.experiments list | ledger | run NAME [--quick] [--out DIR]``.
 
 Exit status: 0 done, 2 an unknown experiment, unusable data, a full disk, or an output
 folder that is finished, in use or holds another experiment; 130 / 143 stopped by Ctrl-C
@@ -35,6 +35,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="name the experiments and their claims")
+    sub.add_parser(
+        "ledger",
+        help="each paper claim, the archived run that tests it, our effect and the verdict "
+        "(read from ./results)",
+    )
     run = sub.add_parser("run", help="run one experiment")
     run.add_argument("name", help=", ".join(list_experiments()))
     run.add_argument("--quick", action="store_true", help="shrunken settings (for tests)")
@@ -53,6 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "list":
         for name in list_experiments():
             print(f"{name:<20} {get_experiment(name).claim}")
+        return 0
+    if args.command == "ledger":
+        from kerasbn.experiments.ledger import ledger_markdown
+
+        try:
+            print(ledger_markdown(), end="")
+        except (OSError, ValueError) as exc:
+            parser.exit(2, f"error: {exc}. Run it from the repository root (it reads results/)\n")
         return 0
     # The folder is named here, so that a stopped run can say how to resume it.
     out = Path(args.out) if args.out else default_out_dir(args.name, "runs/experiments")

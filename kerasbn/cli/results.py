@@ -31,6 +31,7 @@ TABLES = {
     "diagnostics": ("kerasbn.diagnostics.table", "diagnostics_markdown"),
     "experiment": ("kerasbn.results_tables", "experiment_markdown"),
     "recipes": ("kerasbn.tuning.recipes", "recipes_markdown"),
+    "ledger": ("kerasbn.experiments.ledger", "ledger_markdown"),
 }
 
 

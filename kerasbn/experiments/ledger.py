@@ -1,0 +1,230 @@
+"""The claims ledger: each paper claim kerasbn tests, the archived run that tests it, our
+effect with its interval and seeds, the paper's own number, and the verdict word that
+follows from the test.
+
+    python -m kerasbn.experiments ledger      # print it
+    python -m kerasbn.results regenerate      # the README's copy, from results/
+
+A claim names one comparison in one archived folder (``results/<folder>``): a variant
+against a baseline on one measure. For a comparison folder the verdicts are recomputed
+from its runs with :func:`kerasbn.verdicts.verdicts` at the claim's baseline (the family
+is every variant of that folder against that baseline, Holm-corrected); for a named
+experiment they are the ``verdicts.csv`` it wrote when it finished. The word:
+**confirmed** when the verdict is the direction the claim predicts, **contradicted**
+when it is the opposite one, **not shown** otherwise (no detectable difference is not
+evidence of no difference; nor is a single seed).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from kerasbn.verdicts import METRICS
+
+__all__ = ["CLAIMS", "Claim", "ledger_markdown", "ledger_rows", "word"]
+
+# Ioffe & Szegedy (2015), abstract, word for word.
+_IOFFE_FASTER = "Batch Normalization achieves the same accuracy with 14 times fewer training steps"
+_IOFFE_BEATS = "and beats the original model by a significant margin"
+_IOFFE_DROPOUT = "It also acts as a regularizer, in some cases eliminating the need for Dropout."
+# Their ImageNet figures (section 4.2.2): Inception reached 72.2% top-1 after 31 million
+# steps; BN alone matched it in under half the steps, BN-x5 in 14 times fewer.
+_IOFFE_STEPS = "ImageNet, Inception: 72.2% top-1 reached in 1/14 of the steps (BN-x5)"
+_IOFFE_MARGIN = "ImageNet, Inception: above Inception's 72.2% top-1 (figure 3)"
+
+
+@dataclass(frozen=True)
+class Claim:
+    paper: str
+    says: str  # the paper's own words
+    paper_number: str  # the paper's figure for it, with its setting
+    folder: str  # under results/
+    variant: str
+    baseline: str
+    metric: str
+    predicts: str  # the verdict word that confirms the claim ("better", "lower", ...)
+    setup: str  # ours, in a few words
+
+    @property
+    def opposite(self) -> str:
+        words = _words(self.metric)
+        return words[1] if self.predicts == words[0] else words[0]
+
+
+def _words(metric: str) -> tuple[str, str]:
+    # The experiments' own measures follow the same words as compare's.
+    return METRICS.get(metric, ("higher", "lower"))
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim(
+        "Ioffe & Szegedy 2015",
+        _IOFFE_BEATS,
+        _IOFFE_MARGIN,
+        "cifar10-3seeds",
+        "bn",
+        "base",
+        "test_accuracy",
+        "better",
+        "CIFAR-10 (JPEG copy), the preset CNN, 15 epochs",
+    ),
+    Claim(
+        "Ioffe & Szegedy 2015",
+        _IOFFE_BEATS,
+        _IOFFE_MARGIN,
+        "mnist-3seeds",
+        "bn",
+        "base",
+        "test_accuracy",
+        "better",
+        "MNIST, the preset CNN, 10 epochs",
+    ),
+    Claim(
+        "Ioffe & Szegedy 2015",
+        _IOFFE_FASTER,
+        _IOFFE_STEPS,
+        "cifar10-3seeds",
+        "bn",
+        "base",
+        "epochs_to_target",
+        "lower",
+        "CIFAR-10 (JPEG copy): epochs to the preset's validation target",
+    ),
+    Claim(
+        "Ioffe & Szegedy 2015",
+        _IOFFE_FASTER,
+        _IOFFE_STEPS,
+        "mnist-3seeds",
+        "bn",
+        "base",
+        "epochs_to_target",
+        "lower",
+        "MNIST: epochs to the preset's validation target",
+    ),
+    Claim(
+        "Ioffe & Szegedy 2015",
+        _IOFFE_DROPOUT,
+        "Inception without Dropout among BN's changes (section 4.2.1); no separate number",
+        "cifar10-3seeds",
+        "bn+dropout",
+        "bn",
+        "test_accuracy",
+        "worse",
+        "CIFAR-10 (JPEG copy): Dropout added to the BN net",
+    ),
+)
+
+
+def _percent_points(metric: str) -> bool:
+    return metric.startswith("test_accuracy") or metric in ("final_train_val_gap",)
+
+
+def _number(value: float, metric: str) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    return f"{100 * value:+.2f} pp" if _percent_points(metric) else f"{value:+.2f}"
+
+
+def _verdict_row(claim: Claim, folder: Path, cache: dict) -> pd.Series:
+    from kerasbn._csv import read_table
+    from kerasbn.verdicts import read_folder, verdicts
+
+    key = (folder, claim.baseline)
+    if key not in cache:
+        if (folder / "runs.csv").is_file():
+            runs, correct, _ = read_folder(folder)
+            cache[key] = verdicts(runs, claim.baseline, correct)
+        else:  # a named experiment: the verdicts it judged when it finished
+            cache[key] = read_table(folder / "verdicts.csv")
+    table = cache[key]
+    rows = table[
+        (table["variant"] == claim.variant)
+        & (table["metric"] == claim.metric)
+        & (table["baseline"] == claim.baseline)
+    ]
+    if len(rows) != 1:
+        raise ValueError(
+            f"{folder} has no single verdict of {claim.variant} against {claim.baseline} "
+            f"on {claim.metric}. Archive the run the claim names, or correct the claim."
+        )
+    return rows.iloc[0]
+
+
+def word(claim: Claim, verdict: str) -> str:
+    """The ledger's word for a claim whose comparison got ``verdict``."""
+    if verdict == claim.predicts:
+        return "confirmed"
+    if verdict == claim.opposite:
+        return "contradicted"
+    return f"not shown ({verdict})"
+
+
+def ledger_rows(root: str | os.PathLike = ".") -> pd.DataFrame:
+    """One row per claim, computed from ``<root>/results``."""
+    root, cache, rows = Path(root), {}, []
+    for claim in CLAIMS:
+        row = _verdict_row(claim, root / "results" / claim.folder, cache)
+        interval = (
+            f"[{_number(row['ci_low'], claim.metric)}, {_number(row['ci_high'], claim.metric)}]"
+            if math.isfinite(row["ci_low"])
+            else "n/a"
+        )
+        family = int(row["family_size"]) if math.isfinite(row["family_size"]) else 0
+        rows.append(
+            {
+                "paper": claim.paper,
+                "claim (the paper's words)": f"“{claim.says}”",
+                "paper's number": claim.paper_number,
+                "our comparison": (
+                    f"`{claim.variant}` vs `{claim.baseline}`, {claim.metric.replace('_', ' ')}; "
+                    f"{claim.setup}"
+                ),
+                "run": f"[{claim.folder}](results/{claim.folder})",
+                "our effect (95% CI)": f"{_number(row['difference'], claim.metric)} {interval}",
+                "seeds": int(row["seeds"]),
+                "test": (
+                    f"{row['test']}; Holm over {family}, p = {row['p_holm']:.2g}"
+                    if math.isfinite(row["p_holm"])
+                    else str(row["test"])
+                ),
+                "verdict": word(claim, str(row["verdict"])),
+                "difference": float(row["difference"]),
+                "folder": claim.folder,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def ledger_markdown(run_dirs: list[str | os.PathLike] | None = None) -> str:
+    """The ledger as Markdown. ``run_dirs``: the archived folders (they must lie under
+    one ``results/`` folder, as a published block's do); default: ``./results``."""
+    root = Path(".")
+    if run_dirs:
+        parents = {Path(d).parent for d in run_dirs}
+        if len(parents) != 1:
+            raise ValueError(f"The ledger reads one results folder. Received: {sorted(parents)}")
+        root = parents.pop().parent
+    from kerasbn.results_tables import finished_config, source_line
+
+    rows = ledger_rows(root)
+    table = rows.drop(columns=["difference", "folder"])
+    sources = [
+        f"Measured by {source_line(root / 'results' / f, finished_config(root / 'results' / f))}."
+        for f in dict.fromkeys(rows["folder"])
+    ]
+    note = (
+        "Verdict words: **confirmed** when the paired test finds the difference the claim "
+        "predicts (Holm-adjusted p < 0.05), **contradicted** when it finds the opposite, "
+        "**not shown** otherwise (no detectable difference is not evidence of none). Each "
+        "row's test, family and correction are in its `test` cell; the paper's setting "
+        "differs from ours in every row (ImageNet and Inception there, the data set and "
+        "CNN named here)."
+    )
+    return (
+        "\n\n".join([table.to_markdown(index=False, disable_numparse=True), note, *sources]) + "\n"
+    )

@@ -1,0 +1,95 @@
+"""The claims ledger: its cells are the archived runs' numbers, its words follow the test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kerasbn.experiments import ledger
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _mean_difference(folder: Path, claim: ledger.Claim) -> float:
+    """The claim's effect from the archived per-run table alone: the mean over seeds of
+    (variant - baseline) on the claim's measure, pairs with a missing value left out."""
+    if (folder / "runs.csv").is_file():
+        runs = pd.read_csv(folder / "runs.csv")
+        table = runs.pivot_table(index="seed", columns="variant", values=claim.metric)
+    else:  # a named experiment: its final rows
+        history = pd.read_csv(folder / "history.csv")
+        final = history[history["epoch"] == history["epoch"].max()]
+        table = final.pivot_table(index="seed", columns="version", values=claim.metric)
+    pairs = table[[claim.variant, claim.baseline]].dropna()
+    return float((pairs[claim.variant] - pairs[claim.baseline]).mean())
+
+
+def test_every_cell_is_the_archived_runs_number():
+    rows = ledger.ledger_rows(ROOT)
+    assert len(rows) == len(ledger.CLAIMS) >= 5
+    for claim, row in zip(ledger.CLAIMS, rows.itertuples(), strict=True):
+        folder = ROOT / "results" / claim.folder
+        expected = _mean_difference(folder, claim)
+        # runs.csv holds float32 accuracies; the verdict counts images (1e-4 each).
+        assert row.difference == pytest.approx(expected, abs=1e-6), claim
+        seeds = pd.read_csv(folder / "runs.csv").query("variant == @claim.variant")["seed"]
+        assert row.seeds == len(seeds)
+        assert row.verdict.split(" ")[0] in {"confirmed", "contradicted", "not"}
+    # The README shows exactly what the archive gives (the regeneration test checks the
+    # whole block; here one number a reader would quote).
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    cifar = rows[(rows["folder"] == "cifar10-3seeds")].iloc[0]
+    assert f"{100 * cifar['difference']:+.2f} pp" in readme
+
+
+def test_the_word_follows_the_verdict_and_the_claims_direction():
+    claim = ledger.CLAIMS[0]  # predicts "better" on test accuracy
+    assert ledger.word(claim, "better") == "confirmed"
+    assert ledger.word(claim, "worse") == "contradicted"
+    assert ledger.word(claim, "no detectable difference").startswith("not shown")
+    speed = next(c for c in ledger.CLAIMS if c.metric == "epochs_to_target")
+    assert speed.predicts == "lower" and ledger.word(speed, "higher") == "contradicted"
+
+
+def test_the_quotes_are_the_papers_words():
+    # Ioffe & Szegedy (2015), abstract: each quoted claim is a span of it.
+    abstract = (
+        "Batch Normalization allows us to use much higher learning rates and be less "
+        "careful about initialization. It also acts as a regularizer, in some cases "
+        "eliminating the need for Dropout. Applied to a state-of-the-art image "
+        "classification model, Batch Normalization achieves the same accuracy with 14 "
+        "times fewer training steps, and beats the original model by a significant margin."
+    )
+    for claim in ledger.CLAIMS:
+        if claim.paper == "Ioffe & Szegedy 2015":
+            assert claim.says in abstract
+
+
+def test_the_cli_prints_the_ledger_and_refuses_outside_a_checkout(capsys, monkeypatch, tmp_path):
+    from kerasbn.cli.experiments import main
+
+    monkeypatch.chdir(ROOT)
+    assert main(["ledger"]) == 0
+    assert "| paper " in capsys.readouterr().out
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(["ledger"])
+    assert info.value.code == 2 and "repository root" in capsys.readouterr().err
+
+
+def test_a_claim_on_a_missing_comparison_is_refused(tmp_path):
+    import dataclasses
+    import shutil
+
+    shutil.copytree(ROOT / "results" / "mnist-3seeds", tmp_path / "results" / "mnist-3seeds")
+    claim = dataclasses.replace(ledger.CLAIMS[1], variant="gn")  # not in that folder
+    with pytest.raises(ValueError, match="no single verdict of gn"):
+        ledger._verdict_row(claim, tmp_path / "results" / "mnist-3seeds", {})
+    assert np.isfinite(
+        ledger._verdict_row(ledger.CLAIMS[1], tmp_path / "results" / "mnist-3seeds", {})[
+            "difference"
+        ]
+    )
