@@ -209,8 +209,12 @@ def test_time_to_accuracy_from_a_finished_comparison(
     shown = capsys.readouterr().out
     text = page.read_text()
     assert text.startswith("before\n<!-- results:tta -->\n| data set") and "old" not in text
-    assert text.endswith("<!-- /results:tta -->\nafter\n") and f"From `{out}`" in text
-    assert "the whole comparison (9 runs)" in shown and f"From `{out}`" in shown
+    assert text.endswith("<!-- /results:tta -->\nafter\n") and f"From `{out.name}`:" in text
+    assert (
+        "the whole comparison (9 runs)" in shown
+        and f"From `{out.name}`:" in shown
+        and str(out) not in shown
+    )
     rows = {
         r["variant"]: r
         for r in json.loads((tmp_path / "time_to_accuracy.json").read_text())["rows"]

@@ -22,6 +22,8 @@ __all__ = [
     "TIME_TO_ACCURACY_COLUMNS",
     "first_at_target",
     "time_from_run_markdown",
+    "time_from_runs",
+    "time_from_runs_markdown",
     "time_to_accuracy",
     "time_to_accuracy_from_run",
     "time_to_accuracy_markdown",
@@ -239,3 +241,24 @@ def time_from_run_markdown(table: pd.DataFrame) -> str:
         for (run, dataset), group in by_folder
     ]
     return "\n".join(lines) + "\n"
+
+
+def time_from_runs(run_dirs) -> tuple[pd.DataFrame, str]:
+    """Time to the target of finished comparison folders: the table, and its Markdown
+    with each folder's command and commit under it (the folder named by its last part,
+    so that where it lies does not show in a published block)."""
+    from pathlib import Path
+
+    from kerasbn.results_tables import finished_config, source_line
+
+    run_dirs = [Path(d) for d in run_dirs]
+    table = pd.concat([time_to_accuracy_from_run(d) for d in run_dirs], ignore_index=True)
+    markdown = time_from_run_markdown(table) + "".join(
+        f"\nFrom `{d.name}`: {source_line(d, finished_config(d))}.\n" for d in run_dirs
+    )
+    return table, markdown
+
+
+def time_from_runs_markdown(run_dirs) -> str:
+    """The Markdown of :func:`time_from_runs` (``python -m kerasbn.results --table time``)."""
+    return time_from_runs(run_dirs)[1]

@@ -24,9 +24,8 @@ from kerasbn._versions import command_line, provenance
 from kerasbn.bench import DEFAULT_PATHS, PATHS, QUICK, BenchConfig, run_benchmark, to_markdown
 from kerasbn.bench.child import child_main
 from kerasbn.bench.speed_to_target import (
-    time_from_run_markdown,
+    time_from_runs,
     time_to_accuracy,
-    time_to_accuracy_from_run,
     time_to_accuracy_markdown,
 )
 from kerasbn.cli._parser import ArgumentParser
@@ -206,27 +205,24 @@ def _config(args: argparse.Namespace) -> BenchConfig:
 
 def _time_from_runs(args: argparse.Namespace) -> int:
     try:
-        table = pd.concat([time_to_accuracy_from_run(d) for d in args.from_run], ignore_index=True)
+        table, markdown = time_from_runs(args.from_run)
     except (FileNotFoundError, ValueError) as exc:  # ValueError: a damaged or hostile file
         print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
         return 2
-    sources = []
-    for folder in args.from_run:
-        config = json.loads((Path(folder) / "config.json").read_text())
-        commit = (config.get("git") or {}).get("commit") or "unknown"
-        sources.append(
-            {
-                "dir": folder,
-                "command": config.get("command"),
-                "commit": commit,
-                "source": source_line(Path(folder), config),  # names a grown folder's last call
-            }
-        )
-    markdown = time_from_run_markdown(table) + "".join(
-        f"\nFrom `{s['dir']}`: {s['source']}.\n" for s in sources
-    )
     print(markdown)
     if args.out:
+        sources = []
+        for folder in args.from_run:
+            config = json.loads((Path(folder) / "config.json").read_text())
+            commit = (config.get("git") or {}).get("commit") or "unknown"
+            sources.append(
+                {
+                    "dir": folder,
+                    "command": config.get("command"),
+                    "commit": commit,
+                    "source": source_line(Path(folder), config),
+                }
+            )
         _write(Path(args.out), "time_to_accuracy", markdown, table, {"runs": sources})
     _into(args, markdown)
     return 0

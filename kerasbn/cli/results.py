@@ -32,6 +32,7 @@ TABLES = {
     "experiment": ("kerasbn.results_tables", "experiment_markdown"),
     "recipes": ("kerasbn.tuning.recipes", "recipes_markdown"),
     "ledger": ("kerasbn.experiments.ledger", "ledger_markdown"),
+    "time": ("kerasbn.bench.speed_to_target", "time_from_runs_markdown"),
 }
 
 

@@ -79,5 +79,10 @@ def diagnostics_markdown(run_dirs: list[str | os.PathLike]) -> str:
             f"Measured by {source_line(run_dir, config)}."
             + (f" The diagnostics took {cost:.0f} s, {share}." if cost and trained else "")
         )
-    lines = [pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True), ""]
+    table = pd.DataFrame(rows)
+    # Folders measured before a diagnostic existed have no column for it: leave it out
+    # rather than show a column of dashes that would read as "no BN to measure".
+    newer = ["precise BN, augmentation + Dropout on", "ECE % after T", "T"]
+    table = table.drop(columns=[c for c in newer if (table[c] == "–").all()])
+    lines = [table.to_markdown(index=False, disable_numparse=True), ""]
     return "\n".join(lines + notes) + "\n"
