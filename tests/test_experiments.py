@@ -208,17 +208,20 @@ def test_lr_robustness_grid_cells_and_diverged_marks(quick_run):
 
     result = quick_run("lr-robustness")
     runs, cells = result.history, result.summary
-    # QUICK: 3 rates log-spaced over 0.01 .. 100, variants base and bn, one seed.
+    # QUICK: 3 rates log-spaced over 0.01 .. 100, variants base and bn, two seeds.
     assert sorted(set(runs["learning_rate"])) == pytest.approx([0.01, 1.0, 100.0])
     assert len(cells) == 2 * 3 and not cells.duplicated(["variant", "learning_rate"]).any()
     # A rate of 100 blows the loss up for both: marked diverged, given no accuracy.
     at_100 = cells[cells["learning_rate"] == 100.0]
-    assert (at_100["diverged_seeds"] == 1).all() and at_100["val_accuracy_mean"].isna().all()
+    assert (at_100["diverged_seeds"] == 2).all() and at_100["val_accuracy_mean"].isna().all()
     assert not at_100["trains"].any()
     rows = [r for r in (result.out_dir / "summary.md").read_text().splitlines() if "| `" in r]
-    assert len(rows) == 6 and sum("| diverged " in r for r in rows) == 2
+    assert sum("| diverged " in r for r in rows) == 2
     finished = runs[~runs["diverged"]]
-    assert finished["val_accuracy"].between(0, 1).all() and len(finished) == 4
+    assert finished["val_accuracy"].between(0, 1).all() and len(finished) == 2 * 2 * 2
+    # The causal table of the run: bn against base, paired over the two seeds.
+    causal = pd.read_csv(result.out_dir / "causal.csv")
+    assert len(causal) >= 1 and (causal["seeds"] == 2).all()
 
     # trained_range: the widest run of neighbouring rates, on a made-up table.
     made_up = pd.DataFrame(
@@ -230,6 +233,57 @@ def test_lr_robustness_grid_cells_and_diverged_marks(quick_run):
     )
     assert trained_range(made_up, "v") == (0.1, 1.0)
     assert trained_range(made_up.assign(trains=False), "v") is None
+
+
+def test_lr_robustness_causal_tests_on_a_made_up_grid():
+    from scipy import stats as sps
+    from statsmodels.stats.multitest import multipletests
+
+    from kerasbn.experiments.lr_robustness import best_rates, causal_tests, summarize
+
+    # base trains best at 0.01, bn at 0.1; base diverges at 0.1 with seed 2.
+    accuracy = {
+        ("base", 0.01): [0.90, 0.91, 0.92],
+        ("base", 0.1): [0.80, 0.70, np.nan],
+        ("bn", 0.01): [0.905, 0.915, 0.93],
+        ("bn", 0.1): [0.95, 0.96, 0.955],
+    }
+    runs = pd.DataFrame(
+        [
+            {
+                "variant": v,
+                "learning_rate": lr,
+                "seed": seed,
+                "val_accuracy": acc,
+                "diverged": bool(np.isnan(acc)),
+            }
+            for (v, lr), values in accuracy.items()
+            for seed, acc in enumerate(values)
+        ]
+    )
+    cells = summarize(runs, tolerance=0.05)
+    assert best_rates(cells) == {"base": 0.01, "bn": 0.1}
+    table = causal_tests(runs, cells).set_index("comparison")
+    assert len(table) == 3
+    own = table.loc["each at its own best rate"]
+    diffs = np.subtract(accuracy[("bn", 0.1)], accuracy[("base", 0.01)])
+    assert own["difference"] == pytest.approx(diffs.mean())
+    assert own["p_value"] == pytest.approx(
+        sps.ttest_rel(accuracy[("bn", 0.1)], accuracy[("base", 0.01)]).pvalue
+    )
+    at_base = table.loc["both at base's best rate"]
+    assert at_base["difference"] == pytest.approx(np.mean([0.005, 0.005, 0.01]))
+    # At bn's rate base lost seed 2: two pairs left, and the note says why.
+    at_bn = table.loc["both at bn's best rate"]
+    assert at_bn["seeds"] == 2 and "base diverged with 1 of 3 seeds" in at_bn["note"]
+    assert at_bn["difference"] == pytest.approx(np.mean([0.95 - 0.80, 0.96 - 0.70]))
+    # Holm over the three rows, as statsmodels computes it.
+    expected = multipletests(table["p_value"].to_numpy(), method="holm")[1]
+    np.testing.assert_allclose(table["p_holm"].to_numpy(), expected)
+    # Where both best rates coincide the three questions are one row.
+    same = runs[runs["learning_rate"] == 0.01]
+    one = causal_tests(same, summarize(same, 0.05))
+    assert len(one) == 1 and one["comparison"].iloc[0].count(" = ") == 2
 
 
 def test_batch_size_rows_scaling_and_three_ways_to_score(quick_run):
@@ -346,13 +400,12 @@ def test_mnist_mlp_verdict_is_the_paired_test_of_its_saved_test_images(quick_run
     from scipy import stats as sps
 
     diffs = [correct[("BN", s)].mean() - correct[("no BN", s)].mean() for s in seeds]
-    low, high = sps.t.interval(
-        0.95, len(diffs) - 1, loc=np.mean(diffs), scale=sps.sem(diffs)
-    )
+    low, high = sps.t.interval(0.95, len(diffs) - 1, loc=np.mean(diffs), scale=sps.sem(diffs))
     assert (row["seed_ci_low"], row["seed_ci_high"]) == pytest.approx((low, high), abs=1e-9)
     assert row["test"] and row["verdict"] in {"better", "worse", "no detectable difference"}
     summary = (out / "summary.md").read_text()
     assert "Verdicts: each variant against `no BN`" in summary and "Holm" in summary
-    assert pd.read_csv(out / "summary.csv").set_index("version").loc["BN", "verdict"] == (
-        row["verdict"]
+    assert (
+        pd.read_csv(out / "summary.csv").set_index("version").loc["BN", "verdict"]
+        == (row["verdict"])
     )
