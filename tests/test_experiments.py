@@ -409,3 +409,13 @@ def test_mnist_mlp_verdict_is_the_paired_test_of_its_saved_test_images(quick_run
         pd.read_csv(out / "summary.csv").set_index("version").loc["BN", "verdict"]
         == (row["verdict"])
     )
+
+
+def test_breast_cancer_verdict_is_the_paired_difference_of_its_seeds(quick_run):
+    result = quick_run("breast-cancer-mlp")
+    final = result.history[result.history["epoch"] == result.history["epoch"].max()]
+    by = final.pivot_table(index="seed", columns="version", values="val_accuracy")
+    verdict = pd.read_csv(result.out_dir / "verdicts.csv").iloc[0]
+    assert verdict["metric"] == "val_accuracy" and verdict["baseline"] == "no BN"
+    assert verdict["difference"] == pytest.approx((by["BN on inputs"] - by["no BN"]).mean())
+    assert verdict["seeds"] == len(by) == 2

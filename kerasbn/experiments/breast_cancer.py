@@ -24,6 +24,7 @@ from kerasbn.experiments._common import (
     train_versions,
     write_outputs,
 )
+from kerasbn.experiments._inference import judge
 
 __all__ = ["QUICK", "Config", "run"]
 
@@ -89,6 +90,15 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     )
     final = history[history["epoch"] == history["epoch"].max()]
     majority = max(np.mean(y_val), 1 - np.mean(y_val))
+    # The held-out split chooses nothing here (no tuning, no early stopping): the
+    # verdict is on its accuracy, paired over seeds.
+    judged = judge(
+        final,
+        by="version",
+        baseline="no BN",
+        dataset="breast_cancer",
+        metrics={"val_accuracy": ("better", "worse")},
+    )
     rows = []
     for version, group in final.groupby("version", sort=False):
         diverged = int((~np.isfinite(group["loss"])).sum())
@@ -101,6 +111,9 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
                 "train_accuracy_mean": group["accuracy"].mean(),
                 "diverged_seeds": diverged,
                 "tutorial_val_accuracy": REFERENCE[version],
+                "verdict": "baseline"
+                if version == "no BN"
+                else judged.word(version, "val_accuracy"),
             }
         )
     summary = pd.DataFrame(rows)
@@ -139,4 +152,5 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     fig.tight_layout()
     figure = save_figure(fig, Path(out_dir) / "breast_cancer_mlp.png")
     result = ExperimentResult("breast-cancer-mlp", summary, history, [figure], notes=notes)
-    return write_outputs(result, out_dir, "breast-cancer-mlp", table)
+    judged.write(out_dir)
+    return write_outputs(result, out_dir, "breast-cancer-mlp", f"{table}\n{judged.markdown()}")
