@@ -77,6 +77,7 @@ BLOCKS = (
     Block("docs/diagnostics.md", "diagnostics-lag", "diagnostics", ("results/mnist-bn-lag",)),
     Block("docs/diagnostics.md", "diagnostics-cifar10", "diagnostics", ("results/cifar10-3seeds",)),
     Block("docs/results.md", "time", "time", ("results/mnist-3seeds", "results/fashion-3seeds")),
+    Block("docs/experiments.md", "breast-cancer", "experiment", ("results/breast-cancer-mlp",)),
     Block("docs/experiments.md", "mnist-mlp", "experiment", ("results/mnist-mlp",)),
     Block(
         "docs/experiments.md",

@@ -119,9 +119,14 @@ def test_archived_folders_hold_every_runs_per_image_results(block):
     # (a fresh clone without them would publish seed-only intervals).
     for folder in block.folders:
         if not (ROOT / folder / "runs.csv").is_file():
-            # A named experiment: one file per version and seed of its verdict table.
-            seeds = pd.read_csv(ROOT / folder / "summary.csv")["seeds"].sum()
-            assert len(list((ROOT / folder / "correct").glob("*.npy"))) == seeds
+            # A named experiment: one file per version and seed of a verdict that counts
+            # test images; none where its verdicts are over seeds only.
+            verdicts = pd.read_csv(ROOT / folder / "verdicts.csv")
+            files = list((ROOT / folder / "correct").glob("*.npy"))
+            if verdicts["test"].str.startswith("seeds + test set").any():
+                assert len(files) == pd.read_csv(ROOT / folder / "summary.csv")["seeds"].sum()
+            else:
+                assert not files
             continue
         runs = pd.read_csv(ROOT / folder / "runs.csv")
         assert len(read_correct(ROOT / folder)) == int((~runs["diverged"].astype(bool)).sum())
