@@ -64,6 +64,12 @@ BLOCKS = (
     ),
     Block("docs/results.md", "mnist", "main", ("results/mnist-3seeds",)),
     Block("docs/results.md", "fashion", "main", ("results/fashion-3seeds",)),
+    Block(
+        "docs/results.md",
+        "fashion-recipes",
+        "recipes",
+        ("results/fashion-3seeds", "results/fashion-tuned"),
+    ),
     Block("docs/results.md", "digits", "main", ("results/readme-digits",)),
     Block("docs/results.md", "cifar10", "main", ("results/cifar10-3seeds",)),
     Block(
