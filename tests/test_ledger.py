@@ -100,3 +100,34 @@ def test_a_claim_on_a_missing_comparison_is_refused(tmp_path):
             "difference"
         ]
     )
+
+
+def test_lr_robustness_causal_rows_become_one_verdict_per_question():
+    causal = pd.DataFrame(
+        {
+            "variant": ["bn", "bn"],
+            "comparison": [
+                "each at its own best rate",
+                "both at base's best rate = both at bn's best rate",
+            ],
+            "variant_rate": [0.1, 0.01],
+            "base_rate": [0.01, 0.01],
+            "seeds": [3, 3],
+            "difference": [0.02, 0.001],
+            "ci_low": [0.01, -0.01],
+            "ci_high": [0.03, 0.012],
+            "p_value": [0.01, 0.8],
+            "p_holm": [0.02, 0.8],
+            "verdict": ["better", "no detectable difference"],
+            "note": ["", ""],
+        }
+    )
+    rows = ledger._causal_verdicts(causal, "base").set_index("metric")
+    assert list(rows.index) == ["own_best_rates", "at_base_best_rate", "at_variant_best_rate"]
+    assert rows.loc["own_best_rates", "verdict"] == "better"
+    assert rows.loc["at_variant_best_rate", "difference"] == 0.001
+    assert (rows["family_size"] == 2).all()
+    claim = ledger.Claim(
+        "p", "s", "n", "f", "bn", "base", "at_variant_best_rate", "better", "setup"
+    )
+    assert claim.opposite == "worse" and ledger.word(claim, "worse") == "contradicted"

@@ -58,7 +58,10 @@ class Claim:
 
 
 def _words(metric: str) -> tuple[str, str]:
-    # The experiments' own measures follow the same words as compare's.
+    # The experiments' own measures follow the same words as compare's; lr-robustness's
+    # causal tests compare accuracies ("better" / "worse").
+    if metric in _CAUSAL:
+        return ("better", "worse")
     return METRICS.get(metric, ("higher", "lower"))
 
 
@@ -144,13 +147,50 @@ CLAIMS: tuple[Claim, ...] = (
 
 
 def _percent_points(metric: str) -> bool:
-    return metric.startswith("test_accuracy") or metric in ("final_train_val_gap",)
+    return metric.startswith(("test_accuracy", "val_accuracy")) or metric in (
+        "final_train_val_gap",
+        *_CAUSAL,
+    )
 
 
 def _number(value: float, metric: str) -> str:
     if not math.isfinite(value):
         return "n/a"
     return f"{100 * value:+.2f} pp" if _percent_points(metric) else f"{value:+.2f}"
+
+
+# lr-robustness's questions (causal.csv), as a claim's measure names them.
+_CAUSAL = {
+    "own_best_rates": "each at its own best rate",
+    "at_base_best_rate": "both at {baseline}'s best rate",
+    "at_variant_best_rate": "both at {variant}'s best rate",
+}
+
+
+def _causal_verdicts(causal: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """lr-robustness's causal tests as verdict rows: one per variant and question (a
+    row that answers several questions, where best rates coincide, stands for each)."""
+    rows = []
+    for r in causal.itertuples():
+        asked = str(r.comparison).split(" = ")
+        for metric, question in _CAUSAL.items():
+            if question.format(baseline=baseline, variant=r.variant) in asked:
+                rows.append(
+                    {
+                        "variant": r.variant,
+                        "baseline": baseline,
+                        "metric": metric,
+                        "seeds": r.seeds,
+                        "difference": r.difference,
+                        "ci_low": r.ci_low,
+                        "ci_high": r.ci_high,
+                        "p_holm": r.p_holm,
+                        "family_size": len(causal),
+                        "test": f"paired t-test over {r.seeds} seeds (validation accuracy)",
+                        "verdict": r.verdict,
+                    }
+                )
+    return pd.DataFrame(rows)
 
 
 def _verdict_row(claim: Claim, folder: Path, cache: dict) -> pd.Series:
@@ -162,6 +202,8 @@ def _verdict_row(claim: Claim, folder: Path, cache: dict) -> pd.Series:
         if (folder / "runs.csv").is_file():
             runs, correct, _ = read_folder(folder)
             cache[key] = verdicts(runs, claim.baseline, correct)
+        elif claim.metric in _CAUSAL:  # lr-robustness: its table of causal tests
+            cache[key] = _causal_verdicts(read_table(folder / "causal.csv"), claim.baseline)
         else:  # a named experiment: the verdicts it judged when it finished
             cache[key] = read_table(folder / "verdicts.csv")
     table = cache[key]
