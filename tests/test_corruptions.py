@@ -96,6 +96,17 @@ def test_quick_corruption_robustness_scores_every_set_and_adapts_only_bn(quick_r
     for variant in ("base", "bn"):
         mine = corrupted[corrupted.variant == variant]
         assert summary.loc[variant, "corruption_accuracy"] == pytest.approx(mine.accuracy.mean())
+    # Statistics from the first half of each set, accuracies on the other half.
+    assert (rows["adapt_images"] == 100).all() and (rows["scored_images"] == 100).all()
+    # Won back: against the clean accuracy after the same adaptation, from the rows.
+    bn = rows[rows.variant == "bn"]
+    adapted_clean = bn.loc[bn.corruption == "clean", "adapted_accuracy"].iloc[0]
+    bn_corrupted = bn[bn.corruption != "clean"]
+    expected = (bn_corrupted.adapted_accuracy.mean() - bn_corrupted.accuracy.mean()) / (
+        adapted_clean - bn_corrupted.accuracy.mean()
+    )
+    assert summary.loc["bn", "drop_recovered"] == pytest.approx(expected)
+    assert summary.loc["bn", "drop_recovered"] <= 1.0
     assert (result.out_dir / "corruption_robustness.png").stat().st_size > 10_000
     assert sorted(p.name for p in (result.out_dir / "units").glob("*.keras")) == [
         "base.keras",
