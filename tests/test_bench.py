@@ -39,6 +39,8 @@ def test_quick_benchmark_produces_every_figure(tmp_path, capsys):
             assert f"{path}: {package} is not installed" in markdown
 
 
+# Slow: a second benchmark of its own (about 20 s); the quick benchmark covers the paths.
+@pytest.mark.slow
 def test_unfused_path_measures_what_fusing_bn_is_worth(tmp_path, capsys):
     argv = ["--quick", "--variants", "bn", "--paths", "kerasbn,kerasbn-unfused"]
     assert main([*argv, "--out", str(tmp_path)]) == 0

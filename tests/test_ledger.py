@@ -16,6 +16,22 @@ ROOT = Path(__file__).resolve().parent.parent
 def _mean_difference(folder: Path, claim: ledger.Claim) -> float:
     """The claim's effect from the archived per-run table alone: the mean over seeds of
     (variant - baseline) on the claim's measure, pairs with a missing value left out."""
+    if claim.metric in ledger._CAUSAL:  # lr-robustness: per-run rows at the two rates
+        causal = pd.read_csv(folder / "causal.csv")
+        asked = ledger._CAUSAL[claim.metric].format(baseline=claim.baseline, variant=claim.variant)
+        row = causal[causal["comparison"].str.split(" = ").map(lambda q: asked in q)]
+        row = row[row["variant"] == claim.variant].iloc[0]
+        runs = pd.read_csv(folder / "history.csv")
+
+        def at(variant, rate):
+            mine = runs[(runs["variant"] == variant) & np.isclose(runs["learning_rate"], rate)]
+            return mine.set_index("seed")["val_accuracy"]
+
+        pairs = pd.concat(
+            [at(claim.variant, row["variant_rate"]), at(claim.baseline, row["base_rate"])],
+            axis=1,
+        ).dropna()
+        return float((pairs.iloc[:, 0] - pairs.iloc[:, 1]).mean())
     if (folder / "runs.csv").is_file():
         runs = pd.read_csv(folder / "runs.csv")
         table = runs.pivot_table(index="seed", columns="variant", values=claim.metric)
@@ -39,6 +55,8 @@ def test_every_cell_is_the_archived_runs_number():
         expected = _mean_difference(folder, claim)
         # runs.csv holds float32 accuracies; the verdict counts images (1e-4 each).
         assert row.difference == pytest.approx(expected, abs=1e-6), claim
+        if claim.metric in ledger._CAUSAL:
+            continue  # seeds: the pairs left where no seed diverged, checked above
         if (folder / "runs.csv").is_file():
             seeds = pd.read_csv(folder / "runs.csv").query("variant == @claim.variant")["seed"]
         else:
