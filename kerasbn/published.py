@@ -81,6 +81,9 @@ BLOCKS = (
     Block("docs/results.md", "skimage-faces", "main", ("results/skimage-faces",)),
     Block("docs/results.md", "time-cifar10", "time", ("results/cifar10-3seeds",)),
     Block("docs/diagnostics.md", "diagnostics-lag", "diagnostics", ("results/mnist-bn-lag",)),
+    Block(
+        "docs/diagnostics.md", "diagnostics-mnist", "diagnostics", ("results/mnist-diagnostics",)
+    ),
     Block("docs/diagnostics.md", "diagnostics-cifar10", "diagnostics", ("results/cifar10-3seeds",)),
     Block("docs/results.md", "time", "time", ("results/mnist-3seeds", "results/fashion-3seeds")),
     Block("docs/experiments.md", "breast-cancer", "experiment", ("results/breast-cancer-mlp",)),
@@ -101,36 +104,34 @@ BLOCKS = (
 
 _GONE = "its run folder was lost with an earlier machine; re-run the command under it"
 # Blocks not yet regenerated from results/, each with the reason.
-PENDING: dict[tuple[str, str], str] = {
-} | {
-    ("docs/diagnostics.md", name): _GONE
-    for name in (
-        "diagnostics-mnist",
-    )
-} | {
-    ("docs/experiments.md", name): _GONE
-    for name in (
-        "corruption",
-        "corruption-fashion",
-        "lr-robustness",
-        "batch-size",
-        "smoothness",
-    )
-} | {
-    ("benchmarks/README.md", name): _GONE
-    for name in (
-        "cpu",
-        "cifar10-30",
-        "cifar10-sgd",
-        "cifar10-ls",
-        "cifar10-b64",
-        "cifar10-lever-set",
-        "cifar10-fair-set",
-        "cifar10-30-time",
-        "gpu",
-        "recipe-sweep",
-    )
-}
+PENDING: dict[tuple[str, str], str] = (
+    {}
+    | {
+        ("docs/experiments.md", name): _GONE
+        for name in (
+            "corruption",
+            "corruption-fashion",
+            "lr-robustness",
+            "batch-size",
+            "smoothness",
+        )
+    }
+    | {
+        ("benchmarks/README.md", name): _GONE
+        for name in (
+            "cpu",
+            "cifar10-30",
+            "cifar10-sgd",
+            "cifar10-ls",
+            "cifar10-b64",
+            "cifar10-lever-set",
+            "cifar10-fair-set",
+            "cifar10-30-time",
+            "gpu",
+            "recipe-sweep",
+        )
+    }
+)
 
 _MARKER = re.compile(r"^<!-- results:([A-Za-z0-9_.-]+) -->$", re.MULTILINE)
 
