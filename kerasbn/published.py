@@ -60,7 +60,12 @@ BLOCKS = (
         "README.md",
         "ledger",
         "ledger",
-        ("results/cifar10-3seeds", "results/mnist-3seeds", "results/ioffe-szegedy-mnist"),
+        (
+            "results/cifar10-3seeds",
+            "results/mnist-3seeds",
+            "results/ioffe-szegedy-mnist",
+            "results/lr-robustness",
+        ),
     ),
     Block("docs/results.md", "mnist", "main", ("results/mnist-3seeds",)),
     Block("docs/results.md", "fashion", "main", ("results/fashion-3seeds",)),
@@ -88,6 +93,7 @@ BLOCKS = (
     Block("docs/results.md", "time", "time", ("results/mnist-3seeds", "results/fashion-3seeds")),
     Block("docs/experiments.md", "breast-cancer", "experiment", ("results/breast-cancer-mlp",)),
     Block("docs/experiments.md", "mnist-mlp", "experiment", ("results/mnist-mlp",)),
+    Block("docs/experiments.md", "lr-robustness", "experiment", ("results/lr-robustness",)),
     Block(
         "docs/experiments.md",
         "ioffe-szegedy",
@@ -111,7 +117,6 @@ PENDING: dict[tuple[str, str], str] = (
         for name in (
             "corruption",
             "corruption-fashion",
-            "lr-robustness",
             "batch-size",
             "smoothness",
         )

@@ -121,8 +121,9 @@ def test_archived_folders_hold_every_runs_per_image_results(block):
         if not (ROOT / folder / "runs.csv").is_file():
             # A named experiment: one file per version and seed of a verdict that counts
             # test images; none where its verdicts are over seeds only.
-            verdicts = pd.read_csv(ROOT / folder / "verdicts.csv")
             files = list((ROOT / folder / "correct").glob("*.npy"))
+            stored = ROOT / folder / "verdicts.csv"
+            verdicts = pd.read_csv(stored) if stored.is_file() else pd.DataFrame({"test": [""]})
             if verdicts["test"].str.startswith("seeds + test set").any():
                 assert len(files) == pd.read_csv(ROOT / folder / "summary.csv")["seeds"].sum()
             else:
