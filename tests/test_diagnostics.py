@@ -358,3 +358,15 @@ def test_a_dead_channel_reads_as_no_shift():
     h = x.astype(np.float64) @ w + b
     a, m = h.var(0)[1:] + eps, 1.0 + eps
     assert shift.loc["bn", "max_shift"] == pytest.approx(np.maximum(a / m, m / a).max(), rel=1e-4)
+
+
+def test_precise_bn_as_trained_clones_a_net_compiled_with_label_smoothing():
+    # The training net is compiled (CIFAR-10's recipe smooths labels); cloning it for
+    # precise BN with Dropout on re-creates its loss from the config.
+    from kerasbn.training import compile_classifier
+
+    model = _dense_bn_net()
+    compile_classifier(model, "sgd", label_smoothing=0.1)
+    x = np.random.default_rng(0).normal(size=(512, 4)).astype("float32")
+    copy = recalibrate_bn(model, x, 256, num_batches=None, dropout=True)
+    assert copy.get_layer("bn1").moving_variance.numpy().shape == (3,)

@@ -213,6 +213,9 @@ def make_optimizer(
     return keras.optimizers.Adam(lr, weight_decay=decay)
 
 
+# Registered: Keras' clone_model re-creates a compiled model's loss from its config
+# (precise BN with augmentation on clones the training net).
+@keras.saving.register_keras_serializable(package="kerasbn")
 class SmoothedSparseCrossentropy(keras.losses.Loss):
     """Cross-entropy of integer labels with label smoothing (Keras' sparse loss has none).
 
