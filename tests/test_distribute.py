@@ -156,6 +156,9 @@ def test_mirrored_over_two_logical_cpus_matches_one_device_with_sync_bn():
     assert plain["diff"] > 100 * synced["diff"], (plain, synced)
 
 
+# Slow (about 20 s): the mirrored training itself is checked by the test above; this one
+# checks what the CLI records of it.
+@pytest.mark.slow
 def test_cli_mirrored_records_batch_and_learning_rate_rule(tmp_path):
     code = f"""
     import tensorflow as tf

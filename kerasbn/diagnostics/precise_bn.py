@@ -23,7 +23,7 @@ import numpy as np
 from kerasbn.diagnostics._moments import bn_layers, input_moments
 from kerasbn.layers import clone_with, unfuse_batch_norm
 
-__all__ = ["bn_input_statistics", "recalibrate_bn"]
+__all__ = ["bn_input_statistics", "has_randomness", "recalibrate_bn"]
 
 
 def _dropout_like(layer) -> bool:
@@ -33,6 +33,12 @@ def _dropout_like(layer) -> bool:
 def _augmentation(layer) -> bool:
     # Keras' random preprocessing layers (RandomFlip, RandomTranslation, ...).
     return type(layer).__name__.startswith("Random")
+
+
+def has_randomness(model: keras.Model) -> bool:
+    """Whether ``model`` has a layer that is random in training (Dropout, Gaussian noise,
+    random augmentation): where it has none, ``augment`` and ``dropout`` change nothing."""
+    return any(_dropout_like(layer) or _augmentation(layer) for layer in model.layers)
 
 
 def _without_randomness(model: keras.Model, augment: bool, dropout: bool) -> keras.Model:

@@ -20,7 +20,7 @@ from kerasbn.diagnostics.calibration import (
     fit_temperature,
     scale_temperature,
 )
-from kerasbn.diagnostics.precise_bn import recalibrate_bn
+from kerasbn.diagnostics.precise_bn import has_randomness, recalibrate_bn
 from kerasbn.diagnostics.variance_shift import variance_shift
 
 __all__ = [
@@ -103,17 +103,21 @@ def run_diagnostics(result, data, probabilities: np.ndarray, model=None) -> RunD
     precise = recalibrate_bn(model, data.x_train, batch_size=256, num_batches=PRECISE_BN_BATCHES)
     compile_classifier(precise, "sgd")
     scores["test_accuracy_precise_bn"] = evaluate(precise, data)["test_accuracy"]
-    # The training net (its augmentation layers included), with its randomness on.
-    as_trained = recalibrate_bn(
-        result.model,
-        data.x_train,
-        batch_size=256,
-        num_batches=PRECISE_BN_BATCHES,
-        augment=True,
-        dropout=True,
-    )
-    compile_classifier(as_trained, "sgd")
-    scores["test_accuracy_precise_bn_as_trained"] = evaluate(as_trained, data)["test_accuracy"]
+    if has_randomness(result.model):
+        # The training net (its augmentation layers included), with its randomness on.
+        as_trained = recalibrate_bn(
+            result.model,
+            data.x_train,
+            batch_size=256,
+            num_batches=PRECISE_BN_BATCHES,
+            augment=True,
+            dropout=True,
+        )
+        compile_classifier(as_trained, "sgd")
+        accuracy = evaluate(as_trained, data)["test_accuracy"]
+    else:  # nothing to turn on: the same statistics, the same net
+        accuracy = scores["test_accuracy_precise_bn"]
+    scores["test_accuracy_precise_bn_as_trained"] = accuracy
     shift = variance_shift(model, data.x_val[:VARIANCE_SHIFT_IMAGES])
     scores["variance_shift"] = float(shift["mean_shift"].max())
     log.info(
