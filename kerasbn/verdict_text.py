@@ -11,10 +11,10 @@ import pandas as pd
 from kerasbn import stats
 from kerasbn.verdicts import ONE_SEED, SEEDS_AND_TEST_SET, SEEDS_ONLY
 
-__all__ = ["family_note", "verdict_markdown"]
+__all__ = ["family_note", "p_text", "points_text", "span_text", "verdict_markdown"]
 
 
-def _points(value: float) -> str:
+def points_text(value: float) -> str:
     return "n/a" if not np.isfinite(value) else f"{100 * value:+.2f}"
 
 
@@ -24,13 +24,13 @@ def _seeds_text(value: float) -> str:
     return "> 1000" if math.isinf(value) else f"{value:.0f}"
 
 
-def _p_text(p: float) -> str:
+def p_text(p: float) -> str:
     return "n/a" if not np.isfinite(p) else f"{p:.3g}"
 
 
-def _span(low, high) -> list[str]:
+def span_text(low, high) -> list[str]:
     return [
-        "n/a" if not np.isfinite(lo) else f"[{_points(lo)}, {_points(hi)}]"
+        "n/a" if not np.isfinite(lo) else f"[{points_text(lo)}, {points_text(hi)}]"
         for lo, hi in zip(low, high, strict=True)
     ]
 
@@ -88,12 +88,12 @@ def verdict_markdown(verdict_table: pd.DataFrame, interval_table: pd.DataFrame) 
     table = pd.DataFrame(
         {
             "variant": rows["variant"],
-            "Δ test acc (pp)": rows["difference"].map(_points),
-            "95% CI (pp)": _span(rows["ci_low"], rows["ci_high"]),
+            "Δ test acc (pp)": rows["difference"].map(points_text),
+            "95% CI (pp)": span_text(rows["ci_low"], rows["ci_high"]),
             "interval": rows["interval"],
-            "seed-only 95% CI (pp)": _span(rows["seed_ci_low"], rows["seed_ci_high"]),
-            "p": rows["p_value"].map(_p_text),
-            "p (Holm)": rows["p_holm"].map(_p_text),
+            "seed-only 95% CI (pp)": span_text(rows["seed_ci_low"], rows["seed_ci_high"]),
+            "p": rows["p_value"].map(p_text),
+            "p (Holm)": rows["p_holm"].map(p_text),
             "test": rows["test"],
             "verdict": rows["verdict"],
             "seeds for 80% power": rows["seeds_needed"].map(_seeds_text),

@@ -19,7 +19,7 @@ import pandas as pd
 
 from kerasbn._io import write_text
 from kerasbn.experiments._common import unit_path
-from kerasbn.verdict_text import verdict_markdown
+from kerasbn.verdict_text import p_text, verdict_markdown
 from kerasbn.verdicts import intervals, verdicts
 
 __all__ = ["ACCURACY", "Judged", "judge", "read_correct"]
@@ -77,7 +77,7 @@ class Judged:
                     "n/a" if not np.isfinite(lo) else f"[{_signed(lo)}, {_signed(hi)}]"
                     for lo, hi in zip(others["ci_low"], others["ci_high"], strict=True)
                 ],
-                "p (Holm)": others["p_holm"].map(lambda p: "n/a" if np.isnan(p) else f"{p:.3g}"),
+                "p (Holm)": others["p_holm"].map(p_text),
                 "test": others["test"],
                 "verdict": others["verdict"],
             }

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from kerasbn.verdict_text import p_text, points_text, span_text
+
 __all__ = ["CAUSAL_COLUMNS", "best_rates", "causal_markdown", "causal_tests"]
 
 
@@ -102,9 +104,6 @@ def causal_markdown(tests: pd.DataFrame, baseline: str = "base") -> str:
     if tests.empty:
         return f"No causal test: `{baseline}` trained at none of the rates."
 
-    def points(value: float) -> str:
-        return "n/a" if not np.isfinite(value) else f"{100 * value:+.2f}"
-
     table = pd.DataFrame(
         {
             "variant": [f"`{v}`" for v in tests["variant"]],
@@ -113,13 +112,10 @@ def causal_markdown(tests: pd.DataFrame, baseline: str = "base") -> str:
                 f"{a:g}, {b:g}"
                 for a, b in zip(tests["variant_rate"], tests["base_rate"], strict=True)
             ],
-            "Δ val acc (pp)": tests["difference"].map(points),
-            "95% CI (pp)": [
-                "n/a" if not np.isfinite(lo) else f"[{points(lo)}, {points(hi)}]"
-                for lo, hi in zip(tests["ci_low"], tests["ci_high"], strict=True)
-            ],
+            "Δ val acc (pp)": tests["difference"].map(points_text),
+            "95% CI (pp)": span_text(tests["ci_low"], tests["ci_high"]),
             "seeds": tests["seeds"],
-            "p (Holm)": tests["p_holm"].map(lambda p: "n/a" if not np.isfinite(p) else f"{p:.3g}"),
+            "p (Holm)": tests["p_holm"].map(p_text),
             "verdict": tests["verdict"],
             "note": tests["note"],
         }
