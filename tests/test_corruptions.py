@@ -5,6 +5,7 @@ import colorsys
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from kerasbn.cli.experiments import main as experiments_main
 from kerasbn.corruptions import corrupt, list_corruptions
@@ -87,30 +88,52 @@ def test_bad_corruption_arguments_are_refused_with_the_valid_choices():
 def test_quick_corruption_robustness_scores_every_set_and_adapts_only_bn(quick_run):
     result = quick_run("corruption-robustness")
     rows = result.history
-    # clean + 3 corruptions x 2 severities, for each of base and bn
-    assert len(rows) == 2 * (1 + 3 * 2)
+    # 2 seeds x (clean + 3 corruptions x 2 severities), for each of base and bn
+    assert len(rows) == 2 * 2 * (1 + 3 * 2)
     assert rows.loc[rows.variant == "base", "adapted_accuracy"].isna().all()
     assert rows.loc[rows.variant == "bn", "adapted_accuracy"].between(0, 1).all()
-    summary = result.summary.set_index("variant")
+    models = pd.read_csv(result.out_dir / "models.csv").set_index(["variant", "seed"])
     corrupted = rows[rows.corruption != "clean"]
-    for variant in ("base", "bn"):
-        mine = corrupted[corrupted.variant == variant]
-        assert summary.loc[variant, "corruption_accuracy"] == pytest.approx(mine.accuracy.mean())
+    for (variant, seed), mine in corrupted.groupby(["variant", "seed"]):
+        assert models.loc[(variant, seed), "corruption_accuracy"] == pytest.approx(
+            mine.accuracy.mean()
+        )
     # Statistics from the first half of each set, accuracies on the other half.
     assert (rows["adapt_images"] == 100).all() and (rows["scored_images"] == 100).all()
-    # Won back: against the clean accuracy after the same adaptation, from the rows.
+    # Won back, per model: against the clean accuracy after the same adaptation.
     bn = rows[rows.variant == "bn"]
-    adapted_clean = bn.loc[bn.corruption == "clean", "adapted_accuracy"].iloc[0]
-    bn_corrupted = bn[bn.corruption != "clean"]
-    expected = (bn_corrupted.adapted_accuracy.mean() - bn_corrupted.accuracy.mean()) / (
-        adapted_clean - bn_corrupted.accuracy.mean()
-    )
-    assert summary.loc["bn", "drop_recovered"] == pytest.approx(expected)
-    assert summary.loc["bn", "drop_recovered"] <= 1.0
-    assert (result.out_dir / "corruption_robustness.png").stat().st_size > 10_000
+    for seed, mine in bn.groupby("seed"):
+        adapted_clean = mine.loc[mine.corruption == "clean", "adapted_accuracy"].iloc[0]
+        hit = mine[mine.corruption != "clean"]
+        expected = (hit.adapted_accuracy.mean() - hit.accuracy.mean()) / (
+            adapted_clean - hit.accuracy.mean()
+        )
+        assert models.loc[("bn", seed), "drop_recovered"] == pytest.approx(expected)
+        assert expected <= 1.0  # no seed wins back more than the whole drop
+    # "More robust as trained": a paired t-test over seeds, recomputed here with scipy.
+    verdicts = pd.read_csv(result.out_dir / "verdicts.csv")
+    row = verdicts[(verdicts.metric == "corruption_accuracy") & (verdicts.variant == "bn")]
+    per_seed = corrupted.groupby(["variant", "seed"])["accuracy"].mean()
+    p = stats.ttest_rel(per_seed["bn"], per_seed["base"]).pvalue
+    assert row["p_value"].iloc[0] == pytest.approx(p)  # one comparison: Holm keeps it
+    assert row["p_holm"].iloc[0] == pytest.approx(p)
+    # The mixing sweep: 2 seeds x (clean + 3 corruptions at severity 5) x n (1, 8, all)
+    # x N (0, 16) for bn; its full-adaptation corner is the main table's adapted score.
+    mixing = pd.read_csv(result.out_dir / "mixing.csv")
+    assert set(mixing.variant) == {"bn"} and len(mixing) == 2 * 4 * 3 * 2
+    assert sorted(set(mixing.target_images)) == [1, 8, 100]
+    corner = mixing[(mixing.source_weight == 0) & (mixing.target_images == 100)]
+    main = bn[(bn.corruption == "clean") | (bn.severity == 5)]
+    merged = corner.merge(main, on=["seed", "corruption", "severity"])
+    assert len(merged) == 8
+    np.testing.assert_allclose(merged.accuracy_x, merged.adapted_accuracy)
+    for name in ("corruption_robustness.png", "bn_mixing.png"):
+        assert (result.out_dir / name).stat().st_size > 10_000
     assert sorted(p.name for p in (result.out_dir / "units").glob("*.keras")) == [
-        "base.keras",
-        "bn.keras",
+        "base-seed0.keras",
+        "base-seed1.keras",
+        "bn-seed0.keras",
+        "bn-seed1.keras",
     ]
 
 
@@ -137,8 +160,11 @@ def test_set_overrides_are_typed_by_the_config_fields():
 
 def test_models_from_a_folder_are_scored_without_training(tmp_path, capsys, shared_data_dir):
     models = tmp_path / "models"
-    for variant in ("base", "bn"):  # --quick scores MNIST models
+    for variant in ("base", "bn"):  # --quick scores 2 MNIST models per variant
+        # seed 0 under compare --save-models' name, seed 1 under its own
         save_model(build_model("mnist", variant, seed=0), models / f"mnist-{variant}.keras", {})
+        seed1 = models / f"mnist-{variant}-seed1.keras"
+        save_model(build_model("mnist", variant, seed=1), seed1, {})
 
     def argv(out, models_dir):
         return [
@@ -157,7 +183,7 @@ def test_models_from_a_folder_are_scored_without_training(tmp_path, capsys, shar
     assert experiments_main(argv(out, models)) == 0
     assert not (out / "units").exists()  # nothing trained
     rows = pd.read_csv(out / "history.csv")
-    assert set(rows.variant) == {"base", "bn"}
+    assert set(rows.variant) == {"base", "bn"} and set(rows.seed) == {0, 1}
     missing = argv(tmp_path / "x", tmp_path / "empty")
     with pytest.raises(SystemExit) as stop:
         experiments_main(missing)

@@ -5,6 +5,8 @@
   scaling (Guo et al. 2017);
 * :mod:`~kerasbn.diagnostics.precise_bn`: population ("precise") BN statistics in place
   of the moving averages;
+* :mod:`~kerasbn.diagnostics.adapt_bn`: test-time BN adaptation to unlabelled images,
+  with a prior on the training statistics (Schneider et al. 2020);
 * :mod:`~kerasbn.diagnostics.variance_shift`: the train/inference variance shift that
   Dropout before BN causes (Li et al. 2019);
 * :mod:`~kerasbn.diagnostics.activations`: percentiles of the pre-activations over
@@ -14,6 +16,7 @@
 """
 
 from kerasbn.diagnostics.activations import ActivationPercentiles
+from kerasbn.diagnostics.adapt_bn import adapt_bn
 from kerasbn.diagnostics.calibration import (
     calibration_scores,
     expected_calibration_error,
@@ -29,6 +32,7 @@ __all__ = [
     "DIAGNOSTIC_COLUMNS",
     "ActivationPercentiles",
     "RunDiagnostics",
+    "adapt_bn",
     "bn_input_statistics",
     "calibration_scores",
     "expected_calibration_error",

@@ -28,14 +28,20 @@ def _moments_probe(model: keras.Model, layers: list) -> keras.Model:
 
 
 def input_moments(
-    model: keras.Model, images, batch_size: int, training: bool, limit: int | None = None
+    model: keras.Model,
+    images,
+    batch_size: int,
+    training: bool,
+    limit: int | None = None,
+    layers: list | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per BN layer of ``model`` (by name): the per-channel mean and biased variance of
-    its input over the first ``limit`` ``images`` (all when ``None``), with the model
-    called in ``training`` mode. Each batch's mean and variance (float32, on the device)
-    are pooled in float64 with Chan et al.'s update, which stays exact where the mean
-    is large next to the spread (a running sum of squares would cancel)."""
-    layers = bn_layers(model)
+    """Per BN layer of ``model`` (by name; ``layers``: only these): the per-channel mean
+    and biased variance of its input over the first ``limit`` ``images`` (all when
+    ``None``), with the model called in ``training`` mode. Each batch's mean and
+    variance (float32, on the device) are pooled in float64 with Chan et al.'s update,
+    which stays exact where the mean is large next to the spread (a running sum of
+    squares would cancel)."""
+    layers = bn_layers(model) if layers is None else layers
     if not layers:
         return {}
     probe = _moments_probe(model, layers)

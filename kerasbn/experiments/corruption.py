@@ -3,13 +3,17 @@ statistics on the corrupted images recovers (Hendrycks & Dietterich 2019; Schnei
 al. 2020, "Improving robustness against common corruptions by covariate shift
 adaptation").
 
-For each variant: the trained CIFAR-10 net (read from ``models_dir``, e.g. the
-``saved_models/`` a ``compare`` run wrote, or trained here with the data set's default
-recipe), the first ``test_images`` test images under each corruption of
-:mod:`kerasbn.corruptions` at each severity, scored as trained and, for BN variants,
-after test-time BN adaptation: every BN layer's moving mean and variance replaced by the
-statistics of corrupted images (no labels; Schneider et al.'s full adaptation, N = 0
-source samples), computed with :func:`kerasbn.diagnostics.recalibrate_bn`.
+For each variant, ``seeds`` trained CIFAR-10 nets (trained here with the data set's
+default recipe, or read from ``models_dir``), the first ``test_images`` test images
+under each corruption of :mod:`kerasbn.corruptions` at each severity, scored as trained
+and, for BN variants, after test-time BN adaptation: every BN layer's moving mean and
+variance replaced by the statistics of corrupted images (no labels; Schneider et al.'s
+full adaptation, N = 0 source samples; :func:`kerasbn.diagnostics.adapt_bn`). On the
+sets of ``mixing_severities``, Schneider et al.'s sweep adapts to n target images with
+the training statistics weighted as N images (:mod:`.corruption_mixing`). "More robust
+as trained" is tested as ``compare`` tests a recipe: each variant's mean corrupted
+accuracy, and its drop from clean accuracy, against the baseline's, paired over seeds,
+Holm over the variants.
 
 The statistics come from a held-out part of each set (its first ``adapt_fraction``),
 and every accuracy is scored on the rest, so no image is scored by statistics it helped
@@ -31,8 +35,24 @@ import pandas as pd
 from kerasbn._signals import raise_if_stopped
 from kerasbn.corruptions import CORRUPTIONS, corrupt, list_corruptions
 from kerasbn.data import load_dataset
-from kerasbn.diagnostics import recalibrate_bn
-from kerasbn.experiments._common import ExperimentResult, pyplot, save_figure, write_outputs
+from kerasbn.diagnostics import adapt_bn
+from kerasbn.diagnostics._moments import bn_layers
+from kerasbn.diagnostics.adapt_bn import source_statistics
+from kerasbn.experiments._common import (
+    ExperimentResult,
+    mean_std,
+    pyplot,
+    save_figure,
+    write_outputs,
+)
+from kerasbn.experiments._inference import judge
+from kerasbn.experiments.corruption_mixing import (
+    check_targets,
+    mixing_markdown,
+    mixing_rows,
+    plot_mixing,
+)
+from kerasbn.layers import clone_with, unfuse_batch_norm
 from kerasbn.loading import load_model
 from kerasbn.plots import heatmap
 from kerasbn.saving import save_model
@@ -53,12 +73,18 @@ class Config:
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)
     # per set: the first half adapts BN, the other 2,000 are scored (8 x 5 sets, 2 ways)
     test_images: int = 4000
-    models_dir: str | None = None  # <dataset>-<variant>.keras files; None: train here
+    # <dataset>-<variant>-seed<k>.keras files (seed 0 may be the <dataset>-<variant>.keras
+    # that compare --save-models writes); None: train here
+    models_dir: str | None = None
     epochs: int | None = None  # when training here; None: the data set's default recipe
     train_images: int | None = None  # when training here: the first N (None: all)
-    seed: int = 0
+    seeds: int = 3  # trained models per variant (seeds 0, 1, ...): the paired test's pairs
     adapt_batch: int = 256
     adapt_fraction: float = 0.5  # of each set: the images BN's statistics come from
+    # Schneider et al.'s sweep: n target images (0: all held-out ones) x N source weight
+    mixing_targets: tuple[int, ...] = (1, 8, 32, 256, 0)
+    mixing_sources: tuple[int, ...] = (0, 16, 64)
+    mixing_severities: tuple[int, ...] = (3,)  # its sets: these severities, and clean
 
 
 QUICK = {
@@ -69,34 +95,55 @@ QUICK = {
     "severities": (1, 5),
     "test_images": 200,
     "epochs": 3,
+    "seeds": 2,
+    "mixing_targets": (1, 8, 0),
+    "mixing_sources": (0, 16),
+    "mixing_severities": (5,),
 }
 
+# Schneider et al.'s abstract, for the number next to ours.
+PAPER = (
+    'Schneider et al. (2020, abstract): "Using the corrected statistics, ResNet-50 '
+    'reaches 62.2% mCE on ImageNet-C compared to 76.7% without adaptation." Their mCE '
+    "is each corruption's error divided by AlexNet's, on ImageNet-C's 15 corruptions "
+    "with batches of 512 and more; ours is the plain mean error on the sets above"
+)
 
-def _model(config: Config, variant: str, data, units: Path):
-    """The variant's trained inference model: from ``models_dir``, from an earlier
-    (resumed) run's unit, or trained now and kept as a unit."""
+
+def _saved_model(config: Config, variant: str, seed: int):
+    """Seed ``seed``'s model of ``variant`` in ``models_dir``."""
+    folder = Path(config.models_dir)
+    names = [f"{config.dataset}-{variant}-seed{seed}.keras"]
+    if seed == 0:
+        names.append(f"{config.dataset}-{variant}.keras")  # what compare --save-models writes
+    for name in names:
+        if (folder / name).exists():
+            return load_model(folder / name, check_manifest=False)
+    raise ValueError(
+        f"{folder / names[0]} does not exist: run python -m kerasbn.compare --dataset "
+        f"{config.dataset} --variants {variant} --save-models {config.models_dir} first "
+        "(it saves seed 0; name other seeds' models <dataset>-<variant>-seed<k>.keras), "
+        f"set seeds=1, or leave models_dir out to train here. Received: {folder / names[0]}"
+    )
+
+
+def _model(config: Config, variant: str, seed: int, data, units: Path):
+    """The variant's trained inference model for ``seed``: from ``models_dir``, from an
+    earlier (resumed) run's unit, or trained now and kept as a unit."""
     if config.models_dir is not None:
-        path = Path(config.models_dir) / f"{config.dataset}-{variant}.keras"
-        if not path.exists():
-            raise ValueError(
-                f"{path} does not exist: run python -m kerasbn.compare --dataset "
-                f"{config.dataset} --variants {variant} --save-models "
-                f"{config.models_dir} first, or leave models_dir out to train here. "
-                f"Received: {path}"
-            )
-        return load_model(path, check_manifest=False)
-    unit = units / f"{variant}.keras"
+        return _saved_model(config, variant, seed)
+    unit = units / f"{variant}-seed{seed}.keras"
     if unit.exists():
-        log.info("%s: trained earlier, read back", variant)
+        log.info("%s seed %d: trained earlier, read back", variant, seed)
         return load_model(unit, check_manifest=False)
-    settings = {"seed": config.seed, "verbose": 0}
+    settings = {"seed": seed, "verbose": 0}
     if config.epochs is not None:
         settings["epochs"] = config.epochs
     if config.train_images is not None:
         data = data.limit(min(config.train_images, len(data.x_train)))
     result = train(data, variant, default_config(config.dataset, **settings))
     model = result.inference_model()
-    save_model(model, unit, {"dataset": config.dataset, "variant": variant})
+    save_model(model, unit, {"dataset": config.dataset, "variant": variant, "seed": seed})
     return model
 
 
@@ -105,9 +152,10 @@ def _accuracy(model, images, labels) -> float:
     return float(np.mean(predicted == labels))
 
 
-def _score(model, batch_norm: bool, images, labels, config: Config) -> dict:
+def _score(model, adaptable, images, labels, config: Config) -> dict:
     """Accuracy on the scored part of one set, as trained and (BN) after adapting BN's
-    statistics on the set's held-out part."""
+    statistics on the set's held-out part (N = 0: full adaptation). ``adaptable``: a
+    plain-BN copy of ``model`` and its statistics as trained, or ``None`` (no BN)."""
     held_out = int(round(config.adapt_fraction * len(images)))
     scored, scored_labels = images[held_out:], labels[held_out:]
     row = {
@@ -116,21 +164,29 @@ def _score(model, batch_norm: bool, images, labels, config: Config) -> dict:
         "adapt_images": held_out,
         "scored_images": len(scored),
     }
-    if batch_norm:
-        adapted = recalibrate_bn(
-            model, images[:held_out], batch_size=config.adapt_batch, num_batches=None
-        )
-        row["adapted_accuracy"] = _accuracy(adapted, scored, scored_labels)
+    if adaptable is not None:
+        work, source = adaptable
+        adapt_bn(work, images[:held_out], 0, config.adapt_batch, source=source, in_place=True)
+        row["adapted_accuracy"] = _accuracy(work, scored, scored_labels)
     return row
 
 
-def summarize(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per variant: clean accuracy (as trained and adapted), mean accuracy over every
-    corrupted set, the same after BN adaptation, and the share of the drop adaptation
-    wins back, against the adapted clean accuracy (the same adaptation on clean images)."""
-    clean = rows[rows.corruption == "clean"].set_index("variant")
-    corrupted = rows[rows.corruption != "clean"].groupby("variant", sort=False)
-    summary = pd.DataFrame(
+def _adaptable(model):
+    """A copy of a BN ``model`` to adapt in place, set after set (one copy: no clone and
+    no retraced prediction per set), with its statistics as trained; ``None`` without BN."""
+    work = clone_with(unfuse_batch_norm(model), lambda layer: None)
+    return (work, source_statistics(work)) if bn_layers(work) else None
+
+
+def per_model(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant and seed: clean accuracy (as trained and adapted), mean
+    accuracy over every corrupted set (as trained and adapted), the worst set's, the
+    drop from clean to corrupted as trained, and the share of the drop adaptation wins
+    back, against the adapted clean accuracy (the same adaptation on clean images)."""
+    keys = ["variant", "seed"]
+    clean = rows[rows.corruption == "clean"].set_index(keys)
+    corrupted = rows[rows.corruption != "clean"].groupby(keys, sort=False)
+    table = pd.DataFrame(
         {
             "clean_accuracy": clean["accuracy"],
             "adapted_clean_accuracy": clean["adapted_accuracy"],
@@ -139,40 +195,64 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
             "worst_set_accuracy": corrupted["accuracy"].min(),
         }
     )
-    drop = summary.adapted_clean_accuracy - summary.corruption_accuracy
-    summary["drop_recovered"] = (
-        summary.adapted_corruption_accuracy - summary.corruption_accuracy
-    ) / drop
-    return summary.reset_index()
+    table["corruption_drop"] = table.clean_accuracy - table.corruption_accuracy
+    table["drop_recovered"] = (table.adapted_corruption_accuracy - table.corruption_accuracy) / (
+        table.adapted_clean_accuracy - table.corruption_accuracy
+    )
+    return table.reset_index()
 
 
-def _markdown(summary: pd.DataFrame) -> str:
-    def pct(value):
-        return "–" if pd.isna(value) else f"{100 * value:.2f}"
+def summarize(models: pd.DataFrame, judged) -> pd.DataFrame:
+    """Per variant: the mean over its models of each measure, the std of the corrupted
+    accuracy, and the verdict of the paired test on it."""
+    grouped = models.groupby("variant", sort=False)
+    summary = grouped.mean(numeric_only=True).drop(columns="seed")
+    summary["corruption_accuracy_std"] = grouped["corruption_accuracy"].std(ddof=1)
+    summary["seeds"] = grouped.size()
+    summary = summary.reset_index()
+    baseline = judged.verdicts["baseline"].iloc[0] if len(judged.verdicts) else None
+    summary["verdict"] = [
+        "baseline" if v == baseline else judged.word(v, "corruption_accuracy")
+        for v in summary.variant
+    ]
+    return summary
 
+
+def _markdown(models: pd.DataFrame) -> str:
+    def pct(values):
+        values = values.dropna()
+        return "–" if values.empty else mean_std(values)
+
+    def won(values):
+        values = values.dropna()
+        return "–" if values.empty else f"{values.mean():.0%}"
+
+    groups = list(models.groupby("variant", sort=False))
     table = pd.DataFrame(
         {
-            "variant": [f"`{v}`" for v in summary.variant],
-            "clean test acc %": summary.clean_accuracy.map(pct),
-            "clean, BN adapted %": summary.adapted_clean_accuracy.map(pct),
-            "corrupted: mean acc %": summary.corruption_accuracy.map(pct),
-            "corrupted, BN adapted: mean acc %": summary.adapted_corruption_accuracy.map(pct),
-            "worst set acc %": summary.worst_set_accuracy.map(pct),
-            "drop won back by adaptation": [
-                "–" if pd.isna(v) else f"{v:.0%}" for v in summary.drop_recovered
+            "variant": [f"`{v}`" for v, _ in groups],
+            "seeds": [len(g) for _, g in groups],
+            "clean test acc %": [pct(g.clean_accuracy) for _, g in groups],
+            "clean, BN adapted %": [pct(g.adapted_clean_accuracy) for _, g in groups],
+            "corrupted: mean acc %": [pct(g.corruption_accuracy) for _, g in groups],
+            "corrupted, BN adapted %": [pct(g.adapted_corruption_accuracy) for _, g in groups],
+            "drop clean → corrupted (pp)": [
+                f"{100 * g.corruption_drop.mean():.2f}" for _, g in groups
             ],
+            "worst set acc %": [pct(g.worst_set_accuracy) for _, g in groups],
+            "drop won back by adaptation": [won(g.drop_recovered) for _, g in groups],
         }
     )
     return table.to_markdown(index=False, disable_numparse=True)
 
 
-def plot(rows: pd.DataFrame, path: Path) -> Path:
+def plot(rows: pd.DataFrame, path: Path, title: str) -> Path:
     corrupted = rows[rows.corruption != "clean"]
     variants = list(dict.fromkeys(rows.variant))
     names = list(dict.fromkeys(corrupted.corruption))
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), constrained_layout=True)
-    for ax, column, title in (
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5.2), constrained_layout=True)
+    for ax, column, kind in (
         (axes[0], "accuracy", "as trained"),
         (axes[1], "adapted_accuracy", "BN statistics re-estimated on the corrupted images"),
     ):
@@ -180,7 +260,7 @@ def plot(rows: pd.DataFrame, path: Path) -> Path:
         grid = grid.reindex(index=names, columns=variants).to_numpy()
         labels = [["no BN" if np.isnan(v) else f"{v:.0%}" for v in row] for row in grid]
         image = heatmap(ax, grid, names, variants, labels)
-        ax.set_title(f"test accuracy, mean over severities:\n{title}", fontsize=10)
+        ax.set_title(f"accuracy, mean over severities and seeds:\n{kind}", fontsize=10)
     fig.colorbar(image, ax=axes[1], fraction=0.05)
     for variant in variants:
         by = corrupted[corrupted.variant == variant].groupby("severity")
@@ -195,55 +275,131 @@ def plot(rows: pd.DataFrame, path: Path) -> Path:
             )
     axes[2].set_xticks(sorted(set(corrupted.severity)))
     axes[2].set_xlabel("severity")
-    axes[2].set_ylabel("test accuracy (mean over corruptions)")
+    axes[2].set_ylabel("accuracy (mean over corruptions and seeds)")
     axes[2].legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
     return save_figure(fig, path)
 
 
-def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
+def _check(config: Config) -> None:
+    """Refuse bad settings before any training."""
     if not 0 < config.adapt_fraction < 1:
         raise ValueError(
             "adapt_fraction is the share of each set BN's statistics come from, the rest "
             f"being scored: between 0 and 1. Received: {config.adapt_fraction}"
         )
+    if config.seeds < 1:
+        raise ValueError(
+            f"seeds is the number of models per variant: 1 or more. Received: {config.seeds}"
+        )
     for name in config.corruptions:
         CORRUPTIONS.lookup(name)  # an unknown name fails before any training
-    data = load_dataset(config.dataset, data_dir)
-    images, labels = data.x_test[: config.test_images], data.y_test[: config.test_images]
-    models = {v: _model(config, v, data, Path(out_dir) / "units") for v in config.variants}
+    unswept = sorted(set(config.mixing_severities) - set(config.severities))
+    if unswept:
+        raise ValueError(
+            "mixing_severities must be among severities (the sweep reuses their sets): "
+            f"add them to severities or drop them. Received: {unswept}"
+        )
+    check_targets(config.mixing_targets, int(round(config.adapt_fraction * config.test_images)))
+
+
+def _sets(config: Config, images) -> list[tuple]:
     sets = [("clean", "clean", 0, images)]
     for k, name in enumerate(config.corruptions):
         for severity in config.severities:
-            seed = config.seed * 1000 + 10 * k + severity  # a fixed draw per set
+            seed = 10 * k + severity  # a fixed draw per set, the same for every model
             family = CORRUPTIONS.lookup(name).family
             sets.append((name, family, severity, corrupt(images, name, severity, seed)))
-    rows = []
-    for name, family, severity, x in sets:
-        for variant, model in models.items():
-            raise_if_stopped()
-            scores = _score(model, get_variant(variant).uses_bn, x, labels, config)
-            rows.append(
-                dict(
-                    variant=variant,
-                    corruption=name,
-                    family=family,
-                    severity=severity,
-                    images=len(x),
-                    **scores,
+    return sets
+
+
+def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
+    _check(config)
+    data = load_dataset(config.dataset, data_dir)
+    images, labels = data.x_test[: config.test_images], data.y_test[: config.test_images]
+    sets = _sets(config, images)
+    mixing_sets = [
+        (name, severity, x)
+        for name, _, severity, x in sets
+        if name == "clean" or severity in config.mixing_severities
+    ]
+    rows, mixing = [], []
+    for seed in range(config.seeds):  # seed-major: a stopped run keeps whole seeds' units
+        for variant in config.variants:
+            model = _model(config, variant, seed, data, Path(out_dir) / "units")
+            adaptable = _adaptable(model) if get_variant(variant).uses_bn else None
+            for name, family, severity, x in sets:
+                raise_if_stopped()
+                scores = _score(model, adaptable, x, labels, config)
+                rows.append(
+                    dict(
+                        variant=variant,
+                        seed=seed,
+                        corruption=name,
+                        family=family,
+                        severity=severity,
+                        images=len(x),
+                        **scores,
+                    )
                 )
-            )
-        log.info("%s severity %s: scored", name, severity)
+            if adaptable is not None:
+                found = mixing_rows(*adaptable, mixing_sets, labels, config, _accuracy)
+                mixing += [dict(variant=variant, seed=seed, **row) for row in found]
+            log.info("%s seed %d: every set scored", variant, seed)
     rows = pd.DataFrame(rows)
-    summary = summarize(rows)
-    table = _markdown(summary)
-    notes = (
-        f"{len(images)} test images of {config.dataset}; corruptions: "
-        f"{', '.join(config.corruptions)} at severities {list(config.severities)}. "
-        f"adapted: BN moving statistics re-estimated on the first "
-        f"{config.adapt_fraction:.0%} of each set (no labels), every accuracy scored on "
-        "the rest; drop won back: (adapted corrupted - corrupted) / (adapted clean - "
-        "corrupted)."
+    models = per_model(rows)
+    baseline = "base" if "base" in config.variants else config.variants[0]
+    judged = judge(
+        models,
+        by="variant",
+        baseline=baseline,
+        dataset=config.dataset,
+        metrics={
+            "corruption_accuracy": ("better", "worse"),
+            "corruption_drop": ("larger drop", "smaller drop"),
+        },
     )
+    summary = summarize(models, judged)
+    described = (
+        f"{len(images)} test images of {config.dataset}, {config.seeds} trained model(s) "
+        f"per variant; corruptions: {', '.join(config.corruptions)} at severities "
+        f"{list(config.severities)}"
+    )
+    notes = (
+        f"{described}. adapted: BN moving statistics re-estimated on the first "
+        f"{config.adapt_fraction:.0%} of each set (no labels; N = 0), every accuracy scored "
+        "on the rest; drop won back: (adapted corrupted - corrupted) / (adapted clean - "
+        "corrupted), mean over models."
+    )
+    sections = [_markdown(models), judged.markdown()]
     result = ExperimentResult("corruption-robustness", summary, rows, notes=notes)
-    result.figures.append(plot(rows, Path(out_dir) / "corruption_robustness.png"))
-    return write_outputs(result, out_dir, "corruption-robustness", table)
+    if mixing:
+        mixing = pd.DataFrame(mixing)
+        swept = rows[(rows.corruption != "clean") & rows.severity.isin(config.mixing_severities)]
+        # as trained on the sweep's corrupted sets: the mean over sets per model, then models
+        as_trained = swept.groupby(["variant", "seed"])["accuracy"].mean().groupby(level=0).mean()
+        sections.append(
+            f"Source/target mixing (Schneider et al.): accuracy on the corrupted sets of "
+            f"severity {list(config.mixing_severities)} after adapting to the first n "
+            "held-out images of each set, the training statistics weighted as N images "
+            f"(n = {int(round(config.adapt_fraction * len(images)))} is all of them; "
+            "mean ± std over models):\n\n" + mixing_markdown(mixing, as_trained)
+        )
+        result.figures.append(plot_mixing(mixing, as_trained, Path(out_dir) / "bn_mixing.png"))
+        mixing.to_csv(Path(out_dir) / "mixing.csv", index=False)
+    adapted = models.dropna(subset=["adapted_corruption_accuracy"])
+    if len(adapted):
+        first = adapted.groupby("variant", sort=False).mean(numeric_only=True).iloc[0]
+        sections.append(
+            f"{PAPER}: `{adapted.variant.iloc[0]}` here, mean error "
+            f"{100 * (1 - first.corruption_accuracy):.1f}% as trained, "
+            f"{100 * (1 - first.adapted_corruption_accuracy):.1f}% adapted."
+        )
+    result.figures.append(
+        plot(
+            rows, Path(out_dir) / "corruption_robustness.png", f"corruption robustness: {described}"
+        )
+    )
+    models.to_csv(Path(out_dir) / "models.csv", index=False)
+    judged.write(out_dir)
+    return write_outputs(result, out_dir, "corruption-robustness", "\n\n".join(sections))
