@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from kerasbn.cli.experiments import main
 from kerasbn.experiments import get_experiment, list_experiments, run_experiment
@@ -292,23 +293,85 @@ def test_lr_robustness_causal_tests_on_a_made_up_grid():
 
 
 def test_batch_size_rows_scaling_and_three_ways_to_score(quick_run):
+    from statsmodels.stats.multitest import multipletests
+
     result = quick_run("batch-size")
     summary = result.summary.set_index(["variant", "batch_size"])
-    # QUICK: base, bn and gn at batches 4 and 64; Ghost BN of 8 only above 8.
+    # QUICK: base and bn at batches 8 and 64; FrozenBN at the reference batch (32) and
+    # below; Ghost BN of 8 above 8, at the same epochs and at batch 8's steps.
     assert sorted(summary.index) == sorted(
-        [("base", 4), ("base", 64), ("bn", 4), ("bn", 64), ("gn", 4), ("gn", 64), ("bn-ghost8", 64)]
+        [
+            ("base", 8),
+            ("base", 64),
+            ("bn", 8),
+            ("bn", 64),
+            ("bn-frozen", 8),
+            ("bn-ghost8", 64),
+            ("bn-ghost8-steps", 64),
+        ]
     )
     for (_, batch), row in summary.iterrows():
         assert row["learning_rate"] == pytest.approx(0.01 * batch / 32)  # linear scaling
+    # Hoffer et al.'s regime adaptation: 8 times the epochs, the steps of a batch of 8.
+    assert summary.loc[("bn-ghost8-steps", 64), "epochs"] == 2 * 64 // 8
+    assert summary.loc[("bn-ghost8-steps", 64), "steps"] == 512 // 8 * 2
+    assert summary.loc[("bn-ghost8-steps", 64), "steps"] == summary.loc[("bn", 8), "steps"]
     errors = summary[["ema_error", "precise_error", "train_mode_error"]]
     assert errors.notna().all().all() and ((errors >= 0) & (errors <= 1)).all().all()
-    assert (summary["diverged_seeds"] == 0).all()
-    rows = [r for r in (result.out_dir / "summary.md").read_text().splitlines() if "| `" in r]
-    assert len(rows) == 7 and all("| 0/1 " in r for r in rows)
-    for name in ("base", "gn"):  # no batch statistics: the three scorings are one network
-        plain = summary.loc[name]
-        assert (plain["ema_error"] == plain["precise_error"]).all()
-        assert (plain["ema_error"] == plain["train_mode_error"]).all()
+    assert (summary["diverged_seeds"] == 0).all() and (summary["seeds"] == 2).all()
+    text = (result.out_dir / "summary.md").read_text()
+    rows = [r for r in text.split("### Each row")[0].splitlines() if "| `" in r]
+    assert len(rows) == 7 and all("| 0/2 " in r for r in rows)
+    plain = summary.loc["base"]  # no batch statistics: the three scorings are one network
+    assert (plain["ema_error"] == plain["precise_error"]).all()
+    assert (plain["ema_error"] == plain["train_mode_error"]).all()
+    # Each row against bn at its batch size: scipy's paired t-test, statsmodels' Holm.
+    runs = result.history
+    verdicts = pd.read_csv(result.out_dir / "verdicts.csv")
+    family = verdicts[(verdicts.batch_size == 64) & (verdicts.metric == "precise_error")]
+    assert sorted(family.variant) == ["base", "bn-ghost8", "bn-ghost8-steps"]
+    at64 = runs[runs.batch_size == 64].pivot(
+        index="seed", columns="variant", values="precise_error"
+    )
+    raw = [stats.ttest_rel(at64[v], at64["bn"]).pvalue for v in family.variant]
+    np.testing.assert_allclose(family.p_value, raw)
+    np.testing.assert_allclose(family.p_holm, multipletests(raw, method="holm")[1])
+
+
+def test_frozen_bn_phase_trains_with_the_population_statistics_fixed():
+    from types import SimpleNamespace
+
+    import keras
+
+    from kerasbn.experiments.batch_size import _frozen_bn
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((5,))
+    x = keras.layers.Dense(4, name="dense")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="head")(x))
+    rng = np.random.default_rng(0)
+    data = SimpleNamespace(
+        x_train=rng.normal(1.0, 2.0, (64, 5)).astype("float32"), y_train=rng.integers(0, 3, 64)
+    )
+    settings = SimpleNamespace(
+        learning_rate=0.05, momentum=0.9, label_smoothing=0.0, seed=0, batch_size=8
+    )
+    w, b = (np.asarray(v, np.float64) for v in model.get_layer("dense").get_weights())
+    population = data.x_train.astype(np.float64) @ w + b  # bn's input before the phase
+    head = model.get_layer("head").get_weights()[0].copy()
+    gamma_beta = [v.copy() for v in model.get_layer("bn").get_weights()[:2]]
+    frozen, diverged = _frozen_bn(model, data, settings, epochs=2, precise_batch=16)
+    assert not diverged
+    layer = frozen.get_layer("bn")
+    # The statistics are the training images' population ones, kept through training;
+    # scale and shift frozen too, while the other layers learned.
+    np.testing.assert_allclose(layer.moving_mean, population.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(layer.moving_variance, population.var(0), rtol=1e-4, atol=1e-5)
+    for before, after in zip(gamma_beta, layer.get_weights()[:2], strict=True):
+        np.testing.assert_array_equal(before, after)
+    assert not np.allclose(frozen.get_layer("head").get_weights()[0], head)
+    assert layer.trainable  # scored in training mode like every other net
 
 
 def test_training_mode_predictions_normalize_each_batch_by_itself():
