@@ -343,7 +343,7 @@ def test_frozen_bn_phase_trains_with_the_population_statistics_fixed():
 
     import keras
 
-    from kerasbn.experiments.batch_size import _frozen_bn
+    from kerasbn.experiments.batch_remedies import frozen_bn_phase
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((5,))
@@ -361,7 +361,7 @@ def test_frozen_bn_phase_trains_with_the_population_statistics_fixed():
     population = data.x_train.astype(np.float64) @ w + b  # bn's input before the phase
     head = model.get_layer("head").get_weights()[0].copy()
     gamma_beta = [v.copy() for v in model.get_layer("bn").get_weights()[:2]]
-    frozen, diverged = _frozen_bn(model, data, settings, epochs=2, precise_batch=16)
+    frozen, diverged = frozen_bn_phase(model, data, settings, epochs=2, precise_batch=16)
     assert not diverged
     layer = frozen.get_layer("bn")
     # The statistics are the training images' population ones, kept through training;
@@ -377,7 +377,7 @@ def test_frozen_bn_phase_trains_with_the_population_statistics_fixed():
 def test_training_mode_predictions_normalize_each_batch_by_itself():
     import keras
 
-    from kerasbn.experiments.batch_size import training_mode_predictions
+    from kerasbn.experiments.batch_remedies import training_mode_predictions
 
     inputs = keras.Input((5,))
     x = keras.layers.Dense(4, name="dense")(inputs)

@@ -37,7 +37,6 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
-import keras
 import numpy as np
 import pandas as pd
 
@@ -54,14 +53,12 @@ from kerasbn.experiments._common import (
     write_outputs,
 )
 from kerasbn.experiments._inference import judge
-from kerasbn.layers import GhostBatchNormalization, clone_with
+from kerasbn.experiments.batch_remedies import frozen_bn_phase, training_mode_predictions
 from kerasbn.training import train
-from kerasbn.training.callbacks import blown_up
-from kerasbn.training.config import compile_classifier
 from kerasbn.variants import get_variant
 from kerasbn.verdict_text import p_text, points_text, span_text
 
-__all__ = ["QUICK", "Config", "run", "training_mode_predictions"]
+__all__ = ["QUICK", "Config", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -102,30 +99,6 @@ QUICK = {
     "frozen_epochs": 1,
     "seeds": 2,
 }
-
-
-def training_mode_predictions(
-    model: keras.Model, images, batch_size: int, chunk: int = 512
-) -> np.ndarray:
-    """Class probabilities with every BN normalizing each run of ``batch_size`` images by
-    their own statistics, as in training (Dropout off). The model is not changed: a copy
-    with Ghost BN of that size is called in training mode on chunks of whole batches."""
-
-    def ghost(layer):
-        if isinstance(layer, keras.layers.Dropout):
-            return keras.layers.Identity(name=layer.name)
-        if isinstance(layer, keras.layers.BatchNormalization):  # fused and ghost BN too
-            config = {k: v for k, v in layer.get_config().items() if k != "virtual_batch_size"}
-            return GhostBatchNormalization(virtual_batch_size=batch_size, **config)
-        return None
-
-    copy = clone_with(model, ghost)
-    step = batch_size * max(1, chunk // batch_size)
-    parts = [
-        keras.ops.convert_to_numpy(copy(images[start : start + step], training=True))
-        for start in range(0, len(images), step)
-    ]
-    return np.concatenate(parts)
 
 
 def _error(probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -201,31 +174,6 @@ def _settings(config: Config, version: Version, seed: int, epochs: int):
     )
 
 
-def _frozen_bn(model: keras.Model, data, settings, epochs: int, precise_batch: int):
-    """Wu & Johnson's FrozenBN phase: ``model`` (trained, plain BN) with every BN layer's
-    statistics set to the training images' population statistics and frozen with its
-    scale and shift (Keras: a BN layer that is not trainable normalizes as at
-    inference), then trained ``epochs`` more at the same rate. The optimizer starts
-    afresh (momentum state is not carried over from the first phase)."""
-    frozen = recalibrate_bn(model, data.x_train, batch_size=precise_batch, num_batches=None)
-    for layer in frozen.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
-    optimizer = keras.optimizers.SGD(
-        settings.learning_rate, momentum=settings.momentum, nesterov=True
-    )
-    compile_classifier(frozen, optimizer, label_smoothing=settings.label_smoothing)
-    keras.utils.set_random_seed(settings.seed + 1)
-    history = frozen.fit(
-        data.x_train, data.y_train, batch_size=settings.batch_size, epochs=epochs, verbose=0
-    )
-    diverged = bool(blown_up(np.asarray(history.history["loss"])).any())
-    for layer in frozen.layers:  # trainable again: scored in training mode like the others
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = True
-    return frozen, diverged
-
-
 def _one_run(config: Config, data, version: Version, seed: int) -> dict:
     variant, batch = version.variant, version.batch
     settings = _settings(config, version, seed, version.epochs - version.frozen_epochs)
@@ -234,7 +182,7 @@ def _one_run(config: Config, data, version: Version, seed: int) -> dict:
     if not diverged:
         model = result.inference_model()
         if version.frozen_epochs:
-            model, diverged = _frozen_bn(
+            model, diverged = frozen_bn_phase(
                 model, data, settings, version.frozen_epochs, config.precise_batch
             )
     row = {
