@@ -320,7 +320,7 @@ def test_batch_size_rows_scaling_and_three_ways_to_score(quick_run):
     assert errors.notna().all().all() and ((errors >= 0) & (errors <= 1)).all().all()
     assert (summary["diverged_seeds"] == 0).all() and (summary["seeds"] == 2).all()
     text = (result.out_dir / "summary.md").read_text()
-    rows = [r for r in text.split("### Each row")[0].splitlines() if "| `" in r]
+    rows = [r for r in text.split("### Each version")[0].splitlines() if "| `" in r]
     assert len(rows) == 7 and all("| 0/2 " in r for r in rows)
     plain = summary.loc["base"]  # no batch statistics: the three scorings are one network
     assert (plain["ema_error"] == plain["precise_error"]).all()

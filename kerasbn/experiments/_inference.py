@@ -19,10 +19,10 @@ import pandas as pd
 
 from kerasbn._io import write_text
 from kerasbn.experiments._common import unit_path
-from kerasbn.verdict_text import p_text, verdict_markdown
+from kerasbn.verdict_text import p_text, points_text, span_text, verdict_markdown
 from kerasbn.verdicts import intervals, verdicts
 
-__all__ = ["ACCURACY", "Judged", "judge", "read_correct"]
+__all__ = ["ACCURACY", "Judged", "judge", "judge_each", "judged_each_markdown", "read_correct"]
 
 
 def _signed(value: float) -> str:
@@ -124,3 +124,70 @@ def judge(
         # The test-set size: what the binomial spread and the recipe interval need.
         runs["test_examples"] = len(next(iter(correct.values())))
     return Judged(verdicts(runs, baseline, correct, metrics), intervals(runs, correct, metrics))
+
+
+def judge_each(
+    final: pd.DataFrame,
+    *,
+    group: str,
+    by: str,
+    baseline: str,
+    dataset: str,
+    metrics: dict[str, tuple[str, str]],
+) -> pd.DataFrame:
+    """:func:`judge` within each value of ``group`` (a batch size, a learning rate):
+    there the versions against ``baseline``, each metric a family, Holm over the
+    versions of that group; the verdict rows of every group, with its ``group`` value.
+    A group without ``baseline`` or without another version is left out."""
+    frames = []
+    for value, rows in final.groupby(group, sort=True):
+        if baseline in set(rows[by]) and rows[by].nunique() > 1:
+            judged = judge(rows, by=by, baseline=baseline, dataset=dataset, metrics=metrics)
+            frames.append(judged.verdicts.assign(**{group: value}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def judged_each_markdown(
+    verdicts: pd.DataFrame,
+    *,
+    group: str,
+    group_title: str,
+    titles: dict[str, str],
+    delta_title: str,
+    points: bool = True,
+) -> str:
+    """The verdicts of :func:`judge_each` as one table: a row per group, version and
+    metric (``titles``: each metric's name in the table), the difference in percentage
+    points (``points``) or as it is, then the test, family and correction."""
+    if verdicts.empty:
+        return "No test: no group has the baseline and another version."
+    baseline = verdicts["baseline"].iloc[0]
+    if points:
+        deltas = verdicts["difference"].map(points_text)
+        spans = span_text(verdicts["ci_low"], verdicts["ci_high"])
+    else:
+        deltas = verdicts["difference"].map(_signed)
+        spans = [
+            "n/a" if not np.isfinite(lo) else f"[{_signed(lo)}, {_signed(hi)}]"
+            for lo, hi in zip(verdicts["ci_low"], verdicts["ci_high"], strict=True)
+        ]
+    table = pd.DataFrame(
+        {
+            group_title: verdicts[group].map(
+                lambda v: f"{v:g}" if isinstance(v, float) else str(v)
+            ),
+            "variant": [f"`{v}`" for v in verdicts["variant"]],
+            "measure": verdicts["metric"].map(titles),
+            delta_title: deltas,
+            "95% CI": spans,
+            "p (Holm)": verdicts["p_holm"].map(p_text),
+            "verdict": verdicts["verdict"],
+        }
+    )
+    return (
+        f"### Each version against `{baseline}` at its {group_title}\n\n"
+        f"{table.to_markdown(index=False, disable_numparse=True)}\n\n"
+        f"Test: {verdicts['test'].iloc[0]}; family: the versions of one {group_title} "
+        "under one measure, Holm's step-down correction; detected at Holm-adjusted "
+        "p < 0.05.\n"
+    )

@@ -52,11 +52,10 @@ from kerasbn.experiments._common import (
     save_figure,
     write_outputs,
 )
-from kerasbn.experiments._inference import judge
+from kerasbn.experiments._inference import judge_each, judged_each_markdown
 from kerasbn.experiments.batch_remedies import frozen_bn_phase, training_mode_predictions
 from kerasbn.training import train
 from kerasbn.variants import get_variant
-from kerasbn.verdict_text import p_text, points_text, span_text
 
 __all__ = ["QUICK", "Config", "run"]
 
@@ -245,38 +244,14 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
 ERRORS = {column: ("worse", "better") for column in METHODS}
 
 
-def judge_by_batch(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """At each batch size, every row against ``bn`` at that size, paired over seeds
-    (each scoring a family, Holm over the rows of that size)."""
-    frames = []
-    for batch, rows in runs.groupby("batch_size", sort=True):
-        if "bn" in set(rows["variant"]) and rows["variant"].nunique() > 1:
-            judged = judge(rows, by="variant", baseline="bn", dataset=dataset, metrics=ERRORS)
-            frames.append(judged.verdicts.assign(batch_size=batch))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def verdict_markdown(verdicts: pd.DataFrame) -> str:
-    if verdicts.empty:
-        return "No test: `bn` and another row need a common batch size."
-    table = pd.DataFrame(
-        {
-            "batch": verdicts["batch_size"].astype(str),
-            "variant": [f"`{v}`" for v in verdicts["variant"]],
-            "test error scored with": verdicts["metric"].map(METHODS),
-            "Δ error vs `bn` (pp)": verdicts["difference"].map(points_text),
-            "95% CI (pp)": span_text(verdicts["ci_low"], verdicts["ci_high"]),
-            "p (Holm)": verdicts["p_holm"].map(p_text),
-            "verdict": verdicts["verdict"],
-        }
-    )
-    seeds = verdicts["test"].iloc[0]
-    return (
-        "### Each row against `bn` at its batch size\n\n"
-        f"{table.to_markdown(index=False, disable_numparse=True)}\n\n"
-        f"Test: {seeds} of the test error (a positive Δ: more errors than `bn`); family: "
-        "the rows of one batch size under one scoring, Holm's step-down correction; "
-        "detected at Holm-adjusted p < 0.05.\n"
+def _verdict_markdown(verdicts: pd.DataFrame) -> str:
+    """At each batch size, every row against ``bn`` (a positive Δ: more errors)."""
+    return judged_each_markdown(
+        verdicts,
+        group="batch_size",
+        group_title="batch",
+        titles={column: f"test error, {title}" for column, title in METHODS.items()},
+        delta_title="Δ error (pp)",
     )
 
 
@@ -327,7 +302,14 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     runs = pd.DataFrame(rows)
     runs["diverged"] = runs["diverged"].astype(bool)
     summary = summarize(runs)
-    verdicts = judge_by_batch(runs, config.dataset)
+    verdicts = judge_each(
+        runs,
+        group="batch_size",
+        by="variant",
+        baseline="bn",
+        dataset=config.dataset,
+        metrics=ERRORS,
+    )
 
     def pct(value, spread):
         if pd.isna(value):
@@ -368,4 +350,4 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     result = ExperimentResult("batch-size", summary, runs, notes=notes)
     result.figures.append(plot(summary, config, Path(out_dir) / "batch_size.png"))
     write_text(Path(out_dir) / "verdicts.csv", verdicts.to_csv(index=False))
-    return write_outputs(result, out_dir, "batch-size", f"{table}\n\n{verdict_markdown(verdicts)}")
+    return write_outputs(result, out_dir, "batch-size", f"{table}\n\n{_verdict_markdown(verdicts)}")
