@@ -400,18 +400,55 @@ def test_training_mode_predictions_normalize_each_batch_by_itself():
 def test_smoothness_probes_are_on_the_configured_grid_and_non_negative(quick_run):
     result = quick_run("smoothness")
     history = result.history
-    for variant in ("base", "bn"):
-        assert history.loc[history.variant == variant, "step"].tolist() == [1, 10, 20]
-    # QUICK: step sizes 0.5 and 2 x the rate; one gradient change per step size.
+    for (variant, seed), mine in history.groupby(["variant", "seed"]):
+        assert mine["step"].tolist() == [1, 10, 20], (variant, seed)
+    assert set(history["seed"]) == {0, 1}
+    # QUICK: step sizes 0.5 and 2 x the rate; one gradient change per step size; one
+    # absolute distance and one relative step.
     assert all(len(changes) == 2 for changes in history["grad_changes"])
-    for column in ("loss_range", "grad_change_min", "grad_change_max", "beta_smoothness"):
-        assert (history[column] >= 0).all(), column
-    assert (history["loss_min"] <= history["loss"]).all()
-    assert (history["loss"] <= history["loss_max"]).all()
-    assert (history["grad_change_min"] <= history["grad_change_max"]).all()
+    assert all(len(changes) == 1 for changes in history["grad_changes_abs"])
+    assert all(len(changes) == 1 for changes in history["grad_changes_rel"])
+    for suffix in ("", "_abs", "_rel"):
+        for column in ("loss_range", "grad_change_min", "grad_change_max", "beta_smoothness"):
+            assert (history[column + suffix] >= 0).all(), column + suffix
+        assert (history["loss_min" + suffix] <= history["loss"]).all()
+        assert (history["loss"] <= history["loss_max" + suffix]).all()
     assert (result.summary["loss_rise"] >= 0).all()
     config = json.loads((result.out_dir / "config.json").read_text())["config"]
     assert config["step_multiples"] == [0.5, 2.0]
+    # bn against base: scipy's paired t-test over the seeds of log10 of each run's
+    # median beta-smoothness (one comparison per family: Holm keeps the p-value).
+    medians = history.groupby(["variant", "seed"])["beta_smoothness"].median()
+    p = stats.ttest_rel(np.log10(medians["bn"]), np.log10(medians["base"])).pvalue
+    verdicts = pd.read_csv(result.out_dir / "verdicts.csv").set_index("metric")
+    assert verdicts.loc["log10_beta_smoothness", "p_holm"] == pytest.approx(p)
+    assert verdicts.loc["log10_beta_smoothness", "baseline"] == "base"
+
+
+def test_scale_invariant_measures_ignore_the_scale_of_weights_before_bn():
+    import keras
+
+    from kerasbn.experiments.smoothness_probe import probe
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 5)).astype("float32")
+    y = rng.integers(0, 3, 32)
+    inputs = keras.Input((5,))
+    h = keras.layers.Dense(4, use_bias=False, name="d1")(inputs)
+    h = keras.layers.BatchNormalization(epsilon=1e-9, name="bn")(h)
+    h = keras.layers.ReLU()(h)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="head")(h))
+    kwargs = {"learning_rate": 0.1, "multiples": (1.0,), "distances": (0.3,), "relative": (0.05,)}
+    before = probe(model, x, y, **kwargs)
+    layer = model.get_layer("d1")
+    layer.kernel.assign(layer.kernel.numpy() * 0.1)  # the loss cannot tell (BN follows)
+    after = probe(model, x, y, **kwargs)
+    assert after["loss"] == pytest.approx(before["loss"], rel=1e-5)
+    for column in ("loss_range_rel", "grad_change_max_rel", "beta_smoothness_rel"):
+        assert after[column] == pytest.approx(before[column], rel=1e-3), column
+    # The raw measure does change: d1's gradient grows 10-fold, its curvature 100-fold.
+    assert after["beta_smoothness_abs"] != pytest.approx(before["beta_smoothness_abs"], rel=0.1)
 
 
 def test_smoothness_gradient_is_softmax_regressions_and_assigns_nothing():
