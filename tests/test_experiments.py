@@ -524,3 +524,22 @@ def test_breast_cancer_verdict_is_the_paired_difference_of_its_seeds(quick_run):
     assert verdict["metric"] == "val_accuracy" and verdict["baseline"] == "no BN"
     assert verdict["difference"] == pytest.approx((by["BN on inputs"] - by["no BN"]).mean())
     assert verdict["seeds"] == len(by) == 2
+
+
+def test_init_scale_verdicts_are_scipys_paired_tests_at_each_scale(quick_run):
+    result = quick_run("init-scale-sweep")
+    final = result.history[result.history["epoch"] == result.history["epoch"].max()]
+    assert sorted(set(final["seed"])) == [0, 1] and final["weight_std"].nunique() == 4
+    verdicts = pd.read_csv(result.out_dir / "verdicts.csv")
+    assert len(verdicts) == 4 and (verdicts["family_size"] <= 1).all()
+    for row in verdicts.itertuples():
+        mine = final[np.isclose(final["weight_std"], row.weight_std)]
+        bn = mine[mine.version == "BN"].sort_values("seed")["train_accuracy"].to_numpy()
+        plain = mine[mine.version == "no BN"].sort_values("seed")["train_accuracy"].to_numpy()
+        assert row.difference == pytest.approx(np.mean(bn - plain))
+        if np.std(bn - plain) > 0:
+            assert row.p_value == pytest.approx(stats.ttest_rel(bn, plain).pvalue)
+        else:  # no spread between the seeds' differences: no test, never a verdict word
+            assert row.verdict == "undetermined (no spread)"
+    summary = result.summary.set_index("weight_std")
+    assert set(summary["verdict"]) == set(verdicts["verdict"])
