@@ -221,21 +221,14 @@ FORMATS = {
 
 
 def _folder_tables(folder: Path) -> dict:
-
-    from kerasbn._csv import read_table
     from kerasbn.report import summarize
-    from kerasbn.verdicts import intervals, read_folder, verdicts
+    from kerasbn.verdicts import folder_judgement, read_folder
 
-    if not (folder / "runs.csv").is_file():
-        # A named experiment's folder: its verdicts were judged when it finished, from
-        # per-seed figures that its history holds.
-        return {name: read_table(folder / f"{name}.csv") for name in ("verdicts", "intervals")}
-    runs, correct, baseline = read_folder(folder)
-    return {
-        "verdicts": verdicts(runs, baseline, correct),
-        "intervals": intervals(runs, correct),
-        "summary": summarize(runs, correct),
-    }
+    tables = folder_judgement(folder)
+    if (folder / "runs.csv").is_file():  # a comparison folder also has its summary
+        runs, correct, _ = read_folder(folder)
+        tables["summary"] = summarize(runs, correct)
+    return tables
 
 
 def reference_value(key: str, root: str | os.PathLike = ".", cache: dict | None = None) -> str:

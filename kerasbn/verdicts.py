@@ -39,6 +39,7 @@ __all__ = [
     "METRICS",
     "VERDICT_COLUMNS",
     "choose_baseline",
+    "folder_judgement",
     "intervals",
     "read_correct",
     "read_folder",
@@ -287,6 +288,21 @@ def read_folder(run_dir: str | Path) -> tuple[pd.DataFrame, dict, str]:
     per-run rows, each run's per-image test correctness and the baseline."""
     runs = read_table(Path(run_dir) / "runs.csv", RUN_TEXT_COLUMNS)
     return runs, read_correct(run_dir), stored_baseline(run_dir, runs)
+
+
+def folder_judgement(folder: str | Path, baseline: str | None = None) -> dict[str, pd.DataFrame]:
+    """The ``verdicts`` and ``intervals`` of a finished (or archived) folder: a
+    comparison folder judged now, with the current methods, against ``baseline`` (by
+    default the one it was judged against); a named experiment's folder, whose per-seed
+    figures are in its history, as it judged them when it finished."""
+    folder = Path(folder)
+    if not (folder / "runs.csv").is_file():
+        return {name: read_table(folder / f"{name}.csv") for name in ("verdicts", "intervals")}
+    runs, correct, stored = read_folder(folder)
+    return {
+        "verdicts": verdicts(runs, baseline or stored, correct),
+        "intervals": intervals(runs, correct),
+    }
 
 
 def stored_baseline(run_dir: str | Path, runs: pd.DataFrame) -> str:

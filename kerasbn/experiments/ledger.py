@@ -207,17 +207,14 @@ def _causal_verdicts(causal: pd.DataFrame, baseline: str) -> pd.DataFrame:
 
 def _verdict_row(claim: Claim, folder: Path, cache: dict) -> pd.Series:
     from kerasbn._csv import read_table
-    from kerasbn.verdicts import read_folder, verdicts
+    from kerasbn.verdicts import folder_judgement
 
     key = (folder, claim.baseline)
     if key not in cache:
-        if (folder / "runs.csv").is_file():
-            runs, correct, _ = read_folder(folder)
-            cache[key] = verdicts(runs, claim.baseline, correct)
-        elif claim.metric in _CAUSAL:  # lr-robustness: its table of causal tests
+        if claim.metric in _CAUSAL:  # lr-robustness: its table of causal tests
             cache[key] = _causal_verdicts(read_table(folder / "causal.csv"), claim.baseline)
-        else:  # a named experiment: the verdicts it judged when it finished
-            cache[key] = read_table(folder / "verdicts.csv")
+        else:  # a comparison re-judged at the claim's baseline, or an experiment's own
+            cache[key] = folder_judgement(folder, claim.baseline)["verdicts"]
     table = cache[key]
     rows = table[
         (table["variant"] == claim.variant)
