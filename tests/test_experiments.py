@@ -543,3 +543,23 @@ def test_init_scale_verdicts_are_scipys_paired_tests_at_each_scale(quick_run):
             assert row.verdict == "undetermined (no spread)"
     summary = result.summary.set_index("weight_std")
     assert set(summary["verdict"]) == set(verdicts["verdict"])
+
+
+@pytest.mark.slow
+def test_cifar10_cnn_verdicts_come_from_its_saved_test_images(quick_run):
+    result = quick_run("cifar10-cnn")
+    out = result.out_dir
+    runs = pd.read_csv(out / "runs_by_seed.csv")
+    assert sorted(set(runs["seed"])) == [0, 1]
+    accuracy = {}
+    for row in runs.itertuples():
+        hits = np.load(out / "correct" / f"{row.variant}-seed{row.seed}.npy")
+        assert hits.dtype == bool and hits.shape == (500,)  # QUICK keeps 500 test images
+        assert hits.mean() == pytest.approx(row.test_accuracy, abs=1e-6)
+        accuracy[(row.variant, row.seed)] = hits.mean()
+    verdicts = pd.read_csv(out / "verdicts.csv").set_index("variant")
+    assert set(verdicts.index) == {"dropout", "bn", "bn+dropout"}
+    for variant in verdicts.index:
+        expected = np.mean([accuracy[(variant, s)] - accuracy[("base", s)] for s in (0, 1)])
+        assert verdicts.loc[variant, "difference"] == pytest.approx(expected, abs=1e-9)
+    assert (verdicts["family_size"] == 3).all()

@@ -3,8 +3,11 @@
 The classic Keras example network (Conv32-Conv32-Pool-Conv64-Conv64-Pool-Dense512),
 trained 10 epochs on a 40,000 / 10,000 train / validation split of the CIFAR-10
 training set, without augmentation, as base, dropout (0.25 after each pooling stage,
-0.5 before the classifier), bn, and bn+dropout. It reuses kerasbn's own model builder
-and trainer: the network is an Architecture and the versions are Variants.
+0.5 before the classifier), bn, and bn+dropout, ``seeds`` seeds each. It reuses
+kerasbn's own model builder and trainer: the network is an Architecture and the versions
+are Variants. Each version is judged against ``base`` as ``compare`` judges a recipe:
+paired over seeds, with the test set's own noise from each run's per-image correctness
+(``correct/``), Holm over the versions.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from kerasbn._io import write_json
+from kerasbn._io import save_array, write_json
 from kerasbn.architectures import Architecture
 from kerasbn.data import load_dataset
 from kerasbn.experiments._common import ExperimentResult, mean_std, unit_path, write_outputs
+from kerasbn.experiments._inference import judge, read_correct
 from kerasbn.plots import plot_curves
 from kerasbn.report import run_row, summarize, summary_markdown
-from kerasbn.training import default_config, evaluate, train
+from kerasbn.training import default_config, evaluate, predict_test_probabilities, train
 from kerasbn.variants import Variant
 
 __all__ = ["QUICK", "Config", "run"]
@@ -50,13 +55,13 @@ class Config:
     batch_size: int = 64
     learning_rate: float = 1e-3
     val_size: int = 10_000
-    seeds: int = 1
+    seeds: int = 3
     limit: int | None = None  # training images (None: all 40,000)
     val_limit: int | None = None
     test_limit: int | None = None
 
 
-QUICK = {"epochs": 1, "limit": 256, "val_limit": 256, "test_limit": 500}
+QUICK = {"epochs": 1, "limit": 256, "val_limit": 256, "test_limit": 500, "seeds": 2}
 
 
 def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
@@ -75,6 +80,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
         target_val_accuracy=0.7,
     )
     histories, runs = [], []
+    correct_dir = Path(out_dir) / "correct"
     for variant in VERSIONS:
         for seed in range(config.seeds):
             # One record per finished run, a checkpoint per epoch of the one in progress:
@@ -93,6 +99,9 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
                     backup_dir=backup,
                 )
                 row = run_row(result, evaluate(result.model, data))
+                probabilities = predict_test_probabilities(result.model, data)
+                hits = np.argmax(probabilities, axis=1) == data.y_test[: len(probabilities)]
+                save_array(correct_dir / record.with_suffix(".npy").name, hits)
                 saved = {"row": row, "history": result.history.to_dict("records")}
                 write_json(record, saved)
                 shutil.rmtree(backup, ignore_errors=True)
@@ -100,7 +109,10 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
             histories.append(history.assign(dataset="cifar10", variant=variant.name, seed=seed))
             runs.append(saved["row"])
     history = pd.concat(histories, ignore_index=True)
-    summary = summarize(pd.DataFrame(runs))
+    runs = pd.DataFrame(runs)
+    correct = read_correct(correct_dir, runs, "variant")
+    summary = summarize(runs, correct)
+    judged = judge(runs, by="variant", baseline="base", dataset="cifar10", correct=correct)
     final = history[history["epoch"] == history["epoch"].max()]
     val_table = pd.DataFrame(
         {
@@ -114,6 +126,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     table = (
         f"{val_table}\n\nFull comparison (test set evaluated once at the end):\n\n"
         + summary_markdown(summary)
+        + f"\n\n{judged.markdown()}"
     )
     figure = plot_curves(
         history,
@@ -122,4 +135,6 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
         title="plain Keras CIFAR-10 CNN, 10 epochs (CIFAR-10 JPEG copy)",
     )
     result = ExperimentResult("cifar10-cnn", summary, history, [figure])
+    runs.to_csv(Path(out_dir) / "runs_by_seed.csv", index=False)
+    judged.write(out_dir)
     return write_outputs(result, out_dir, "cifar10-cnn", table)
