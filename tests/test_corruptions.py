@@ -117,6 +117,14 @@ def test_quick_corruption_robustness_scores_every_set_and_adapts_only_bn(quick_r
     p = stats.ttest_rel(per_seed["bn"], per_seed["base"]).pvalue
     assert row["p_value"].iloc[0] == pytest.approx(p)  # one comparison: Holm keeps it
     assert row["p_holm"].iloc[0] == pytest.approx(p)
+    # Does adaptation help: bn's models adapted against the same models as trained.
+    adaptation = pd.read_csv(result.out_dir / "adaptation_verdicts.csv")
+    assert list(adaptation.variant) == ["BN adapted"] and list(adaptation.net) == ["bn"]
+    adapted = bn[bn.corruption != "clean"].groupby("seed")["adapted_accuracy"].mean()
+    as_trained = bn[bn.corruption != "clean"].groupby("seed")["accuracy"].mean()
+    assert adaptation.difference.iloc[0] == pytest.approx((adapted - as_trained).mean())
+    p = stats.ttest_rel(adapted, as_trained).pvalue
+    assert adaptation.p_value.iloc[0] == pytest.approx(p)
     # The mixing sweep: 2 seeds x (clean + 3 corruptions at severity 5) x n (1, 8, all)
     # x N (0, 16) for bn; its full-adaptation corner is the main table's adapted score.
     mixing = pd.read_csv(result.out_dir / "mixing.csv")

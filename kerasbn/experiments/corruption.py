@@ -10,7 +10,7 @@ and, for BN variants, after test-time BN adaptation: every BN layer's moving mea
 variance replaced by the statistics of corrupted images (no labels; Schneider et al.'s
 full adaptation, N = 0 source samples; :func:`kerasbn.diagnostics.adapt_bn`). On the
 sets of ``mixing_severities``, Schneider et al.'s sweep adapts to n target images with
-the training statistics weighted as N images (:mod:`.corruption_mixing`). "More robust
+the training statistics weighted as N images (:mod:`.corruption_adaptation`). "More robust
 as trained" is tested as ``compare`` tests a recipe: each variant's mean corrupted
 accuracy, and its drop from clean accuracy, against the baseline's, paired over seeds,
 Holm over the variants.
@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kerasbn._io import write_text
 from kerasbn._signals import raise_if_stopped
 from kerasbn.corruptions import CORRUPTIONS, corrupt, list_corruptions
 from kerasbn.data import load_dataset
@@ -45,8 +46,9 @@ from kerasbn.experiments._common import (
     save_figure,
     write_outputs,
 )
-from kerasbn.experiments._inference import judge
-from kerasbn.experiments.corruption_mixing import (
+from kerasbn.experiments._inference import judge, judged_each_markdown
+from kerasbn.experiments.corruption_adaptation import (
+    adaptation_verdicts,
     check_targets,
     mixing_markdown,
     mixing_rows,
@@ -360,6 +362,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
         },
     )
     summary = summarize(models, judged)
+    adaptation = adaptation_verdicts(models, config.dataset)
     described = (
         f"{len(images)} test images of {config.dataset}, {config.seeds} trained model(s) "
         f"per variant; corruptions: {', '.join(config.corruptions)} at severities "
@@ -372,6 +375,16 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
         "corrupted), mean over models."
     )
     sections = [_markdown(models), judged.markdown()]
+    if len(adaptation):
+        sections.append(
+            judged_each_markdown(
+                adaptation,
+                group="net",
+                group_title="variant",
+                titles={"corruption_accuracy": "mean accuracy on the corrupted sets"},
+                delta_title="Δ acc (pp)",
+            )
+        )
     result = ExperimentResult("corruption-robustness", summary, rows, notes=notes)
     if mixing:
         mixing = pd.DataFrame(mixing)
@@ -402,4 +415,5 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     )
     models.to_csv(Path(out_dir) / "models.csv", index=False)
     judged.write(out_dir)
+    write_text(Path(out_dir) / "adaptation_verdicts.csv", adaptation.to_csv(index=False))
     return write_outputs(result, out_dir, "corruption-robustness", "\n\n".join(sections))

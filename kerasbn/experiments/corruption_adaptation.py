@@ -1,6 +1,8 @@
-"""corruption-robustness, part two: Schneider et al.'s sweep over the number of target
-images ``n`` that BN adapts to and the weight ``N`` of the training statistics mixed
-with theirs (:func:`kerasbn.diagnostics.adapt_bn`).
+"""corruption-robustness, part two: what test-time BN adaptation wins. Whether it helps
+(:func:`adaptation_verdicts`: each BN variant's models adapted against the same models
+as trained), and Schneider et al.'s sweep over the number of target images ``n`` that
+BN adapts to and the weight ``N`` of the training statistics mixed with theirs
+(:func:`kerasbn.diagnostics.adapt_bn`).
 
 Each BN model is adapted on the first ``n`` images of a set's held-out part and scored
 on the rest of the set, as the full adaptation is; ``n = 0`` stands for the whole
@@ -18,8 +20,39 @@ import pandas as pd
 from kerasbn._signals import raise_if_stopped
 from kerasbn.diagnostics.adapt_bn import adapt_bn
 from kerasbn.experiments._common import pyplot, save_figure
+from kerasbn.experiments._inference import judge_each
 
-__all__ = ["adapted_corner", "check_targets", "mixing_markdown", "mixing_rows", "plot_mixing"]
+__all__ = [
+    "adaptation_verdicts",
+    "adapted_corner",
+    "check_targets",
+    "mixing_markdown",
+    "mixing_rows",
+    "plot_mixing",
+]
+
+
+def adaptation_verdicts(models: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Does adaptation help? For each BN variant (column ``net``), its models' mean
+    corrupted accuracy after adaptation against the same models as trained, paired model
+    by model."""
+    adapted = models.dropna(subset=["adapted_corruption_accuracy"])
+    rows = pd.concat(
+        [
+            adapted.assign(scoring="as trained"),
+            adapted.assign(
+                scoring="BN adapted", corruption_accuracy=adapted.adapted_corruption_accuracy
+            ),
+        ]
+    )[["variant", "scoring", "seed", "corruption_accuracy"]].rename(columns={"variant": "net"})
+    return judge_each(
+        rows,
+        group="net",
+        by="scoring",
+        baseline="as trained",
+        dataset=dataset,
+        metrics={"corruption_accuracy": ("better", "worse")},
+    )
 
 
 def check_targets(targets, held_out: int) -> None:
