@@ -380,7 +380,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
             judged_each_markdown(
                 adaptation,
                 group="net",
-                group_title="variant",
+                group_title="BN variant",
                 titles={"corruption_accuracy": "mean accuracy on the corrupted sets"},
                 delta_title="Δ acc (pp)",
             )
