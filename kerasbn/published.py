@@ -93,6 +93,7 @@ BLOCKS = (
     Block("docs/results.md", "time", "time", ("results/mnist-3seeds", "results/fashion-3seeds")),
     Block("docs/experiments.md", "breast-cancer", "experiment", ("results/breast-cancer-mlp",)),
     Block("docs/experiments.md", "mnist-mlp", "experiment", ("results/mnist-mlp",)),
+    Block("docs/experiments.md", "numpy-reference", "experiment", ("results/numpy-reference",)),
     Block("docs/experiments.md", "lr-robustness", "experiment", ("results/lr-robustness",)),
     Block(
         "docs/experiments.md",
