@@ -155,10 +155,12 @@ def judged_each_markdown(
     titles: dict[str, str],
     delta_title: str,
     points: bool = True,
+    group_format: str = "{:g}",
 ) -> str:
     """The verdicts of :func:`judge_each` as one table: a row per group, version and
     metric (``titles``: each metric's name in the table), the difference in percentage
-    points (``points``) or as it is, then the test, family and correction."""
+    points (``points``) or as it is, then the test, family and correction; a float
+    group value is written with ``group_format``."""
     if verdicts.empty:
         return "No test: no group has the baseline and another version."
     baseline = verdicts["baseline"].iloc[0]

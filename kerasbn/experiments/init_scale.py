@@ -152,6 +152,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
         group_title="weight std",
         titles={"train_accuracy": "final training accuracy"},
         delta_title="Δ train acc (pp)",
+        group_format="{:.2e}",
     )
 
     plt = pyplot()
