@@ -51,6 +51,10 @@ class Claim:
     metric: str
     predicts: str  # the verdict word that confirms the claim ("better", "lower", ...)
     setup: str  # ours, in a few words
+    # An experiment's other table of verdicts (e.g. "adaptation_verdicts"), and the
+    # (column, value) pairs that pick the claim's row in it.
+    table: str = "verdicts"
+    where: tuple[tuple[str, str], ...] = ()
 
     @property
     def opposite(self) -> str:
@@ -209,9 +213,11 @@ def _verdict_row(claim: Claim, folder: Path, cache: dict) -> pd.Series:
     from kerasbn._csv import read_table
     from kerasbn.verdicts import folder_judgement
 
-    key = (folder, claim.baseline)
+    key = (folder, claim.baseline, claim.table)
     if key not in cache:
-        if claim.metric in _CAUSAL:  # lr-robustness: its table of causal tests
+        if claim.table != "verdicts":  # an experiment's other table, as it wrote it
+            cache[key] = read_table(folder / f"{claim.table}.csv")
+        elif claim.metric in _CAUSAL:  # lr-robustness: its table of causal tests
             cache[key] = _causal_verdicts(read_table(folder / "causal.csv"), claim.baseline)
         else:  # a comparison re-judged at the claim's baseline, or an experiment's own
             cache[key] = folder_judgement(folder, claim.baseline)["verdicts"]
@@ -221,6 +227,8 @@ def _verdict_row(claim: Claim, folder: Path, cache: dict) -> pd.Series:
         & (table["metric"] == claim.metric)
         & (table["baseline"] == claim.baseline)
     ]
+    for column, value in claim.where:
+        rows = rows[rows[column].astype(str) == value]
     if len(rows) != 1:
         raise ValueError(
             f"{folder} has no single verdict of {claim.variant} against {claim.baseline} "
