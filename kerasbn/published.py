@@ -94,6 +94,13 @@ BLOCKS = (
     Block("docs/experiments.md", "breast-cancer", "experiment", ("results/breast-cancer-mlp",)),
     Block("docs/experiments.md", "mnist-mlp", "experiment", ("results/mnist-mlp",)),
     Block("docs/experiments.md", "numpy-reference", "experiment", ("results/numpy-reference",)),
+    Block("docs/experiments.md", "init-scale", "experiment", ("results/init-scale-sweep",)),
+    Block(
+        "docs/experiments.md",
+        "init-scale-keras-defaults",
+        "experiment",
+        ("results/init-scale-sweep-keras-defaults",),
+    ),
     Block("docs/experiments.md", "lr-robustness", "experiment", ("results/lr-robustness",)),
     Block(
         "docs/experiments.md",
