@@ -121,28 +121,18 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
         }
     ).sort_values("weight_std", ascending=False, ignore_index=True)
 
-    def cell(mean, std):
-        return f"{100 * mean:.1f}" + ("" if pd.isna(std) else f" ± {100 * std:.1f}")
+    def cells(column: str) -> list[str]:
+        spread = summary[f"{column}_std"]
+        return [
+            f"{100 * m:.1f}" + ("" if pd.isna(s) else f" ± {100 * s:.1f}")
+            for m, s in zip(summary[column], spread, strict=True)
+        ]
 
     table = pd.DataFrame(
         {
             "weight std": summary["weight_std"].map("{:.2e}".format),
-            "BN train acc %": [
-                cell(m, s)
-                for m, s in zip(
-                    summary.bn_final_train_accuracy,
-                    summary.bn_final_train_accuracy_std,
-                    strict=True,
-                )
-            ],
-            "no-BN train acc %": [
-                cell(m, s)
-                for m, s in zip(
-                    summary.plain_final_train_accuracy,
-                    summary.plain_final_train_accuracy_std,
-                    strict=True,
-                )
-            ],
+            "BN train acc %": cells("bn_final_train_accuracy"),
+            "no-BN train acc %": cells("plain_final_train_accuracy"),
             "BN vs no BN": summary["verdict"],
         }
     ).to_markdown(index=False, disable_numparse=True)
