@@ -164,6 +164,17 @@ def test_set_overrides_are_typed_by_the_config_fields():
         parse_overrides("corruption-robustness", ["test_images=many"])
     with pytest.raises(ValueError, match=r"dataset, variants.*Received: 'speed=3'"):
         parse_overrides("corruption-robustness", ["speed=3"])
+    # 0 means something in the sweep (N = 0: full adaptation; n = 0: every held-out
+    # image) and for FrozenBN (none); it is still refused where it cannot run.
+    sweep = ["mixing_sources=0,16", "mixing_targets=1,0"]
+    assert parse_overrides("corruption-robustness", sweep) == {
+        "mixing_sources": (0, 16),
+        "mixing_targets": (1, 0),
+    }
+    assert parse_overrides("batch-size", ["frozen_epochs=0"]) == {"frozen_epochs": 0}
+    for refused in ("seeds=0", "mixing_sources=-1", "test_images=0"):
+        with pytest.raises(ValueError, match="must be a whole number"):
+            parse_overrides("corruption-robustness", [refused])
 
 
 def test_models_from_a_folder_are_scored_without_training(tmp_path, capsys, shared_data_dir):
@@ -185,6 +196,10 @@ def test_models_from_a_folder_are_scored_without_training(tmp_path, capsys, shar
             str(out),
             "--set",
             f"models_dir={models_dir}",
+            "--set",  # the smallest sweep: this test is about where the models come from
+            "mixing_targets=0",
+            "--set",
+            "mixing_sources=0",
         ]
 
     out = tmp_path / "run"

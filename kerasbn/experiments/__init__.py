@@ -42,6 +42,7 @@ def __getattr__(name: str):
         return ExperimentResult
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "EXPERIMENTS",
     "RESUME_RULE",
@@ -200,6 +201,9 @@ def parse_overrides(name: str, assignments: list[str]) -> dict:
 _POSITIVE = ("learning_rate", "lr_min", "lr_max", "epsilon", "tolerance", "init_stddev")
 _UNIT_INTERVAL = ("momentum", "bn_momentum", "val_fraction")
 _SEEDS = ("seed", "split_seed")
+# Counts where 0 means something: no source weight (Schneider et al.'s N = 0), all the
+# held-out target images (n = 0), no FrozenBN epochs.
+_FROM_ZERO = ("mixing_sources", "mixing_targets", "frozen_epochs")
 MAX_COUNT = 100_000  # images, epochs, steps, batch sizes
 MAX_UNITS = 8_192  # a hidden layer's width: 8,192 x 3,072 CIFAR-10 inputs is 100 MB
 
@@ -214,7 +218,7 @@ def _check_value(key: str, value, text: str) -> None:
     if key in _UNIT_INTERVAL and not 0 <= value < 1:
         raise ValueError(f"--set {key} must be in [0, 1). Received: {text!r}")
     if isinstance(value, int):
-        low, high = (0, 2**31 - 1) if key in _SEEDS else (1, MAX_COUNT)
+        low, high = (0, 2**31 - 1) if key in _SEEDS else (0 if key in _FROM_ZERO else 1, MAX_COUNT)
         if key.startswith("hidden_units"):
             high = MAX_UNITS
         if not low <= value <= high:
