@@ -129,11 +129,26 @@ def archive(
             "archived as finished. Finish it by re-running its command, then archive it, "
             "or keep it as a piece to grow elsewhere with --unfinished."
         )
-    if not (run_dir / "config.json").is_file():
+    tuning = run_dir / "tuning" / "tuning.json"
+    # compare --tune writes config.json once tuning is done: before that a tune in
+    # progress is its tuning studies alone, kept as a piece like any unfinished folder.
+    tuning_only = unfinished and tuning.is_file() and not (run_dir / "config.json").is_file()
+    if not (run_dir / "config.json").is_file() and not tuning_only:
         raise FileNotFoundError(f"{run_dir} holds no run (no config.json); nothing archived.")
     files = archived_files(run_dir)
     note = None
-    if not complete:
+    if tuning_only:
+        import json
+
+        command = json.loads(tuning.read_text(encoding="utf-8")).get("command")
+        note = (
+            f"An unfinished piece: the tuning studies of {run_dir.name} so far (Optuna's "
+            "journal, tuning/study.log); no run has trained yet. No table is published from "
+            "it. To grow it, copy it to runs/ and run "
+            f"{command or 'the compare --tune command that started it'} (with the same "
+            "--out): finished trials are kept, the study goes on.\n"
+        )
+    elif not complete:
         files, finished = _finished_runs_only(run_dir, files)
         note = (
             f"An unfinished piece: {len(finished)} finished run(s) of {run_dir.name} "

@@ -148,3 +148,24 @@ def test_an_unfinished_folder_is_kept_as_a_piece_that_grows_to_the_same_runs(
     # The grown folder archives as a finished one, without the piece's note.
     final = archive(grown, "final", root=tmp_path / "results")
     assert not (final / ".unfinished").exists() and (final / "complete.json").exists()
+
+
+def test_a_tune_in_progress_is_kept_as_its_studies(tmp_path):
+    # compare --tune writes config.json after tuning: until then the folder is its
+    # tuning studies (Optuna's journal and the settings, with the command).
+    folder = tmp_path / "runs" / "mnist-tuned"
+    (folder / "tuning").mkdir(parents=True)
+    command = "python -m kerasbn.compare --dataset mnist --tune lr,wd --out runs/mnist-tuned"
+    (folder / "tuning" / "tuning.json").write_text(json.dumps({"command": command}))
+    journal = '{"op_code": 0, "study_name": "mnist-tuned/base"}\n'
+    (folder / "tuning" / "study.log").write_text(journal)
+    with pytest.raises(FileNotFoundError, match="not a finished run"):
+        archive(folder, "mnist-tuned", root=tmp_path / "results")
+    piece = archive(folder, "mnist-tuned", root=tmp_path / "results", unfinished=True)
+    assert (piece / "tuning" / "study.log").read_text() == journal
+    note = (piece / ".unfinished").read_text()
+    assert "tuning studies" in note and command in note
+    # A folder with neither a run nor a tune is still refused.
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        archive(tmp_path / "empty", "empty", root=tmp_path / "results", unfinished=True)

@@ -30,7 +30,7 @@ import pandas as pd
 
 from kerasbn._io import atomic_path, write_json, write_text
 from kerasbn._lock import FolderLock
-from kerasbn._versions import run_record
+from kerasbn._versions import command_line, run_record
 from kerasbn.data import Dataset, load_dataset
 from kerasbn.data.user import is_user_spec
 from kerasbn.runfolder import default_out_dir
@@ -141,6 +141,8 @@ def tune(
     jobs = {v.name: TuneJob(data, v, config, _space_for(space, v), trials) for v in variants}
     with FolderLock(out_dir):
         record = run_record("kerasbn.tune")
+        # compare --tune tunes here too: its command is the one that grows the folder.
+        record["command"] = record["command"] or command_line("kerasbn.compare")
         write_json(
             out_dir / "tuning.json",
             {
