@@ -107,8 +107,8 @@ QUICK = {
 PAPER = (
     'Schneider et al. (2020, abstract): "Using the corrected statistics, ResNet-50 '
     'reaches 62.2% mCE on ImageNet-C compared to 76.7% without adaptation." Their mCE '
-    "is each corruption's error divided by AlexNet's, on ImageNet-C's 15 corruptions "
-    "with batches of 512 and more; ours is the plain mean error on the sets above"
+    "is each corruption's error divided by AlexNet's, over ImageNet-C's 15 corruptions; "
+    "ours is the plain mean error over the sets above"
 )
 
 
