@@ -65,6 +65,7 @@ BLOCKS = (
             "results/mnist-3seeds",
             "results/ioffe-szegedy-mnist",
             "results/lr-robustness",
+            "results/corruption-fashion",
         ),
     ),
     Block("docs/results.md", "mnist", "main", ("results/mnist-3seeds",)),
@@ -96,6 +97,9 @@ BLOCKS = (
     Block("docs/experiments.md", "numpy-reference", "experiment", ("results/numpy-reference",)),
     Block("docs/experiments.md", "init-scale", "experiment", ("results/init-scale-sweep",)),
     Block(
+        "docs/experiments.md", "corruption-fashion", "experiment", ("results/corruption-fashion",)
+    ),
+    Block(
         "docs/experiments.md",
         "init-scale-keras-defaults",
         "experiment",
@@ -124,7 +128,6 @@ PENDING: dict[tuple[str, str], str] = (
         ("docs/experiments.md", name): _GONE
         for name in (
             "corruption",
-            "corruption-fashion",
             "batch-size",
             "smoothness",
         )
@@ -229,10 +232,14 @@ FORMATS = {
 
 
 def _folder_tables(folder: Path) -> dict:
+    from kerasbn._csv import read_table
     from kerasbn.report import summarize
     from kerasbn.verdicts import folder_judgement, read_folder
 
     tables = folder_judgement(folder)
+    # An experiment's other verdict tables (e.g. corruption's adaptation_verdicts.csv).
+    for extra in sorted(folder.glob("*_verdicts.csv")):
+        tables[extra.stem] = read_table(extra)
     if (folder / "runs.csv").is_file():  # a comparison folder also has its summary
         runs, correct, _ = read_folder(folder)
         tables["summary"] = summarize(runs, correct)
