@@ -543,6 +543,9 @@ def test_init_scale_verdicts_are_scipys_paired_tests_at_each_scale(quick_run):
             assert row.verdict == "undetermined (no spread)"
     summary = result.summary.set_index("weight_std")
     assert set(summary["verdict"]) == set(verdicts["verdict"])
+    # Both tables write the scales alike (4.64e-02, not 0.0464159).
+    tests = (result.out_dir / "summary.md").read_text().split("### Each version")[1]
+    assert "| 4.64e-02 " in tests and "0.0464" not in tests
 
 
 @pytest.mark.slow

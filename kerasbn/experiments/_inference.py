@@ -176,7 +176,7 @@ def judged_each_markdown(
     table = pd.DataFrame(
         {
             group_title: verdicts[group].map(
-                lambda v: f"{v:g}" if isinstance(v, float) else str(v)
+                lambda v: group_format.format(v) if isinstance(v, float) else str(v)
             ),
             "variant": [f"`{v}`" for v in verdicts["variant"]],
             "measure": verdicts["metric"].map(titles),
