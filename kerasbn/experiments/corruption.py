@@ -398,7 +398,12 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
             f"(n = {int(round(config.adapt_fraction * len(images)))} is all of them; "
             "mean ± std over models):\n\n" + mixing_markdown(mixing, as_trained)
         )
-        result.figures.append(plot_mixing(mixing, as_trained, Path(out_dir) / "bn_mixing.png"))
+        title = (
+            f"{config.dataset}, corrupted sets of severity "
+            f"{list(config.mixing_severities)}:\nmean over {config.seeds} model(s)"
+        )
+        figure = plot_mixing(mixing, as_trained, Path(out_dir) / "bn_mixing.png", title)
+        result.figures.append(figure)
         mixing.to_csv(Path(out_dir) / "mixing.csv", index=False)
     adapted = models.dropna(subset=["adapted_corruption_accuracy"])
     if len(adapted):

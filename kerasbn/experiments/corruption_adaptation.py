@@ -122,7 +122,7 @@ def mixing_markdown(rows: pd.DataFrame, as_trained: pd.Series) -> str:
     return grid.to_markdown(index=False, disable_numparse=True)
 
 
-def plot_mixing(rows: pd.DataFrame, as_trained: pd.Series, path: Path) -> Path:
+def plot_mixing(rows: pd.DataFrame, as_trained: pd.Series, path: Path, title: str = "") -> Path:
     table = _mean_over_sets(rows)["mean"]
     variants = list(dict.fromkeys(table.index.get_level_values(0)))
     plt = pyplot()
@@ -143,6 +143,8 @@ def plot_mixing(rows: pd.DataFrame, as_trained: pd.Series, path: Path) -> Path:
         )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 
