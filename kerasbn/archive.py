@@ -21,6 +21,7 @@ no table is ever published from it, and a ``.unfinished`` note naming what is in
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -138,8 +139,6 @@ def archive(
     files = archived_files(run_dir)
     note = None
     if tuning_only:
-        import json
-
         command = json.loads(tuning.read_text(encoding="utf-8")).get("command")
         note = (
             f"An unfinished piece: the tuning studies of {run_dir.name} so far (Optuna's "

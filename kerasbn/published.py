@@ -233,16 +233,12 @@ FORMATS = {
 
 def _folder_tables(folder: Path) -> dict:
     from kerasbn._csv import read_table
-    from kerasbn.report import summarize
-    from kerasbn.verdicts import folder_judgement, read_folder
+    from kerasbn.verdicts import folder_judgement
 
-    tables = folder_judgement(folder)
+    tables = folder_judgement(folder, summary=True)  # a comparison folder's summary too
     # An experiment's other verdict tables (e.g. corruption's adaptation_verdicts.csv).
     for extra in sorted(folder.glob("*_verdicts.csv")):
         tables[extra.stem] = read_table(extra)
-    if (folder / "runs.csv").is_file():  # a comparison folder also has its summary
-        runs, correct, _ = read_folder(folder)
-        tables["summary"] = summarize(runs, correct)
     return tables
 
 

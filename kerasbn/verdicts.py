@@ -290,19 +290,27 @@ def read_folder(run_dir: str | Path) -> tuple[pd.DataFrame, dict, str]:
     return runs, read_correct(run_dir), stored_baseline(run_dir, runs)
 
 
-def folder_judgement(folder: str | Path, baseline: str | None = None) -> dict[str, pd.DataFrame]:
+def folder_judgement(
+    folder: str | Path, baseline: str | None = None, summary: bool = False
+) -> dict[str, pd.DataFrame]:
     """The ``verdicts`` and ``intervals`` of a finished (or archived) folder: a
     comparison folder judged now, with the current methods, against ``baseline`` (by
-    default the one it was judged against); a named experiment's folder, whose per-seed
-    figures are in its history, as it judged them when it finished."""
+    default the one it was judged against), and with ``summary`` its results table from
+    the same read; a named experiment's folder, whose per-seed figures are in its
+    history, as it judged them when it finished."""
     folder = Path(folder)
     if not (folder / "runs.csv").is_file():
         return {name: read_table(folder / f"{name}.csv") for name in ("verdicts", "intervals")}
     runs, correct, stored = read_folder(folder)
-    return {
+    tables = {
         "verdicts": verdicts(runs, baseline or stored, correct),
         "intervals": intervals(runs, correct),
     }
+    if summary:
+        from kerasbn.report import summarize  # report builds on this module
+
+        tables["summary"] = summarize(runs, correct)
+    return tables
 
 
 def stored_baseline(run_dir: str | Path, runs: pd.DataFrame) -> str:

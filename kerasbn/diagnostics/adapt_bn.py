@@ -24,7 +24,7 @@ import numpy as np
 from kerasbn.diagnostics._moments import bn_layers, input_moments
 from kerasbn.layers import clone_with, unfuse_batch_norm
 
-__all__ = ["adapt_bn", "source_statistics"]
+__all__ = ["adaptable_copy", "adapt_bn", "source_statistics"]
 
 
 def source_statistics(model: keras.Model) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -37,6 +37,13 @@ def source_statistics(model: keras.Model) -> dict[str, tuple[np.ndarray, np.ndar
         )
         for layer in bn_layers(model)
     }
+
+
+def adaptable_copy(model: keras.Model) -> tuple[keras.Model, dict]:
+    """A plain-BN copy of ``model`` to adapt in place (``adapt_bn(..., in_place=True)``)
+    target after target, and its statistics as trained, the ``source`` each starts from."""
+    copy = clone_with(unfuse_batch_norm(model), lambda layer: None)
+    return copy, source_statistics(copy)
 
 
 def adapt_bn(
@@ -67,8 +74,11 @@ def adapt_bn(
             "adapt_bn(in_place=True) needs source=source_statistics(model as trained): "
             "the model's own statistics change as it adapts. Received: source=None"
         )
-    copy = model if in_place else clone_with(unfuse_batch_norm(model), lambda layer: None)
-    source = source_statistics(copy) if source is None else source
+    if in_place:
+        copy = model
+    else:
+        copy, trained = adaptable_copy(model)
+        source = trained if source is None else source
     n = len(images)
     share = source_weight / (source_weight + n)  # the source's part of the mix
     for layer in bn_layers(copy):

@@ -37,8 +37,7 @@ from kerasbn._signals import raise_if_stopped
 from kerasbn.corruptions import CORRUPTIONS, corrupt, list_corruptions
 from kerasbn.data import load_dataset
 from kerasbn.diagnostics import adapt_bn
-from kerasbn.diagnostics._moments import bn_layers
-from kerasbn.diagnostics.adapt_bn import source_statistics
+from kerasbn.diagnostics.adapt_bn import adaptable_copy
 from kerasbn.experiments._common import (
     ExperimentResult,
     mean_std,
@@ -54,7 +53,6 @@ from kerasbn.experiments.corruption_adaptation import (
     mixing_rows,
     plot_mixing,
 )
-from kerasbn.layers import clone_with, unfuse_batch_norm
 from kerasbn.loading import load_model
 from kerasbn.plots import heatmap
 from kerasbn.saving import save_model
@@ -176,8 +174,8 @@ def _score(model, adaptable, images, labels, config: Config) -> dict:
 def _adaptable(model):
     """A copy of a BN ``model`` to adapt in place, set after set (one copy: no clone and
     no retraced prediction per set), with its statistics as trained; ``None`` without BN."""
-    work = clone_with(unfuse_batch_norm(model), lambda layer: None)
-    return (work, source_statistics(work)) if bn_layers(work) else None
+    work, source = adaptable_copy(model)
+    return (work, source) if source else None
 
 
 def per_model(rows: pd.DataFrame) -> pd.DataFrame:
@@ -204,7 +202,7 @@ def per_model(rows: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-def summarize(models: pd.DataFrame, judged) -> pd.DataFrame:
+def summarize(models: pd.DataFrame, judged, baseline: str) -> pd.DataFrame:
     """Per variant: the mean over its models of each measure, the std of the corrupted
     accuracy, and the verdict of the paired test on it."""
     grouped = models.groupby("variant", sort=False)
@@ -212,7 +210,6 @@ def summarize(models: pd.DataFrame, judged) -> pd.DataFrame:
     summary["corruption_accuracy_std"] = grouped["corruption_accuracy"].std(ddof=1)
     summary["seeds"] = grouped.size()
     summary = summary.reset_index()
-    baseline = judged.verdicts["baseline"].iloc[0] if len(judged.verdicts) else None
     summary["verdict"] = [
         "baseline" if v == baseline else judged.word(v, "corruption_accuracy")
         for v in summary.variant
@@ -361,7 +358,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
             "corruption_drop": ("larger drop", "smaller drop"),
         },
     )
-    summary = summarize(models, judged)
+    summary = summarize(models, judged, baseline)
     adaptation = adaptation_verdicts(models, config.dataset)
     described = (
         f"{len(images)} test images of {config.dataset}, {config.seeds} trained model(s) "
