@@ -48,6 +48,12 @@ def _norm(arrays) -> float:
     return float(np.sqrt(sum(np.sum(np.square(a)) for a in arrays)))
 
 
+def _step(weights, direction, size: float) -> list:
+    """``weights`` moved by ``size`` times ``direction`` (one array per tensor), downhill,
+    in each tensor's own dtype."""
+    return [(w - size * d).astype(w.dtype) for w, d in zip(weights, direction, strict=True)]
+
+
 def _measures(model, images, labels, loss, grad, moves, scale=None) -> dict:
     """Loss range, gradient change and beta-smoothness over ``moves`` (pairs of a step
     size and the moved weights); gradients multiplied tensor by tensor by ``scale``
@@ -93,42 +99,22 @@ def probe(
     grad_norm = _norm(grad)
     row = {"loss": loss, "grad_norm": grad_norm}
     steps = [
-        (
-            m * learning_rate * grad_norm,
-            [
-                (w - m * learning_rate * g).astype(w.dtype)
-                for w, g in zip(weights, grad, strict=True)
-            ],
-        )
-        for m in multiples
+        (m * learning_rate * grad_norm, _step(weights, grad, m * learning_rate)) for m in multiples
     ]
     row.update(_measures(model, images, labels, loss, grad, steps))
     if distances and grad_norm > 0:
-        along = [
-            (
-                d,
-                [
-                    (w - d * g / grad_norm).astype(w.dtype)
-                    for w, g in zip(weights, grad, strict=True)
-                ],
-            )
-            for d in distances
-        ]
+        unit = [g / grad_norm for g in grad]
+        along = [(d, _step(weights, unit, d)) for d in distances]
         found = _measures(model, images, labels, loss, grad, along)
         row.update({f"{k}_abs": v for k, v in found.items()})
     if relative:
         sizes = [_norm([w]) for w in weights]
-        units = [g / n if (n := _norm([g])) > 0 else np.zeros_like(g) for g in grad]
-        moves = [
-            (
-                r,
-                [
-                    (w - r * s * u).astype(w.dtype)
-                    for w, s, u in zip(weights, sizes, units, strict=True)
-                ],
-            )
-            for r in relative
+        # each tensor's own unit gradient, scaled by its norm: a step of r moves it r x ||w||
+        scaled = [
+            s * g / n if (n := _norm([g])) > 0 else np.zeros_like(g)
+            for s, g in zip(sizes, grad, strict=True)
         ]
+        moves = [(r, _step(weights, scaled, r)) for r in relative]
         found = _measures(model, images, labels, loss, grad, moves, scale=sizes)
         row.update({f"{k}_rel": v for k, v in found.items()})
     return row
