@@ -45,6 +45,7 @@ from kerasbn._versions import run_record
 from kerasbn.comparison_options import (
     check_jobs,
     check_tuned,
+    choose_precision,
     distribution_record,
     with_bn_options,
 )
@@ -258,6 +259,7 @@ def compare(
             f"spreads one run over {placement.replicas} replicas. Pass --jobs 1, or "
             f"--strategy default. Received: --jobs {jobs} --strategy {config.strategy}"
         )
+    config, precision = choose_precision(config)
     variants = with_bn_options(variants, sync_bn=sync_bn, ghost_batch=ghost_batch)
     if activations and placement.processes > 1:
         log.warning("--activations is not recorded in a multi-worker run; training goes on")
@@ -285,6 +287,7 @@ def compare(
         "train_config": config.to_dict(),
         "save_models": str(models_dir) if models_dir else None,
         "tuned": check_tuned(tuned, variants, config),
+        "precision": precision,
     }
     out_dir = Path(out_dir) if out_dir is not None else None
     settings["distribution"] = {**distribution, "jobs": jobs, "threads_per_run": threads}

@@ -4,10 +4,12 @@ checked before anything is loaded or trained."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from kerasbn.training import TrainConfig, batch_plan
+from kerasbn.training.precision import on_gpu, resolve_precision
 from kerasbn.training.threads import available_cores
 from kerasbn.tuning.space import apply_params
 from kerasbn.variants import Variant
@@ -16,9 +18,12 @@ __all__ = [
     "MAX_JOBS",
     "check_jobs",
     "check_tuned",
+    "choose_precision",
     "distribution_record",
     "with_bn_options",
 ]
+
+log = logging.getLogger(__name__)
 
 MAX_JOBS = 256  # worker processes at once; more is a typo, not a machine
 
@@ -116,3 +121,14 @@ def distribution_record(placement, config: TrainConfig) -> dict:
         "drop_remainder": plan.drop_remainder,
         "summary": summary,
     }
+
+
+def choose_precision(config: TrainConfig) -> tuple[TrainConfig, dict]:
+    """``config`` with ``precision="auto"`` resolved for this machine (so config.json
+    and a resume compare the precision the runs use), and the choice with its reason
+    and the CPU's bfloat16 flags (stored in config.json). Call after the placement is
+    resolved: it asks the backend for a GPU."""
+    choice = resolve_precision(config.precision, gpu=on_gpu())
+    units = ", ".join(choice.cpu_bfloat16_units) or "none"
+    log.info("precision %s (%s; CPU bfloat16 units: %s)", choice.precision, choice.why, units)
+    return replace(config, precision=choice.precision), choice.to_dict()

@@ -18,6 +18,7 @@ import numpy as np
 
 from kerasbn.bench.config import BenchConfig
 from kerasbn.bench.measure import forward_flops, steady
+from kerasbn.training.precision import on_gpu, resolve_precision
 
 __all__ = ["RUNNERS"]
 
@@ -30,30 +31,10 @@ def _load(dataset: str, config: BenchConfig):
     return data.limit(limit, val=min(2000, len(data.x_val)))
 
 
-def _on_gpu() -> bool:
-    """Whether the Keras backend of this process trains on a GPU."""
-    import keras
-
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return jax.devices()[0].platform == "gpu"
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_physical_devices("GPU"))
-    if keras.backend.backend() == "torch":
-        import torch
-
-        return torch.cuda.is_available()
-    return False
-
-
 def _precision(config: BenchConfig, gpu: bool) -> str:
-    if config.precision != "auto":
-        return config.precision
-    # 16-bit compute pays off on GPU tensor cores; on CPUs without bf16 units it is slower.
-    return "mixed_bfloat16" if gpu else "float32"
+    # The same rule as compare --precision auto: bfloat16 on a GPU; on CPUs float32
+    # until bfloat16's accuracy parity is measured (kerasbn.training.precision).
+    return resolve_precision(config.precision, gpu=gpu).precision
 
 
 def _run_kerasbn(
@@ -69,7 +50,7 @@ def _run_kerasbn(
         verbose=0,
         augment=False,
         seed=config.seed,
-        precision=_precision(config, _on_gpu()),
+        precision=_precision(config, on_gpu()),
         fused_bn=fused_bn,
         **overrides,
     )

@@ -32,7 +32,7 @@ from kerasbn.cli._parser import ArgumentParser
 from kerasbn.data import get_dataset_info
 from kerasbn.registry import check_choice
 from kerasbn.results_tables import replace_block, source_line
-from kerasbn.training import PRECISIONS
+from kerasbn.training.precision import PRECISION_CHOICES
 from kerasbn.variants import get_variant
 
 __all__ = ["main"]
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--precision",
         default="auto",
-        choices=("auto", *PRECISIONS),
+        choices=PRECISION_CHOICES,
         help="kerasbn and PyTorch compute precision; auto: mixed_bfloat16 on a GPU, "
         "else float32 (the naive path always uses Keras' float32 default)",
     )

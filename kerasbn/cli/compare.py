@@ -28,7 +28,8 @@ from kerasbn.cli._parser import (
 from kerasbn.cli.tune import add_tuning_flags
 from kerasbn.data.catalog import DataError
 from kerasbn.runfolder import default_out_dir
-from kerasbn.training.options import LR_SCALING_RULES, OPTIMIZERS, PRECISIONS, STRATEGIES
+from kerasbn.training.options import LR_SCALING_RULES, OPTIMIZERS, STRATEGIES
+from kerasbn.training.precision import PRECISION_CHOICES
 from kerasbn.tuning.space import HYPERPARAMETERS, parse_ranges, parse_tune, search_space
 from kerasbn.variants import parse_variants
 
@@ -162,10 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--precision",
-        choices=PRECISIONS,
+        choices=PRECISION_CHOICES,
         default=None,
         help="mixed_bfloat16 / mixed_float16 compute in 16 bits on GPUs (BN statistics, "
-        "softmax and weights stay float32; default: float32)",
+        "softmax and weights stay float32; default: float32); auto: mixed_bfloat16 on a "
+        "GPU, float32 on CPUs (the choice and the CPU's bfloat16 flags go in config.json)",
     )
     parser.add_argument(
         "--tune",

@@ -17,6 +17,7 @@ from kerasbn.training.options import (
     PRECISIONS,
     STRATEGIES,
 )
+from kerasbn.training.precision import PRECISION_CHOICES
 
 __all__ = [
     "LR_SCALING_RULES",
@@ -77,6 +78,9 @@ class TrainConfig:
         precision: ``float32``, or a mixed policy for GPUs: ``mixed_bfloat16`` (Ampere
             and newer) or ``mixed_float16`` (older GPUs; Keras adds loss scaling). CPUs
             without 16-bit units only get slower with it. Saved models are float32.
+            ``auto``: chosen when training starts by
+            :func:`~kerasbn.training.precision.resolve_precision` (bfloat16 on a GPU;
+            float32 on CPUs for now).
         fused_bn: train BN with TensorFlow's fused kernel
             (:class:`~kerasbn.layers.FusedBatchNormalization`: same variables, same
             update, faster); ``"auto"`` fuses on the TensorFlow backend. Saved models
@@ -125,7 +129,7 @@ class TrainConfig:
         check_choice(self.optimizer, OPTIMIZERS, "optimizer")
         check_choice(self.strategy, STRATEGIES, "strategy", "strategies")
         check_choice(self.lr_scaling, LR_SCALING_RULES, "lr_scaling", "rules")
-        check_choice(self.precision, PRECISIONS, "precision")
+        check_choice(self.precision, PRECISION_CHOICES, "precision")
         check_choice(self.lr_schedule, LR_SCHEDULES, "lr_schedule", "schedules")
         if self.fused_bn not in ("auto", True, False):
             raise ValueError(f"fused_bn must be 'auto', True or False. Received: {self.fused_bn!r}")

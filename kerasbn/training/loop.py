@@ -47,6 +47,7 @@ from kerasbn.training.config import (
     use_fused_bn,
 )
 from kerasbn.training.distribute import current_placement, resolve
+from kerasbn.training.precision import on_gpu, resolve_precision
 from kerasbn.variants import Variant, get_variant
 
 __all__ = [
@@ -176,7 +177,8 @@ def train(
         drop_remainder=placement.batch_unit > 1,
         shard=shard,
     )
-    with placement.scope(), dtype_policy(config.precision):
+    precision = resolve_precision(config.precision, gpu=on_gpu()).precision
+    with placement.scope(), dtype_policy(precision):
         model = build_model(
             architecture or data.name,
             variant,
