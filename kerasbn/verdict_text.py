@@ -35,16 +35,17 @@ def span_text(low, high) -> list[str]:
     ]
 
 
-def family_note(rows: pd.DataFrame) -> str:
+def family_note(rows: pd.DataFrame, against: str | None = None) -> str:
     """One paragraph under a verdict table: the test, the family, the correction and
-    what the interval includes, for the test-accuracy rows ``rows``."""
+    what the interval includes, for the test-accuracy rows ``rows``; ``against`` words
+    what each row is compared with where that is not one baseline."""
     if rows.empty:
         return ""
     baseline, size = rows["baseline"].iloc[0], int(rows["family_size"].max())
     kinds = set(rows["interval"])
     parts = [
-        f"Family: the {size} test-accuracy comparison{'s' if size != 1 else ''} against "
-        f"`{baseline}` in this table; "
+        f"Family: the {size} test-accuracy comparison{'s' if size != 1 else ''} "
+        f"{against or f'against `{baseline}`'} in this table; "
         f"Holm's step-down correction; a difference is called detected at Holm-adjusted "
         f"p < {stats.ALPHA:.2f} (two-sided)."
     ]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,6 +42,7 @@ __all__ = [
     "choose_baseline",
     "folder_judgement",
     "intervals",
+    "paired_verdicts",
     "read_correct",
     "read_folder",
     "stored_baseline",
@@ -224,23 +226,38 @@ def verdicts(
     ``metrics``: each compared column of ``runs`` with the words for a detected higher
     and a detected lower value (default :data:`METRICS`).
     """
+    others = [v for v in dict.fromkeys(runs["variant"]) if v != baseline]
+    return paired_verdicts(runs, [(variant, baseline) for variant in others], correct, metrics)
+
+
+def paired_verdicts(
+    runs: pd.DataFrame,
+    pairs: Sequence[tuple[str, str]],
+    correct: dict[tuple[str, int], np.ndarray] | None = None,
+    metrics: dict[str, tuple[str, str]] | None = None,
+) -> pd.DataFrame:
+    """:func:`verdicts` for any ``(variant, baseline)`` pairs of ``runs``' variants, each
+    pair compared seed by seed; one metric's pairs form one Holm family. With one
+    baseline for every pair this is :func:`verdicts`; with a baseline per pair it judges
+    one change made to each of several variants (e.g. the same runs in bfloat16)."""
     correct = correct or {}
     rows = []
     dataset = runs["dataset"].iloc[0] if len(runs) else ""
-    others = [v for v in dict.fromkeys(runs["variant"]) if v != baseline]
     for metric, (higher, lower) in (METRICS if metrics is None else metrics).items():
         family = []
-        for variant in others:
+        for variant, baseline in pairs:
             if metric == "test_accuracy":
                 test, seed_only, interval = _accuracy_tests(runs, variant, baseline, correct)
             else:
                 ours, theirs, _ = _paired(runs, variant, baseline, metric)
                 test = seed_only = stats.paired_t(ours, theirs)
                 interval = SEEDS_ONLY if test.n > 1 else ""
-            family.append((variant, test, seed_only, interval))
-        adjusted = stats.holm([t.p_value for _, t, _, _ in family])
-        size = int(np.isfinite([t.p_value for _, t, _, _ in family]).sum())
-        for (variant, test, seed_only, interval), p_holm in zip(family, adjusted, strict=True):
+            family.append((variant, baseline, test, seed_only, interval))
+        adjusted = stats.holm([t.p_value for _, _, t, _, _ in family])
+        size = int(np.isfinite([t.p_value for _, _, t, _, _ in family]).sum())
+        for (variant, baseline, test, seed_only, interval), p_holm in zip(
+            family, adjusted, strict=True
+        ):
             undetermined = test.undetermined or seed_only.undetermined
             rows.append(
                 {
@@ -272,7 +289,7 @@ def verdicts(
                     ),
                 }
             )
-    order = {v: k for k, v in enumerate(others)}
+    order = {variant: k for k, (variant, _) in enumerate(pairs)}
     table = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
     if table.empty:
         return table

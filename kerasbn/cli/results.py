@@ -1,5 +1,5 @@
-"""``python -m kerasbn.results RUN_DIR [RUN_DIR ...] [--table main|diagnostics|experiment|recipes]
-[--into README.md --name NAME]`` and ``python -m kerasbn.results archive RUN_DIR --name
+"""``python -m kerasbn.results RUN_DIR [RUN_DIR ...] [--table NAME] [--into README.md
+--name NAME]`` and ``python -m kerasbn.results archive RUN_DIR --name
 NAME``.
 
 Prints the results table (``--table diagnostics``: the BN diagnostics table) of finished
@@ -31,6 +31,7 @@ TABLES = {
     "diagnostics": ("kerasbn.diagnostics.table", "diagnostics_markdown"),
     "experiment": ("kerasbn.results_tables", "experiment_markdown"),
     "recipes": ("kerasbn.tuning.recipes", "recipes_markdown"),
+    "setting": ("kerasbn.setting_effect", "setting_markdown"),
     "ledger": ("kerasbn.experiments.ledger", "ledger_markdown"),
     "time": ("kerasbn.bench.speed_to_target", "time_from_runs_markdown"),
 }
@@ -119,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="main: accuracy, verdicts and overfitting; diagnostics: precise BN, "
         "calibration and variance shift; experiment: a named experiment's table; "
         "recipes: two folders, the shared recipe then compare --tune, side by side; "
+        "setting: two folders with one setting changed (e.g. --precision), each variant "
+        "judged against itself; "
         "data: what kerasbn chose for your own data set (--dataset PATH)",
     )
     args = parser.parse_args(argv)
