@@ -274,3 +274,81 @@ def test_startup_rows_time_each_command_in_a_fresh_process(monkeypatch, tmp_path
     assert 0.3 <= busy["cpu_s_median"] < 0.9 and busy["wall_s_median"] >= 1.0
     markdown = startup.startup_markdown(table.reset_index(), None)
     assert "| kerasbn --help" in markdown and "met" in markdown
+
+
+def _bench_result(speeds: dict[str, tuple[float, ...]], dataset="cifar10", variant="bn+dropout"):
+    """A BenchResult from images/s per path and round (2 MFLOP per image)."""
+    import pandas as pd
+
+    from kerasbn.bench.table import BenchResult, add_flop_rates
+
+    raw = pd.DataFrame(
+        [
+            {
+                "dataset": dataset,
+                "variant": variant,
+                "path": path,
+                "round": r,
+                "images_per_s": ips,
+                "flops_per_image": 2e6,
+                "precision": "mixed_bfloat16" if path.endswith("bf16") else "float32",
+            }
+            for path, rounds in speeds.items()
+            for r, ips in enumerate(rounds)
+        ]
+    )
+    table = median_rows(raw)
+    add_flop_rates(table, peak=12e9, bfloat16_peak=60e9)
+    return BenchResult(table, ratios(raw), 12e9, [], 60e9)
+
+
+AMX = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def test_targets_are_judged_on_the_median_and_marked_where_they_do_not_apply():
+    from kerasbn.bench.targets import targets_markdown, targets_table
+
+    result = _bench_result(
+        {
+            # bf16 / f32 per round: 2.5, 1.5, 2.2 -> median 2.2 (met), slowest 1.5
+            "kerasbn": (1000, 1000, 1000),
+            "kerasbn-bf16": (2500, 1500, 2200),
+            # kerasbn-bf16 / torch-bf16: 1.25, 1.0, 1.1 -> median 1.1 (not met at 1.3)
+            "torch-bf16": (2000, 1500, 2000),
+            # float32: kerasbn / torch-compile 1.0 every round (met: at least 1.0)
+            "torch-compile": (1000, 1000, 1000),
+        }
+    )
+    table = targets_table(result, AMX).set_index("target")
+    ratio = table.loc["cifar10 `bn+dropout`: kerasbn-bf16 / kerasbn >= 2x"]
+    assert ratio["measured"] == "2.20x (slowest round 1.50x)" and ratio["status"] == "met"
+    torch = table.loc["cifar10 `bn+dropout`: kerasbn-bf16 / torch-bf16 >= 1.3x"]
+    assert torch["status"] == "not met"
+    compiled = table.loc["cifar10 `bn+dropout`: kerasbn-bf16 / torch-compile-bf16 >= 1x"]
+    assert compiled["status"].startswith("not measured")
+    # 3 x 2 MFLOP x 2200 images/s = 13.2 GFLOP/s of the 60 bfloat16 peak: 22%, not 30%.
+    peak = table.loc["cifar10 `bn+dropout`: kerasbn-bf16 of the matmul peak >= 30%"]
+    assert peak["measured"].startswith("22.0%") and peak["status"] == "not met"
+    assert table.loc["cifar10 `bn+dropout`: kerasbn / torch-compile >= 1x", "status"] == "met"
+    # MNIST did not run: its float32 targets are not listed.
+    assert not any(name.startswith("mnist") for name in table.index)
+    # Without AMX the bfloat16 targets are measured but do not apply.
+    plain = targets_table(result, frozenset({"avx512_bf16"})).set_index("target")
+    assert plain.loc[ratio.name, "status"] == "does not apply here (no amx_bf16); met on this CPU"
+    text = targets_markdown(result, frozenset({"avx512_bf16"}))
+    assert "CPU bfloat16 flags: avx512_bf16" in text
+    assert targets_markdown(_bench_result({"kerasbn": (1, 1)}, dataset="digits"), AMX) == ""
+
+
+# Slow: a second benchmark of its own, like the unfused path's.
+@pytest.mark.slow
+def test_the_bfloat16_path_trains_in_bfloat16_beside_float32(tmp_path, capsys, monkeypatch):
+    argv = ["--quick", "--variants", "bn", "--paths", "kerasbn,kerasbn-bf16,torch-bf16"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    rows = {row["path"]: row for row in json.loads((tmp_path / "bench.json").read_text())["rows"]}
+    assert rows["kerasbn"]["precision"] == "float32"
+    assert rows["kerasbn-bf16"]["precision"] == "mixed_bfloat16"
+    assert "kerasbn-bf16 / kerasbn" in out and "bfloat16 matmul peak" in out
+    if "torch-bf16" not in rows:
+        assert "torch-bf16: torch is not installed" in out

@@ -21,7 +21,10 @@ __all__ = ["NEEDS", "PATH_ENV", "child_main", "run_child"]
 
 # Paths that need an optional package, and the environment their subprocess runs in
 # (None: the variable is removed).
-NEEDS = {"kerasbn-jax": "jax", "torch": "torch", "torch-compile": "torch"}
+NEEDS = {
+    "kerasbn-jax": "jax",
+    **{path: "torch" for path in ("torch", "torch-compile", "torch-bf16", "torch-compile-bf16")},
+}
 # The tutorials' TensorFlow: its own CPU defaults (the user's setting before kerasbn's
 # oneDNN default), not kerasbn's.
 _TF_DEFAULTS = {_tfenv.ONEDNN_VARIABLE: _tfenv.USER_ONEDNN, _tfenv.KEEP_TF_DEFAULTS_VARIABLE: "1"}
@@ -29,8 +32,7 @@ PATH_ENV: dict[str, dict[str, str | None]] = {
     "kerasbn-jax": {"KERAS_BACKEND": "jax"},
     # kerasbn's package imports Keras; on its torch backend the PyTorch path does not
     # also load TensorFlow (about 400 MB of RSS).
-    "torch": {"KERAS_BACKEND": "torch"},
-    "torch-compile": {"KERAS_BACKEND": "torch"},
+    **{path: {"KERAS_BACKEND": "torch"} for path in NEEDS if path.startswith("torch")},
     "naive": _TF_DEFAULTS,
     "naive-same-batch": _TF_DEFAULTS,
     "kerasbn-no-onednn": {_tfenv.ONEDNN_VARIABLE: "0"},
@@ -58,9 +60,8 @@ def child_main(spec: str) -> None:
         if "gpu_peak_mb" not in out:
             out["gpu_peak_mb"] = gpu_peak_mb()
     else:
-        out["backend"] = "torch compile (inductor)" if job["path"] == "torch-compile" else (
-            "torch eager"
-        )
+        compiled = job["path"].startswith("torch-compile")
+        out["backend"] = "torch compile (inductor)" if compiled else "torch eager"
     # The protocol line the parent reads (stdout is the pipe, not a log).
     print("BENCH " + json.dumps(out), flush=True)
 

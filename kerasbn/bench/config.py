@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_PATHS", "LEVER_PATHS", "PATHS", "QUICK", "BenchConfig"]
+__all__ = [
+    "BFLOAT16",
+    "BFLOAT16_PATHS",
+    "DEFAULT_PATHS",
+    "LEVER_PATHS",
+    "PATHS",
+    "QUICK",
+    "BenchConfig",
+]
 
-PATHS = (
-    "kerasbn",
-    "kerasbn-jax",
-    "naive",
-    "naive-same-batch",
-    "torch",
-    "torch-compile",
-    "kerasbn-unfused",
-    "kerasbn-no-onednn",
-)
-DEFAULT_PATHS = PATHS[:6]
+DEFAULT_PATHS = ("kerasbn", "kerasbn-jax", "naive", "naive-same-batch", "torch", "torch-compile")
 # Paths that isolate one of kerasbn's levers; run on request (--paths).
-LEVER_PATHS = PATHS[6:]
+LEVER_PATHS = ("kerasbn-unfused", "kerasbn-no-onednn")
+# kerasbn and its PyTorch peers in mixed bfloat16 whatever --precision says, so that one
+# run times both precisions round by round (on request: --paths kerasbn,kerasbn-bf16,...).
+BFLOAT16 = "mixed_bfloat16"
+BFLOAT16_PATHS = ("kerasbn-bf16", "torch-bf16", "torch-compile-bf16")
+PATHS = DEFAULT_PATHS + LEVER_PATHS + BFLOAT16_PATHS
 
 
 @dataclass(frozen=True)

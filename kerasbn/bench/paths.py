@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 
-from kerasbn.bench.config import BenchConfig
+from kerasbn.bench.config import BFLOAT16, BenchConfig
 from kerasbn.bench.measure import forward_flops, steady
 from kerasbn.training.precision import on_gpu, resolve_precision
 
@@ -246,5 +247,14 @@ RUNNERS = {
     ),
     "kerasbn-unfused": lambda dataset, variant, config: _run_kerasbn(
         dataset, variant, config, fused_bn=False
+    ),
+    "kerasbn-bf16": lambda dataset, variant, config: _run_kerasbn(
+        dataset, variant, replace(config, precision=BFLOAT16)
+    ),
+    "torch-bf16": lambda dataset, variant, config: _run_torch(
+        dataset, variant, replace(config, precision=BFLOAT16)
+    ),
+    "torch-compile-bf16": lambda dataset, variant, config: _run_torch(
+        dataset, variant, replace(config, precision=BFLOAT16), compiled=True
     ),
 }

@@ -30,6 +30,10 @@ RATIOS = (
     ("kerasbn", "kerasbn-unfused", "fused BN kernel"),
     ("kerasbn-jax", "naive", "JAX backend vs the tutorial path"),
     ("kerasbn-jax", "torch", "JAX backend vs PyTorch eager"),
+    ("kerasbn-bf16", "kerasbn", "bfloat16 vs float32 (kerasbn)"),
+    ("kerasbn-bf16", "torch-bf16", "vs PyTorch eager, both bfloat16"),
+    ("kerasbn-bf16", "torch-compile-bf16", "vs PyTorch torch.compile, both bfloat16"),
+    ("torch-bf16", "torch", "bfloat16 vs float32 (PyTorch eager)"),
 )
 
 

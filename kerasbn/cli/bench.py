@@ -28,6 +28,7 @@ from kerasbn.bench.speed_to_target import (
     time_to_accuracy,
     time_to_accuracy_markdown,
 )
+from kerasbn.bench.targets import machine_line, targets_markdown, targets_table
 from kerasbn.cli._parser import ArgumentParser
 from kerasbn.data import get_dataset_info
 from kerasbn.registry import check_choice
@@ -132,7 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.startup is not None:
         return _startup(args, config)
     result = run_benchmark(config)
-    markdown = to_markdown(result)
+    targets = targets_markdown(result)
+    markdown = to_markdown(result) + (f"\n{targets}" if targets else "")
     print(markdown)
     command = command_line("kerasbn.bench") or "kerasbn.cli.bench.main() from Python"
     _into(args, markdown + f"\nMeasured by `{command}` (code at `{_commit()}`).\n")
@@ -141,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "config": asdict(config),
             "peak_flops": result.peak_flops,
             "bfloat16_peak_flops": result.bfloat16_peak_flops,
+            "targets": targets_table(result).to_dict("records"),
+            "machine_line": machine_line(),
         }
         _write(Path(args.out), "bench", markdown, result.table, record)
     return 0

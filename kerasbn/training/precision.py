@@ -26,6 +26,7 @@ __all__ = [
     "PrecisionChoice",
     "bfloat16_units",
     "cpu_flags",
+    "cpu_model",
     "on_gpu",
     "resolve_precision",
 ]
@@ -41,6 +42,19 @@ CPU_BFLOAT16 = False
 FLAGS_ENV = "KERASBN_CPU_FLAGS"
 
 
+def _cpuinfo_field(name: str, cpuinfo: str | os.PathLike) -> str | None:
+    """The value of the first ``name : value`` line of ``cpuinfo`` (Linux), if any."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
+    return None
+
+
 def cpu_flags(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> frozenset[str]:
     """The CPU's feature flags: ``$KERASBN_CPU_FLAGS`` when set, else the first
     ``flags`` line of ``cpuinfo`` (Linux); empty where there is none (macOS, Windows),
@@ -48,15 +62,14 @@ def cpu_flags(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> frozenset[str]:
     faked = os.environ.get(FLAGS_ENV)
     if faked is not None:
         return frozenset(faked.split())
-    try:
-        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return frozenset(value.split())
-    return frozenset()
+    return frozenset((_cpuinfo_field("flags", cpuinfo) or "").split())
+
+
+def cpu_model(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
+    """The CPU's model name (Linux), or the platform's processor string elsewhere."""
+    import platform
+
+    return _cpuinfo_field("model name", cpuinfo) or platform.processor() or "unknown CPU"
 
 
 def bfloat16_units(flags: frozenset[str] | None = None) -> list[str]:
