@@ -85,10 +85,10 @@ def test_an_explicit_precision_is_kept_and_an_unknown_one_lists_the_choices():
         resolve_precision("bf16", gpu=False, flags=flags)
 
 
-@pytest.mark.parametrize("flags", [EPYC_ROME, COOPER_LAKE])
 def test_a_comparison_stores_the_resolved_precision_and_the_flags(
-    digits, quick_config, tmp_path, monkeypatch, flags
+    digits, quick_config, tmp_path, monkeypatch
 ):
+    flags = COOPER_LAKE
     from kerasbn import compare
 
     monkeypatch.setenv(FLAGS_ENV, flags)
@@ -102,7 +102,7 @@ def test_a_comparison_stores_the_resolved_precision_and_the_flags(
         limit=64,
     )
     stored = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    # On this CPU-only test machine: float32 with or without units (parity not shown).
+    # No GPU in the test run: float32 even with bfloat16 units (parity not yet measured).
     assert stored["train_config"]["precision"] == "float32"
     assert stored["precision"]["requested"] == "auto"
     assert stored["precision"]["cpu_bfloat16_units"] == bfloat16_units(frozenset(flags.split()))
