@@ -73,10 +73,15 @@ def test_a_number_changed_by_hand_is_found_and_named(tmp_path):
     assert published.current_block(path.read_text(encoding="utf-8"), block.name) == inside
 
 
-@pytest.mark.parametrize("block", published.BLOCKS, ids=lambda b: f"{b.document}:{b.name}")
-def test_published_commands_name_no_path_of_a_machine(block):
-    text = (ROOT / block.document).read_text(encoding="utf-8")
-    assert published.machine_paths_in(published.current_block(text, block.name)) == []
+@pytest.mark.parametrize(
+    "document, name",
+    [(b.document, b.name) for b in published.BLOCKS] + sorted(published.PENDING),
+    ids=lambda value: value,
+)
+def test_published_commands_name_no_path_of_a_machine(document, name):
+    # Pending blocks too: their command is the one a reader re-runs.
+    text = (ROOT / document).read_text(encoding="utf-8")
+    assert published.machine_paths_in(published.current_block(text, name)) == []
 
 
 def test_machine_paths_are_found_in_measured_by_lines():
@@ -84,9 +89,10 @@ def test_machine_paths_are_found_in_measured_by_lines():
         "Measured by `python -m kerasbn.compare --data-dir ../shared/data --out runs/x` (x).\n"
         "Measured by `python -m kerasbn.experiments run c --set models_dir=/work/fash/m` (c).\n"
         "Measured by `python -m kerasbn.compare --out /home/me/runs/y` (y).\n"
+        "From `runs/z`: `python -m kerasbn.compare --data-dir /srv/data` (code at `abc`).\n"
         "Prose about /usr/share/datasets is not a command line.\n"
     )
-    assert published.machine_paths_in(lines) == ["/work/fash/m", "/home/me/runs/y"]
+    assert published.machine_paths_in(lines) == ["/work/fash/m", "/home/me/runs/y", "/srv/data"]
 
 
 def test_registered_and_pending_blocks_exist_and_do_not_overlap():
