@@ -45,7 +45,9 @@ DOCUMENTS = (
 class Block:
     document: str  # relative to the repository root
     name: str
-    table: str  # a kerasbn.results --table kind
+    # A kerasbn.results --table kind, or SCRIPT.py:FUNCTION for a table that a script of
+    # the repository makes from committed files (called with the folders as paths).
+    table: str
     folders: tuple[str, ...]  # archived run folders, relative to the repository root
 
 
@@ -113,6 +115,12 @@ BLOCKS = (
         ("results/ioffe-szegedy-mnist",),
     ),
     Block(
+        "benchmarks/README.md",
+        "recipe-sweep",
+        "scripts/recipe_sweep.py:summarize",
+        ("benchmarks/gpu/h100-2026-11-23-recipe-sweep",),
+    ),
+    Block(
         "docs/results.md",
         "own-data-choices",
         "data",
@@ -141,7 +149,7 @@ PENDING: dict[tuple[str, str], str] = (
     }
     | {
         ("benchmarks/README.md", name): _GONE
-        for name in ("cpu", "cifar10-lever-set", "cifar10-fair-set", "gpu", "recipe-sweep")
+        for name in ("cpu", "cifar10-lever-set", "cifar10-fair-set", "gpu")
     }
     | {
         ("benchmarks/README.md", name): _OLD_RECIPE
@@ -165,11 +173,20 @@ def current_block(text: str, name: str) -> str:
 
 
 def _generate(block: Block, root: Path) -> str:
+    folders = [root / folder for folder in block.folders]
+    if ".py:" in block.table:
+        import importlib.util
+
+        script, function = block.table.split(":")
+        spec = importlib.util.spec_from_file_location(Path(script).stem, root / script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return getattr(module, function)(*folders).strip()
     # Imported here: the generators pull in pandas and matplotlib, the registry does not.
     from kerasbn.cli.results import table_function
 
     # The tables name a folder by its last part, so where the clone lies does not show.
-    return table_function(block.table)([root / folder for folder in block.folders]).strip()
+    return table_function(block.table)(folders).strip()
 
 
 def differences(root: str | os.PathLike = ".") -> list[str]:

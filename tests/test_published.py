@@ -35,6 +35,10 @@ def test_a_number_changed_by_hand_is_found_and_named(tmp_path):
         named |= {f"results/{key.split('/')[0]}" for key, _ in published.REFERENCE.findall(text)}
     for folder in sorted(named):
         shutil.copytree(ROOT / folder, tmp_path / folder)
+    # The scripts that make a block from committed files.
+    for script in {b.table.split(":")[0] for b in published.BLOCKS if ".py:" in b.table}:
+        (tmp_path / script).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / script, tmp_path / script)
     block = published.BLOCKS[0]
     path = tmp_path / block.document
     text = path.read_text(encoding="utf-8")
