@@ -8,6 +8,7 @@ import pytest
 
 from kerasbn import _tfenv
 from kerasbn.bench import forward_flops, matmul_peak, median_rows
+from kerasbn.bench.record import bench_markdown, read_bench
 from kerasbn.bench.table import ratios
 from kerasbn.cli.bench import main
 from kerasbn.models import build_model
@@ -37,6 +38,11 @@ def test_quick_benchmark_produces_every_figure(tmp_path, capsys):
     for path, package in (("torch", "torch"), ("torch-compile", "torch"), ("kerasbn-jax", "jax")):
         if path not in paths:
             assert f"{path}: {package} is not installed" in markdown
+    # The record keeps every round of every path that ran, and remakes the printed text.
+    record = json.loads((tmp_path / "bench.json").read_text())
+    assert len(record["raw"]) == len(paths) * record["config"]["repeats"]
+    assert "Measured by `python -m kerasbn.bench --quick" in out or "from Python" in out
+    assert bench_markdown([tmp_path]) == markdown and markdown.strip() in out
 
 
 # Slow: a second benchmark of its own (about 20 s); the quick benchmark covers the paths.
@@ -335,9 +341,12 @@ def test_targets_are_judged_on_the_median_and_marked_where_they_do_not_apply():
     # Without AMX the bfloat16 targets are measured but do not apply.
     plain = targets_table(result, frozenset({"avx512_bf16"})).set_index("target")
     assert plain.loc[ratio.name, "status"] == "does not apply here (no amx_bf16); met on this CPU"
-    text = targets_markdown(result, frozenset({"avx512_bf16"}))
-    assert "CPU bfloat16 flags: avx512_bf16" in text
-    assert targets_markdown(_bench_result({"kerasbn": (1, 1)}, dataset="digits"), AMX) == ""
+    zen4 = {"cpu": "AMD EPYC", "cores": 2, "bfloat16_flags": ["avx512_bf16"]}
+    text = targets_markdown(result, zen4)
+    assert "does not apply here (no amx_bf16)" in text
+    assert "machine: AMD EPYC, 2 cores; CPU bfloat16 flags: avx512_bf16" in text
+    digits = _bench_result({"kerasbn": (1, 1)}, dataset="digits")
+    assert targets_markdown(digits, {**zen4, "bfloat16_flags": sorted(AMX)}) == ""
 
 
 # Slow: a second benchmark of its own, like the unfused path's.
@@ -352,3 +361,19 @@ def test_the_bfloat16_path_trains_in_bfloat16_beside_float32(tmp_path, capsys, m
     assert "kerasbn-bf16 / kerasbn" in out and "bfloat16 matmul peak" in out
     if "torch-bf16" not in rows:
         assert "torch-bf16: torch is not installed" in out
+
+
+def test_a_record_without_its_rounds_is_refused_unless_it_had_one(tmp_path):
+    rows = [{"dataset": "d", "variant": "v", "path": p, "images_per_s": ips, "rounds": 1}
+            for p, ips in (("kerasbn", 300.0), ("torch", 200.0))]  # fmt: skip
+    (tmp_path / "bench.json").write_text(json.dumps({"rows": rows, "peak_flops": 1e9}))
+    result, _ = read_bench(tmp_path)
+    # One round: its medians are the round, so the ratio is 300 / 200.
+    assert result.ratios.set_index("ratio").loc["kerasbn / torch", "median"] == 1.5
+    for row in rows:
+        row["rounds"] = 3
+    (tmp_path / "bench.json").write_text(json.dumps({"rows": rows, "peak_flops": 1e9}))
+    with pytest.raises(ValueError, match="cannot be recomputed"):
+        read_bench(tmp_path / "bench.json")
+    with pytest.raises(FileNotFoundError, match="no benchmark record"):
+        read_bench(tmp_path / "elsewhere")

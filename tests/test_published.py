@@ -34,7 +34,9 @@ def test_a_number_changed_by_hand_is_found_and_named(tmp_path):
         text = (ROOT / document).read_text(encoding="utf-8")
         named |= {f"results/{key.split('/')[0]}" for key, _ in published.REFERENCE.findall(text)}
     for folder in sorted(named):
-        shutil.copytree(ROOT / folder, tmp_path / folder)
+        (tmp_path / folder).parent.mkdir(parents=True, exist_ok=True)
+        copy = shutil.copytree if (ROOT / folder).is_dir() else shutil.copy
+        copy(ROOT / folder, tmp_path / folder)
     # The scripts that make a block from committed files.
     for script in {b.table.split(":")[0] for b in published.BLOCKS if ".py:" in b.table}:
         (tmp_path / script).parent.mkdir(parents=True, exist_ok=True)

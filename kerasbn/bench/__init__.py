@@ -96,4 +96,4 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
         log.info("bfloat16 matmul peak (TensorFlow, 2048^3): %.1f GFLOP/s", bfloat16_peak / 1e9)
     notes += add_flop_rates(table, peak, bfloat16_peak)
     path_ratios = ratios(raw)
-    return BenchResult(table, path_ratios, peak, notes, bfloat16_peak)
+    return BenchResult(table, path_ratios, peak, notes, bfloat16_peak, raw)

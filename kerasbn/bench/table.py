@@ -16,6 +16,7 @@ class BenchResult:
     peak_flops: float
     notes: list[str] = field(default_factory=list)
     bfloat16_peak_flops: float | None = None  # measured when a row trained in bfloat16
+    raw: pd.DataFrame | None = None  # one row per path and round, before the medians
 
 
 # (numerator, denominator, what the ratio isolates); shown where both paths ran.

@@ -16,7 +16,14 @@ import pandas as pd
 from kerasbn.bench.table import BenchResult
 from kerasbn.training.precision import bfloat16_units, cpu_flags, cpu_model
 
-__all__ = ["TARGETS", "Target", "machine_line", "targets_markdown", "targets_table"]
+__all__ = [
+    "TARGETS",
+    "Target",
+    "machine_line",
+    "targets_markdown",
+    "targets_table",
+    "this_machine",
+]
 
 
 @dataclass(frozen=True)
@@ -99,20 +106,26 @@ def targets_table(result: BenchResult, flags: frozenset[str] | None = None) -> p
     return pd.DataFrame(rows, columns=["target", "measured", "status"])
 
 
-def machine_line(flags: frozenset[str] | None = None) -> str:
-    """The CPU, its core count and its bfloat16 flags, as the targets table names them."""
-    flags = cpu_flags() if flags is None else flags
-    units = ", ".join(bfloat16_units(flags)) or "none"
-    return f"machine: {cpu_model()}, {os.cpu_count()} cores; CPU bfloat16 flags: {units}"
+def this_machine() -> dict:
+    """The CPU a benchmark ran on, as its record keeps it: model, cores, bfloat16 flags."""
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "bfloat16_flags": bfloat16_units()}
 
 
-def targets_markdown(result: BenchResult, flags: frozenset[str] | None = None) -> str:
-    """The targets section of the benchmark's output ("" when no target's data set and
-    variant ran)."""
-    table = targets_table(result, flags)
+def machine_line(machine: dict | None = None) -> str:
+    """The CPU, its core count and its bfloat16 flags (default: this machine's)."""
+    machine = this_machine() if machine is None else machine
+    units = ", ".join(machine["bfloat16_flags"]) or "none"
+    return f"machine: {machine['cpu']}, {machine['cores']} cores; CPU bfloat16 flags: {units}"
+
+
+def targets_markdown(result: BenchResult, machine: dict | None = None) -> str:
+    """The targets section of the benchmark's output for a run on ``machine`` (default:
+    this one); "" when no target's data set and variant ran."""
+    machine = this_machine() if machine is None else machine
+    table = targets_table(result, frozenset(machine["bfloat16_flags"]))
     if table.empty:
         return ""
     return (
         "Targets (median over rounds):\n\n"
-        f"{table.to_markdown(index=False)}\n\n{machine_line(flags)}\n"
+        f"{table.to_markdown(index=False)}\n\n{machine_line(machine)}\n"
     )

@@ -21,14 +21,15 @@ from kerasbn._io import write_json, write_text
 from kerasbn._logging import configure_logging
 from kerasbn._text import terminal_safe
 from kerasbn._versions import command_line, provenance
-from kerasbn.bench import DEFAULT_PATHS, PATHS, QUICK, BenchConfig, run_benchmark, to_markdown
+from kerasbn.bench import DEFAULT_PATHS, PATHS, QUICK, BenchConfig, run_benchmark
 from kerasbn.bench.child import child_main
+from kerasbn.bench.record import bench_text, result_record
 from kerasbn.bench.speed_to_target import (
     time_from_runs,
     time_to_accuracy,
     time_to_accuracy_markdown,
 )
-from kerasbn.bench.targets import machine_line, targets_markdown, targets_table
+from kerasbn.bench.targets import targets_table, this_machine
 from kerasbn.cli._parser import ArgumentParser
 from kerasbn.data import get_dataset_info
 from kerasbn.registry import check_choice
@@ -133,19 +134,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.startup is not None:
         return _startup(args, config)
     result = run_benchmark(config)
-    targets = targets_markdown(result)
-    markdown = to_markdown(result) + (f"\n{targets}" if targets else "")
+    record = {
+        "config": asdict(config),
+        **result_record(result),
+        "machine_info": this_machine(),
+        "targets": targets_table(result).to_dict("records"),
+        "command": command_line("kerasbn.bench") or "kerasbn.cli.bench.main() from Python",
+        **provenance(),
+    }
+    # One text for the terminal, --into and --out: what `results --table bench` remakes.
+    markdown = bench_text(result, record)
     print(markdown)
-    command = command_line("kerasbn.bench") or "kerasbn.cli.bench.main() from Python"
-    _into(args, markdown + f"\nMeasured by `{command}` (code at `{_commit()}`).\n")
+    _into(args, markdown)
     if args.out:
-        record = {
-            "config": asdict(config),
-            "peak_flops": result.peak_flops,
-            "bfloat16_peak_flops": result.bfloat16_peak_flops,
-            "targets": targets_table(result).to_dict("records"),
-            "machine_line": machine_line(),
-        }
         _write(Path(args.out), "bench", markdown, result.table, record)
     return 0
 

@@ -32,6 +32,7 @@ TABLES = {
     "experiment": ("kerasbn.results_tables", "experiment_markdown"),
     "recipes": ("kerasbn.tuning.recipes", "recipes_markdown"),
     "setting": ("kerasbn.setting_effect", "setting_markdown"),
+    "bench": ("kerasbn.bench.record", "bench_markdown"),
     "ledger": ("kerasbn.experiments.ledger", "ledger_markdown"),
     "time": ("kerasbn.bench.speed_to_target", "time_from_runs_markdown"),
 }
@@ -40,6 +41,7 @@ TABLES = {
 def table_function(name: str):
     module, function = TABLES[name]
     return getattr(importlib.import_module(module), function)
+
 
 __all__ = ["TABLES", "main", "table_function"]
 
@@ -121,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "calibration and variance shift; experiment: a named experiment's table; "
         "recipes: two folders, the shared recipe then compare --tune, side by side; "
         "setting: two folders with one setting changed (e.g. --precision), each variant "
-        "judged against itself; "
+        "judged against itself; bench: a python -m kerasbn.bench --out folder; "
         "data: what kerasbn chose for your own data set (--dataset PATH)",
     )
     args = parser.parse_args(argv)
