@@ -69,8 +69,17 @@ class Job:
 
 
 def model_metadata(
-    data: Dataset, variant: Variant, config: TrainConfig, row: dict, out_dir, train_seconds
+    data: Dataset,
+    variant: Variant,
+    config: TrainConfig,
+    row: dict,
+    out_dir,
+    train_seconds,
+    module: str = "kerasbn.compare",
 ):
+    """What a saved model's sidecar and card record (``row``: its run's figures; those
+    it lacks, such as the test accuracy of a model an experiment scores otherwise, are
+    left out; ``module``: the command that trains it)."""
     return {
         "dataset": data.name,
         "variant": variant.to_dict(),
@@ -83,11 +92,12 @@ def model_metadata(
         "metrics": {
             key: row[key]
             for key in ("test_accuracy", "test_loss", "test_examples", "best_val_accuracy")
+            if key in row
         },
         "parameters": int(row["params"]),
         "train_seconds": float(train_seconds),
         "data_source": data.describe(),
-        "command": command_line("kerasbn.compare"),
+        "command": command_line(module),
         "run_folder": str(out_dir),
         "versions": library_versions(),
         "created": _dt.datetime.now().isoformat(timespec="seconds"),

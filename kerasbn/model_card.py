@@ -63,7 +63,7 @@ def model_card(name: str, metadata: dict) -> str:
     augment = config.get("augment")
     augment = "data set default" if augment is None else augment
     versions = ", ".join(f"{k} {v}" for k, v in (metadata.get("versions") or {}).items())
-    command = f"`{metadata['command']}`" if metadata.get("command") else "`kerasbn.compare()`"
+    command = f"`{metadata['command']}`" if metadata.get("command") else "a call from Python"
     lines = [
         f"# {name}",
         "",

@@ -92,6 +92,11 @@ def test_quick_corruption_robustness_scores_every_set_and_adapts_only_bn(quick_r
     assert len(rows) == 2 * 2 * (1 + 3)
     assert rows.loc[rows.variant == "base", "adapted_accuracy"].isna().all()
     assert rows.loc[rows.variant == "bn", "adapted_accuracy"].between(0, 1).all()
+    # Each trained unit's card names its data, recipe and command, not "?".
+    card = (result.out_dir / "units" / "bn-seed1.md").read_text(encoding="utf-8")
+    assert "variant **`bn`** (with Batch Normalization)" in card
+    assert "mnist: 2048 training, 5000 validation" in card and "optimizer adam" in card
+    assert "?" not in card
     models = pd.read_csv(result.out_dir / "models.csv").set_index(["variant", "seed"])
     corrupted = rows[rows.corruption != "clean"]
     for (variant, seed), mine in corrupted.groupby(["variant", "seed"]):

@@ -53,10 +53,8 @@ from kerasbn.experiments.corruption_adaptation import (
     mixing_rows,
     plot_mixing,
 )
-from kerasbn.loading import load_model
+from kerasbn.experiments.corruption_models import trained_model
 from kerasbn.plots import heatmap
-from kerasbn.saving import save_model
-from kerasbn.training import default_config, train
 from kerasbn.variants import get_variant
 
 __all__ = ["QUICK", "Config", "run"]
@@ -108,43 +106,6 @@ PAPER = (
     "is each corruption's error divided by AlexNet's, over ImageNet-C's 15 corruptions; "
     "ours is the plain mean error over the sets above"
 )
-
-
-def _saved_model(config: Config, variant: str, seed: int):
-    """Seed ``seed``'s model of ``variant`` in ``models_dir``."""
-    folder = Path(config.models_dir)
-    names = [f"{config.dataset}-{variant}-seed{seed}.keras"]
-    if seed == 0:
-        names.append(f"{config.dataset}-{variant}.keras")  # what compare --save-models writes
-    for name in names:
-        if (folder / name).exists():
-            return load_model(folder / name, check_manifest=False)
-    raise ValueError(
-        f"{folder / names[0]} does not exist: run python -m kerasbn.compare --dataset "
-        f"{config.dataset} --variants {variant} --save-models {config.models_dir} first "
-        "(it saves seed 0; name other seeds' models <dataset>-<variant>-seed<k>.keras), "
-        f"set seeds=1, or leave models_dir out to train here. Received: {folder / names[0]}"
-    )
-
-
-def _model(config: Config, variant: str, seed: int, data, units: Path):
-    """The variant's trained inference model for ``seed``: from ``models_dir``, from an
-    earlier (resumed) run's unit, or trained now and kept as a unit."""
-    if config.models_dir is not None:
-        return _saved_model(config, variant, seed)
-    unit = units / f"{variant}-seed{seed}.keras"
-    if unit.exists():
-        log.info("%s seed %d: trained earlier, read back", variant, seed)
-        return load_model(unit, check_manifest=False)
-    settings = {"seed": seed, "verbose": 0}
-    if config.epochs is not None:
-        settings["epochs"] = config.epochs
-    if config.train_images is not None:
-        data = data.limit(min(config.train_images, len(data.x_train)))
-    result = train(data, variant, default_config(config.dataset, **settings))
-    model = result.inference_model()
-    save_model(model, unit, {"dataset": config.dataset, "variant": variant, "seed": seed})
-    return model
 
 
 def _accuracy(model, images, labels) -> float:
@@ -325,7 +286,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     rows, mixing = [], []
     for seed in range(config.seeds):  # seed-major: a stopped run keeps whole seeds' units
         for variant in config.variants:
-            model = _model(config, variant, seed, data, Path(out_dir) / "units")
+            model = trained_model(config, variant, seed, data, Path(out_dir) / "units")
             adaptable = _adaptable(model) if get_variant(variant).uses_bn else None
             for name, family, severity, x in sets:
                 raise_if_stopped()
