@@ -71,6 +71,12 @@ BLOCKS = (
         ),
     ),
     Block("docs/results.md", "mnist", "main", ("results/mnist-3seeds",)),
+    Block(
+        "docs/results.md",
+        "mnist-recipes",
+        "recipes",
+        ("results/mnist-3seeds", "results/mnist-tuned"),
+    ),
     Block("docs/results.md", "fashion", "main", ("results/fashion-3seeds",)),
     Block(
         "docs/results.md",
@@ -247,6 +253,7 @@ FORMATS = {
     "int": lambda v: f"{v:.0f}",
     "num": lambda v: f"{v:.4f}",
     "signed": lambda v: f"{v:+.4f}",
+    "g": lambda v: f"{v:.3g}",  # a tuned value: three significant digits
 }
 
 
@@ -258,7 +265,32 @@ def _folder_tables(folder: Path) -> dict:
     # An experiment's other verdict tables (e.g. corruption's adaptation_verdicts.csv).
     for extra in sorted(folder.glob("*_verdicts.csv")):
         tables[extra.stem] = read_table(extra)
+    if (folder / "tuning" / "best.json").is_file():
+        tables["tuning"] = _tuning_table(folder / "tuning")
     return tables
+
+
+def _tuning_table(tune_dir: Path):
+    """A tuned comparison's choices, a row per variant: the chosen trial, its validation
+    accuracy and values, and how many of the variant's trials completed or were pruned
+    (so prose can cite "base's chosen rate" or "1 trial completed")."""
+    import pandas as pd
+
+    from kerasbn.tuning.run import load_tuning
+
+    tune = load_tuning(tune_dir)
+    states = tune.trials.groupby("variant")["state"].value_counts().unstack(fill_value=0)
+    rows = [
+        {
+            "variant": variant,
+            "trial": chosen["trial"],
+            "val_accuracy": chosen["val_accuracy"],
+            **chosen["params"],
+            **{state: states.loc[variant].get(state, 0) for state in ("complete", "pruned")},
+        }
+        for variant, chosen in tune.best.items()
+    ]
+    return pd.DataFrame(rows)
 
 
 def reference_value(key: str, root: str | os.PathLike = ".", cache: dict | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -110,6 +111,36 @@ def test_registered_and_pending_blocks_exist_and_do_not_overlap():
         for name in published.block_names((ROOT / document).read_text(encoding="utf-8"))
     }
     assert registered | set(published.PENDING) == names
+
+
+def test_a_tuned_comparisons_choices_can_be_cited(tmp_path):
+    # A tuned folder of our own making: the reference must give back what its files say.
+    tune = tmp_path / "results" / "tuned" / "tuning"
+    tune.mkdir(parents=True)
+    best = {
+        "base": {"trial": 2, "val_accuracy": 0.9, "params": {"learning_rate": 0.0123456}},
+        "bn": {"trial": 0, "val_accuracy": 0.95, "params": {"learning_rate": 0.00042}},
+    }
+    (tune / "best.json").write_text(json.dumps(best))
+    states = ["complete", "pruned", "complete", "pruned", "complete", "pruned", "pruned"]
+    lines = ["variant,trial,state,val_accuracy,learning_rate"] + [
+        f"{'base' if i < 3 else 'bn'},{i if i < 3 else i - 3},{state},0.5,0.001"
+        for i, state in enumerate(states)
+    ]
+    (tune / "trials.csv").write_text("\n".join(lines) + "\n")
+
+    table = published._tuning_table(tune).set_index("variant")
+
+    def cite(cell):
+        return table.loc[cell]
+
+    assert cite(("base", "learning_rate")) == pytest.approx(0.0123456)
+    assert published.FORMATS["g"](cite(("base", "learning_rate"))) == "0.0123"
+    assert published.FORMATS["g"](cite(("bn", "learning_rate"))) == "0.00042"
+    # base: trials 0-2 = complete, pruned, complete; bn: complete then three pruned.
+    assert (cite(("base", "complete")), cite(("base", "pruned"))) == (2, 1)
+    assert (cite(("bn", "complete")), cite(("bn", "pruned"))) == (1, 3)
+    assert cite(("bn", "trial")) == 0
 
 
 @pytest.mark.parametrize(
