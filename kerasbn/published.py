@@ -123,6 +123,12 @@ BLOCKS = (
     Block("benchmarks/README.md", "gpu", "bench", ("benchmarks/gpu/h100-2026-11-22-bench.json",)),
     Block(
         "benchmarks/README.md",
+        "cpu-bf16",
+        "bench",
+        ("benchmarks/cpu/epyc-2026-12-07-bf16-bench.json",),
+    ),
+    Block(
+        "benchmarks/README.md",
         "recipe-sweep",
         "scripts/recipe_sweep.py:summarize",
         ("benchmarks/gpu/h100-2026-11-23-recipe-sweep",),
