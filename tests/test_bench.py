@@ -377,3 +377,20 @@ def test_a_record_without_its_rounds_is_refused_unless_it_had_one(tmp_path):
         read_bench(tmp_path / "bench.json")
     with pytest.raises(FileNotFoundError, match="no benchmark record"):
         read_bench(tmp_path / "elsewhere")
+
+
+def test_a_records_rows_follow_from_its_rounds_and_compile_time_is_the_cold_one(tmp_path):
+    # Three rounds of a torch-compile path: the first compiles cold (9 s), the later ones
+    # load inductor's cache (about 2 s); the stored rows say something else on purpose.
+    raw = [
+        {"dataset": "d", "variant": "v", "path": "torch-compile", "round": r,
+         "images_per_s": ips, "compile_seconds": s, "flops_per_image": 1e6}
+        for r, (ips, s) in enumerate(((100.0, 9.0), (300.0, 1.6), (200.0, 1.8)))
+    ]  # fmt: skip
+    stale = [{"dataset": "d", "variant": "v", "path": "torch-compile", "images_per_s": 1.0}]
+    (tmp_path / "bench.json").write_text(json.dumps({"rows": stale, "raw": raw, "peak_flops": 1e9}))
+    result, _ = read_bench(tmp_path)
+    row = result.table.iloc[0]
+    assert row["images_per_s"] == 200.0  # the median of 100, 300, 200
+    assert row["compile_seconds"] == 9.0  # the cold compile, not the median 1.8
+    assert row["fraction_of_matmul_peak"] == pytest.approx(3 * 1e6 * 200.0 / 1e9)

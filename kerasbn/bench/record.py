@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kerasbn.bench.table import BenchResult, ratios, to_markdown
+from kerasbn.bench.table import BenchResult, add_flop_rates, median_rows, ratios, to_markdown
 from kerasbn.bench.targets import targets_markdown
 
 __all__ = ["bench_markdown", "bench_text", "read_bench", "result_record"]
@@ -67,6 +67,10 @@ def read_bench(path: str | os.PathLike) -> tuple[BenchResult, dict]:
     table = pd.DataFrame(record["rows"])
     if record.get("raw"):
         raw = pd.DataFrame(record["raw"])
+        # The rounds are the measurement: the row of each path follows from them as
+        # this version aggregates (a record written before a change of rule agrees).
+        table = median_rows(raw)
+        add_flop_rates(table, record["peak_flops"], record.get("bfloat16_peak_flops"))
     elif (table.get("rounds", pd.Series([1])) == 1).all():
         raw = table.assign(round=0)  # one round: its medians are the round
     else:
