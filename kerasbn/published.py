@@ -161,10 +161,7 @@ PENDING: dict[tuple[str, str], str] = (
             "smoothness",
         )
     }
-    | {
-        ("benchmarks/README.md", name): _GONE
-        for name in ("cifar10-lever-set", "cifar10-fair-set")
-    }
+    | {("benchmarks/README.md", name): _GONE for name in ("cifar10-lever-set", "cifar10-fair-set")}
     | {
         ("benchmarks/README.md", name): _OLD_RECIPE
         for name in ("cifar10-30", "cifar10-sgd", "cifar10-ls", "cifar10-b64", "cifar10-30-time")
@@ -283,17 +280,17 @@ def _tuning_table(tune_dir: Path):
     (so prose can cite "base's chosen rate" or "1 trial completed")."""
     import pandas as pd
 
+    from kerasbn.tuning.report import state_counts
     from kerasbn.tuning.run import load_tuning
 
     tune = load_tuning(tune_dir)
-    states = tune.trials.groupby("variant")["state"].value_counts().unstack(fill_value=0)
     rows = [
         {
             "variant": variant,
             "trial": chosen["trial"],
             "val_accuracy": chosen["val_accuracy"],
             **chosen["params"],
-            **{state: states.loc[variant].get(state, 0) for state in ("complete", "pruned")},
+            **state_counts(tune.trials, variant),
         }
         for variant, chosen in tune.best.items()
     ]

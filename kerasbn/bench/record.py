@@ -64,20 +64,20 @@ def read_bench(path: str | os.PathLike) -> tuple[BenchResult, dict]:
             "python -m kerasbn.bench run."
         )
     record = json.loads(file.read_text(encoding="utf-8"))
-    table = pd.DataFrame(record["rows"])
     if record.get("raw"):
         raw = pd.DataFrame(record["raw"])
         # The rounds are the measurement: the row of each path follows from them as
         # this version aggregates (a record written before a change of rule agrees).
         table = median_rows(raw)
         add_flop_rates(table, record["peak_flops"], record.get("bfloat16_peak_flops"))
-    elif (table.get("rounds", pd.Series([1])) == 1).all():
-        raw = table.assign(round=0)  # one round: its medians are the round
     else:
-        raise ValueError(
-            f"{file} keeps medians over several rounds but not the rounds, so its ratios "
-            "cannot be recomputed; run the benchmark again with this version."
-        )
+        table = pd.DataFrame(record["rows"])
+        if not (table.get("rounds", pd.Series([1])) == 1).all():
+            raise ValueError(
+                f"{file} keeps medians over several rounds but not the rounds, so its ratios "
+                "cannot be recomputed; run the benchmark again with this version."
+            )
+        raw = table.assign(round=0)  # one round: its medians are the round
     result = BenchResult(
         table,
         ratios(raw),

@@ -30,6 +30,7 @@ __all__ = [
     "best_settings",
     "edge_notes",
     "plot_isolation",
+    "state_counts",
     "trial_table",
     "tuning_markdown",
     "write_trial_hparams",
@@ -225,6 +226,12 @@ def write_trial_hparams(
     write_hparams_config(root, every)
 
 
+def state_counts(trials: pd.DataFrame, variant: str) -> dict[str, int]:
+    """How many of ``variant``'s trials completed and how many were pruned."""
+    counts = trials.loc[trials["variant"] == variant, "state"].value_counts()
+    return {state: int(counts.get(state, 0)) for state in ("complete", "pruned")}
+
+
 def tuning_markdown(
     best: Mapping[str, dict],
     trials: pd.DataFrame,
@@ -239,8 +246,7 @@ def tuning_markdown(
     ]
     table = []
     for variant, choice in best.items():
-        rows = trials[trials["variant"] == variant]
-        counts = rows["state"].value_counts()
+        counts = state_counts(trials, variant)
         values = ", ".join(f"{k} {v:.3g}" for k, v in choice["params"].items())
         ranges = ", ".join(f"{name} {s.low:g}..{s.high:g}" for name, s in spaces[variant].items())
         table.append(
@@ -249,8 +255,8 @@ def tuning_markdown(
                 "chosen": values,
                 "val accuracy": f"{100 * choice['val_accuracy']:.2f}%",
                 "trial": choice["trial"],
-                "completed": int(counts.get("complete", 0)),
-                "pruned": int(counts.get("pruned", 0)),
+                "completed": counts["complete"],
+                "pruned": counts["pruned"],
                 "ranges": ranges,
             }
         )
