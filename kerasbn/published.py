@@ -130,6 +130,12 @@ BLOCKS = (
     ),
     Block(
         "benchmarks/README.md",
+        "bf16-parity-mnist",
+        "setting",
+        ("results/mnist-3seeds", "results/mnist-3seeds-bf16"),
+    ),
+    Block(
+        "benchmarks/README.md",
         "recipe-sweep",
         "scripts/recipe_sweep.py:summarize",
         ("benchmarks/gpu/h100-2026-11-23-recipe-sweep",),
