@@ -67,6 +67,7 @@ BLOCKS = (
             "results/mnist-3seeds",
             "results/ioffe-szegedy-mnist",
             "results/lr-robustness",
+            "results/lr-robustness-cifar10",
             "results/corruption-fashion",
         ),
     ),
@@ -114,6 +115,12 @@ BLOCKS = (
         ("results/init-scale-sweep-keras-defaults",),
     ),
     Block("docs/experiments.md", "lr-robustness", "experiment", ("results/lr-robustness",)),
+    Block(
+        "docs/experiments.md",
+        "lr-robustness-cifar10",
+        "experiment",
+        ("results/lr-robustness-cifar10",),
+    ),
     Block(
         "docs/experiments.md",
         "ioffe-szegedy",

@@ -157,6 +157,18 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         "Ioffe & Szegedy 2015",
+        _IOFFE_RATES,
+        "ImageNet: BN-x5 and BN-x30 at 5 and 30 times Inception's initial rate (4.2.2)",
+        "lr-robustness-cifar10",
+        "bn+dropout",
+        "base",
+        "at_variant_best_rate",
+        "better",
+        "CIFAR-10 (JPEG copy) subset, 2 epochs, constant-rate SGD: both at bn+dropout's best "
+        "rate (above base's)",
+    ),
+    Claim(
+        "Ioffe & Szegedy 2015",
         _IOFFE_DROPOUT,
         "Inception without Dropout among BN's changes (section 4.2.1); no separate number",
         "cifar10-3seeds",
