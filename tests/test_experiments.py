@@ -398,6 +398,8 @@ def test_training_mode_predictions_normalize_each_batch_by_itself():
 
 
 def test_smoothness_probes_are_on_the_configured_grid_and_non_negative(quick_run):
+    from statsmodels.stats.multitest import multipletests
+
     result = quick_run("smoothness")
     history = result.history
     for (variant, seed), mine in history.groupby(["variant", "seed"]):
@@ -417,12 +419,21 @@ def test_smoothness_probes_are_on_the_configured_grid_and_non_negative(quick_run
     config = json.loads((result.out_dir / "config.json").read_text())["config"]
     assert config["step_multiples"] == [0.5, 2.0]
     # bn against base: scipy's paired t-test over the seeds of log10 of each run's
-    # median beta-smoothness (one comparison per family: Holm keeps the p-value).
-    medians = history.groupby(["variant", "seed"])["beta_smoothness"].median()
-    p = stats.ttest_rel(np.log10(medians["bn"]), np.log10(medians["base"])).pvalue
+    # median of each measure; the measures of the rate form one family, whose Holm
+    # adjustment statsmodels makes.
     verdicts = pd.read_csv(result.out_dir / "verdicts.csv").set_index("metric")
-    assert verdicts.loc["log10_beta_smoothness", "p_holm"] == pytest.approx(p)
-    assert verdicts.loc["log10_beta_smoothness", "baseline"] == "base"
+    for column in ("loss_range", "beta_smoothness", "beta_smoothness_abs", "beta_smoothness_rel"):
+        medians = history.groupby(["variant", "seed"])[column].median()
+        p = stats.ttest_rel(np.log10(medians["bn"]), np.log10(medians["base"])).pvalue
+        assert verdicts.loc[f"log10_{column}", "p_value"] == pytest.approx(p), column
+    assert (verdicts["baseline"] == "base").all()
+    tested = verdicts[np.isfinite(verdicts["p_value"])]
+    assert len(tested) >= 4 and (tested["family_size"] == len(tested)).all()
+    np.testing.assert_allclose(tested["p_holm"], multipletests(tested["p_value"], method="holm")[1])
+    for row in tested.itertuples():  # each word from its adjusted p
+        detected = row.p_holm < 0.05 and row.difference != 0
+        want = ("rougher" if row.difference > 0 else "smoother") if detected else None
+        assert row.verdict == (want or "no detectable difference"), row
 
 
 def test_scale_invariant_measures_ignore_the_scale_of_weights_before_bn():

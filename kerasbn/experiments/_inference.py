@@ -11,12 +11,14 @@ experiment's gallery entry is the word of this table, never a judgement of the m
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from kerasbn import stats
 from kerasbn._io import write_text
 from kerasbn.experiments._common import unit_path
 from kerasbn.verdict_text import p_text, points_text, span_text, verdict_markdown
@@ -134,17 +136,40 @@ def judge_each(
     baseline: str,
     dataset: str,
     metrics: dict[str, tuple[str, str]],
+    across_metrics: bool = False,
 ) -> pd.DataFrame:
     """:func:`judge` within each value of ``group`` (a batch size, a learning rate):
     there the versions against ``baseline``, each metric a family, Holm over the
     versions of that group; the verdict rows of every group, with its ``group`` value.
-    A group without ``baseline`` or without another version is left out."""
+    ``across_metrics``: one family per group instead, Holm over every version and
+    metric of it (where the metrics are several measures of one question, such as
+    smoothness's, a family per metric would leave them uncorrected). A group without
+    ``baseline`` or without another version is left out."""
     frames = []
     for value, rows in final.groupby(group, sort=True):
         if baseline in set(rows[by]) and rows[by].nunique() > 1:
             judged = judge(rows, by=by, baseline=baseline, dataset=dataset, metrics=metrics)
-            frames.append(judged.verdicts.assign(**{group: value}))
+            table = judged.verdicts.assign(**{group: value})
+            frames.append(_holm_over_metrics(table, metrics) if across_metrics else table)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _holm_over_metrics(table: pd.DataFrame, metrics: dict[str, tuple[str, str]]):
+    """``table``'s verdicts re-corrected as one family: Holm over all its p-values, and
+    each word from the new adjusted p (rows without a test keep theirs)."""
+    table = table.copy()
+    table["p_holm"] = stats.holm(table["p_value"].to_numpy(dtype=float))
+    table["family_size"] = int(np.isfinite(table["p_value"].to_numpy(dtype=float)).sum())
+    for k, row in table.iterrows():
+        if not np.isfinite(row["p_value"]):
+            continue  # no spread, or no test: the word says so already
+        higher, lower = metrics[row["metric"]]
+        test = stats.PairedTest(
+            row["difference"], row["ci_low"], row["ci_high"], row["p_value"], row["test"],
+            int(row["seeds"]), math.nan,
+        )  # fmt: skip
+        table.loc[k, "verdict"] = stats.verdict(test, higher, lower, row["p_holm"])
+    return table
 
 
 def judged_each_markdown(
@@ -156,14 +181,21 @@ def judged_each_markdown(
     delta_title: str,
     points: bool = True,
     group_format: str = "{:g}",
+    across_metrics: bool = False,
 ) -> str:
     """The verdicts of :func:`judge_each` as one table: a row per group, version and
     metric (``titles``: each metric's name in the table), the difference in percentage
     points (``points``) or as it is, then the test, family and correction; a float
-    group value is written with ``group_format``."""
+    group value is written with ``group_format``; ``across_metrics``: the family that
+    :func:`judge_each` was given, named in the note."""
     if verdicts.empty:
         return "No test: no group has the baseline and another version."
     baseline = verdicts["baseline"].iloc[0]
+    family = (
+        f"every version and measure of one {group_title} together"
+        if across_metrics
+        else f"the versions of one {group_title} under one measure"
+    )
     if points:
         deltas = verdicts["difference"].map(points_text)
         spans = span_text(verdicts["ci_low"], verdicts["ci_high"])
@@ -189,7 +221,6 @@ def judged_each_markdown(
     return (
         f"### Each version against `{baseline}` at its {group_title}\n\n"
         f"{table.to_markdown(index=False, disable_numparse=True)}\n\n"
-        f"Test: {verdicts['test'].iloc[0]}; family: the versions of one {group_title} "
-        "under one measure, Holm's step-down correction; detected at Holm-adjusted "
-        "p < 0.05.\n"
+        f"Test: {verdicts['test'].iloc[0]}; family: {family}, Holm's step-down "
+        "correction; detected at Holm-adjusted p < 0.05.\n"
     )
