@@ -69,6 +69,7 @@ BLOCKS = (
             "results/lr-robustness",
             "results/lr-robustness-cifar10",
             "results/corruption-fashion",
+            "results/smoothness",
         ),
     ),
     Block("docs/results.md", "mnist", "main", ("results/mnist-3seeds",)),
@@ -115,6 +116,7 @@ BLOCKS = (
         ("results/init-scale-sweep-keras-defaults",),
     ),
     Block("docs/experiments.md", "lr-robustness", "experiment", ("results/lr-robustness",)),
+    Block("docs/experiments.md", "smoothness", "experiment", ("results/smoothness",)),
     Block(
         "docs/experiments.md",
         "lr-robustness-cifar10",
@@ -171,7 +173,6 @@ PENDING: dict[tuple[str, str], str] = (
         for name in (
             "corruption",
             "batch-size",
-            "smoothness",
         )
     }
     | {("benchmarks/README.md", name): _GONE for name in ("cifar10-lever-set", "cifar10-fair-set")}

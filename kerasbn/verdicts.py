@@ -316,8 +316,15 @@ def folder_judgement(
     the same read; a named experiment's folder, whose per-seed figures are in its
     history, as it judged them when it finished."""
     folder = Path(folder)
-    if not (folder / "runs.csv").is_file():
-        return {name: read_table(folder / f"{name}.csv") for name in ("verdicts", "intervals")}
+    # A comparison keeps a record per run under runs/; an experiment's folder has none
+    # (smoothness writes a runs.csv of its own, which is not a comparison's).
+    if not ((folder / "runs.csv").is_file() and (folder / "runs").is_dir()):
+        return {
+            name: read_table(folder / f"{name}.csv")
+            if name == "verdicts" or (folder / f"{name}.csv").is_file()
+            else pd.DataFrame()  # an experiment without intervals (smoothness)
+            for name in ("verdicts", "intervals")
+        }
     runs, correct, stored = read_folder(folder)
     tables = {
         "verdicts": verdicts(runs, baseline or stored, correct),

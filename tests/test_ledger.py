@@ -36,7 +36,19 @@ def _mean_difference(folder: Path, claim: ledger.Claim) -> float:
         models = pd.read_csv(folder / "models.csv")
         mine = models[models["variant"] == dict(claim.where)["net"]]
         return float((mine["adapted_corruption_accuracy"] - mine["corruption_accuracy"]).mean())
-    if (folder / "runs.csv").is_file():
+    if claim.folder == "smoothness":
+        rate = float(dict(claim.where)["learning_rate"])
+        if claim.metric == "log10_beta_smoothness":
+            # From the probes themselves: each run's median over its probes, in log10.
+            history = pd.read_csv(folder / "history.csv")
+            mine = history[np.isclose(history["learning_rate"], rate)]
+            medians = mine.groupby(["variant", "seed"])["beta_smoothness"].median()
+            table = np.log10(medians).unstack("variant")
+        else:  # at matched loss: the per-run figures the experiment kept, at that rate
+            runs = pd.read_csv(folder / "runs.csv")
+            mine = runs[np.isclose(runs["learning_rate"], rate)]
+            table = mine.pivot_table(index="seed", columns="variant", values=claim.metric)
+    elif (folder / "runs.csv").is_file():
         runs = pd.read_csv(folder / "runs.csv")
         table = runs.pivot_table(index="seed", columns="variant", values=claim.metric)
     else:  # a named experiment: its rows at the last evaluation (or the early one)

@@ -161,8 +161,9 @@ def test_archived_folders_hold_every_runs_per_image_results(block):
     # What the seeds + test set intervals read: one file per finished run, tracked by git
     # (a fresh clone without them would publish seed-only intervals).
     for folder in block.folders:
-        if not (ROOT / folder / "runs.csv").is_file():
-            # A named experiment: one file per version and seed of a verdict that counts
+        if not (ROOT / folder / "runs").is_dir():
+            # A named experiment (no per-run records; smoothness keeps a runs.csv of its
+            # own): one file per version and seed of a verdict that counts
             # test images; none where its verdicts are over seeds only.
             files = list((ROOT / folder / "correct").glob("*.npy"))
             stored = ROOT / folder / "verdicts.csv"

@@ -45,6 +45,11 @@ _SCHNEIDER = (
     "across 25 different popular computer vision models."
 )
 _SCHNEIDER_NUMBER = "ImageNet-C, ResNet-50: 76.7% mCE as trained, 62.2% adapted (abstract)"
+# Santurkar et al. (2018), abstract, word for word; their evidence is a figure.
+_SANTURKAR = "it makes the optimization landscape significantly smoother"
+_SANTURKAR_NUMBER = (
+    "VGG on CIFAR-10: figure 4 only (effective beta-smoothness), no number in the text"
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ def _words(metric: str) -> tuple[str, str]:
     # causal tests and corruption's accuracies compare accuracies ("better" / "worse").
     if metric in _CAUSAL or metric == "corruption_accuracy":
         return ("better", "worse")
+    if metric.startswith("log10_"):  # smoothness's measures: larger is rougher
+        return ("rougher", "smoother")
     return METRICS.get(metric, ("higher", "lower"))
 
 
@@ -191,6 +198,32 @@ CLAIMS: tuple[Claim, ...] = (
         "severities, BN adapted on a held-out half of each set",
         table="adaptation_verdicts",
         where=(("net", "bn+dropout"),),
+    ),
+    Claim(
+        "Santurkar et al. 2018",
+        _SANTURKAR,
+        _SANTURKAR_NUMBER,
+        "smoothness",
+        "bn",
+        "base",
+        "log10_beta_smoothness",
+        "smoother",
+        "CIFAR-10 (JPEG copy), the preset CNN, SGD at 0.01, 400 steps: Δ log10 of the "
+        "median effective beta-smoothness at the same step (at 0.05 the same word)",
+        where=(("learning_rate", "0.01"),),
+    ),
+    Claim(
+        "Santurkar et al. 2018",
+        _SANTURKAR,
+        _SANTURKAR_NUMBER,
+        "smoothness",
+        "bn",
+        "base",
+        "log10_beta_smoothness_at_loss",
+        "smoother",
+        "CIFAR-10 (JPEG copy), as above, compared at the same training loss instead "
+        "(at 0.05 the same word)",
+        where=(("learning_rate", "0.01"),),
     ),
 )
 
