@@ -84,6 +84,23 @@ def _words(metric: str) -> tuple[str, str]:
     return METRICS.get(metric, ("higher", "lower"))
 
 
+def _smoothness_claim(metric: str, setup: str) -> Claim:
+    """Santurkar et al.'s claim on one of smoothness's measures, `bn` against `base` at
+    the rate 0.01 (where both nets train)."""
+    return Claim(
+        "Santurkar et al. 2018",
+        _SANTURKAR,
+        _SANTURKAR_NUMBER,
+        "smoothness",
+        "bn",
+        "base",
+        metric,
+        "smoother",
+        setup,
+        where=(("learning_rate", "0.01"),),
+    )
+
+
 CLAIMS: tuple[Claim, ...] = (
     Claim(
         "Ioffe & Szegedy 2015",
@@ -199,31 +216,15 @@ CLAIMS: tuple[Claim, ...] = (
         table="adaptation_verdicts",
         where=(("net", "bn+dropout"),),
     ),
-    Claim(
-        "Santurkar et al. 2018",
-        _SANTURKAR,
-        _SANTURKAR_NUMBER,
-        "smoothness",
-        "bn",
-        "base",
+    _smoothness_claim(
         "log10_beta_smoothness",
-        "smoother",
         "CIFAR-10 (JPEG copy), the preset CNN, SGD at 0.01, 400 steps: Δ log10 of the "
         "median effective beta-smoothness at the same step (at 0.05 the same word)",
-        where=(("learning_rate", "0.01"),),
     ),
-    Claim(
-        "Santurkar et al. 2018",
-        _SANTURKAR,
-        _SANTURKAR_NUMBER,
-        "smoothness",
-        "bn",
-        "base",
+    _smoothness_claim(
         "log10_beta_smoothness_at_loss",
-        "smoother",
         "CIFAR-10 (JPEG copy), as above, compared at the same training loss instead "
         "(at 0.05 the same word)",
-        where=(("learning_rate", "0.01"),),
     ),
 )
 
