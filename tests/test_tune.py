@@ -31,6 +31,7 @@ from kerasbn.tuning import (
     search_space,
     tune,
 )
+from kerasbn.tuning.study import open_storage, open_study
 from kerasbn.variants import get_variant
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,9 +127,10 @@ def test_tune_cli_bad_input_exits_2_naming_the_fix(argv, message, tmp_path, caps
     ],
 )
 def test_compare_tune_bad_input_exits_2(argv, message, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(
-        "kerasbn.data.load_dataset", lambda *a, **k: pytest.fail("data was loaded")
-    )
+    # kerasbn.comparison binds load_dataset when first imported: patched (and so imported)
+    # first, it gets the real one back afterwards instead of keeping the stand-in.
+    for where in ("kerasbn.comparison", "kerasbn.data"):
+        monkeypatch.setattr(f"{where}.load_dataset", lambda *a, **k: pytest.fail("data was loaded"))
     with pytest.raises(SystemExit) as exit_info:
         compare_cli.main(["--dataset", "digits", "--out", str(tmp_path / "c"), *argv])
     assert exit_info.value.code == 2
@@ -225,9 +227,10 @@ def test_tuning_never_reads_the_test_split(digits, tmp_path):
     guarded = replace(digits, x_test=_Untouchable(), y_test=_Untouchable())
     result = tune(guarded, "bn", names=["lr"], trials=2, epochs=1, out_dir=tmp_path / "t")
     assert set(result.best) == {"bn"}
-    assert "test" not in json.loads((tmp_path / "t" / "tuning.json").read_text())["studies"][
-        "bn"
-    ]["dataset"]
+    assert (
+        "test"
+        not in json.loads((tmp_path / "t" / "tuning.json").read_text())["studies"]["bn"]["dataset"]
+    )
 
 
 def test_a_study_grows_by_its_budget_and_refuses_other_settings(digits, tmp_path):
@@ -242,6 +245,23 @@ def test_a_study_grows_by_its_budget_and_refuses_other_settings(digits, tmp_path
     assert grown.trials.iloc[0]["val_accuracy"] == first.trials.iloc[0]["val_accuracy"]
     with pytest.raises(ValueError, match="asks for fewer"):
         tune(digits, "base", names=["lr"], trials=1, epochs=1, out_dir=out)
+
+
+@pytest.mark.parametrize("pieces", [(2, 5), (3, 4, 7, 10)])
+def test_a_study_run_in_pieces_never_proposes_a_finished_trials_values(tmp_path, pieces):
+    """Each piece re-opens the study, as a re-run command does; the MNIST dropout tune
+    (results/mnist-tuned) once repeated trial 0's values in its second piece."""
+    storage = open_storage(None, tmp_path / "study.log")
+
+    def objective(trial):  # no training: only the proposals are under test
+        return -abs(math.log10(trial.suggest_float("lr", 1e-5, 1.0, log=True)) + 2)
+
+    for budget in pieces:
+        study = open_study(storage, "s/base", {"trials": 10}, sampler_seed=0)
+        study.optimize(objective, n_trials=budget - len(study.trials))
+    values = [t.params["lr"] for t in study.trials]
+    assert len(values) == pieces[-1]
+    assert len(set(values)) == len(values), values
 
 
 @pytest.fixture(scope="module")
@@ -322,9 +342,7 @@ def test_an_archived_tuned_comparison_keeps_its_tune(tuned_and_shared, tmp_path)
 def _journal_trials(path, name):
     if not path.exists():
         return []
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(path))
-    )
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     try:
         return optuna.load_study(study_name=name, storage=storage).trials
     except KeyError:

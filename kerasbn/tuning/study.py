@@ -139,16 +139,9 @@ def open_study(
     """Create or load the study ``name``. ``settings`` (the leader) are stored on a new
     study and must equal a stored one's; ``None`` (a worker) takes what is stored.
     ``sampler_seed``: ``None`` for a worker, whose proposals must differ from the
-    leader's (same-seeded samplers propose the same values)."""
+    leader's (same-seeded samplers propose the same values); a study that already holds
+    N trials is sampled with ``sampler_seed + N``."""
     trials = (settings or {}).get("trials", 20)
-    sampler = optuna.samplers.TPESampler(
-        seed=sampler_seed,
-        # Half the budget random first, as TPE's own default of 10 does for 20 trials.
-        n_startup_trials=min(10, max(1, trials // 2)),
-        # Parallel workers: a running trial counts as a poor one, so two workers
-        # do not propose the same values.
-        constant_liar=True,
-    )
     # ASHA: a trial goes on past epochs 2, 6, 18, ... only if it is in the best third
     # of the trials that reached that epoch.
     pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
@@ -156,10 +149,21 @@ def open_study(
         study_name=name,
         storage=storage,
         direction="maximize",
-        sampler=sampler,
+        sampler=_sampler(sampler_seed, trials),
         pruner=pruner,
         load_if_exists=True,
     )
+    held = len(study.get_trials(deepcopy=False))
+    if held and sampler_seed is not None:
+        # A resumed study: a sampler seeded as the first piece's was would propose the
+        # first piece's values again (its random draws restart), so a study of N trials
+        # goes on with seed + N, still reproducible from the folder.
+        study = optuna.load_study(
+            study_name=name,
+            storage=storage,
+            sampler=_sampler(sampler_seed + held, trials),
+            pruner=pruner,
+        )
     stored = study.user_attrs.get("kerasbn")
     if settings is None:
         if stored is None:
@@ -190,6 +194,17 @@ def open_study(
             f"--study). Received: {', '.join(f'{k}={settings[k]!r}' for k in changed)}"
         )
     return study
+
+
+def _sampler(seed: int | None, trials: int) -> optuna.samplers.TPESampler:
+    return optuna.samplers.TPESampler(
+        seed=seed,
+        # Half the budget random first, as TPE's own default of 10 does for 20 trials.
+        n_startup_trials=min(10, max(1, trials // 2)),
+        # Parallel workers: a running trial counts as a poor one, so two workers
+        # do not propose the same values.
+        constant_liar=True,
+    )
 
 
 def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
