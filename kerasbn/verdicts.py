@@ -216,6 +216,7 @@ def verdicts(
     baseline: str,
     correct: dict[tuple[str, int], np.ndarray] | None = None,
     metrics: dict[str, tuple[str, str]] | None = None,
+    one_family: bool = False,
 ) -> pd.DataFrame:
     """One row per (variant other than ``baseline``, metric).
 
@@ -224,10 +225,13 @@ def verdicts(
     of the test-accuracy difference. Each metric's comparisons form one family: their
     p-values are Holm-adjusted together, and the verdict word uses the adjusted p.
     ``metrics``: each compared column of ``runs`` with the words for a detected higher
-    and a detected lower value (default :data:`METRICS`).
+    and a detected lower value (default :data:`METRICS`). ``one_family``: every
+    comparison of every metric in one family instead, for metrics that are several
+    readings of one question (a family per metric would leave them uncorrected).
     """
     others = [v for v in dict.fromkeys(runs["variant"]) if v != baseline]
-    return paired_verdicts(runs, [(variant, baseline) for variant in others], correct, metrics)
+    pairs = [(variant, baseline) for variant in others]
+    return paired_verdicts(runs, pairs, correct, metrics, one_family=one_family)
 
 
 def paired_verdicts(
@@ -235,16 +239,18 @@ def paired_verdicts(
     pairs: Sequence[tuple[str, str]],
     correct: dict[tuple[str, int], np.ndarray] | None = None,
     metrics: dict[str, tuple[str, str]] | None = None,
+    one_family: bool = False,
 ) -> pd.DataFrame:
     """:func:`verdicts` for any ``(variant, baseline)`` pairs of ``runs``' variants, each
-    pair compared seed by seed; one metric's pairs form one Holm family. With one
-    baseline for every pair this is :func:`verdicts`; with a baseline per pair it judges
-    one change made to each of several variants (e.g. the same runs in bfloat16)."""
+    pair compared seed by seed; one metric's pairs form one Holm family (all of them
+    together with ``one_family``). With one baseline for every pair this is
+    :func:`verdicts`; with a baseline per pair it judges one change made to each of
+    several variants (e.g. the same runs in bfloat16)."""
     correct = correct or {}
-    rows = []
     dataset = runs["dataset"].iloc[0] if len(runs) else ""
-    for metric, (higher, lower) in (METRICS if metrics is None else metrics).items():
-        family = []
+    words = METRICS if metrics is None else metrics
+    tested = []
+    for metric in words:
         for variant, baseline in pairs:
             if metric == "test_accuracy":
                 test, seed_only, interval = _accuracy_tests(runs, variant, baseline, correct)
@@ -252,43 +258,50 @@ def paired_verdicts(
                 ours, theirs, _ = _paired(runs, variant, baseline, metric)
                 test = seed_only = stats.paired_t(ours, theirs)
                 interval = SEEDS_ONLY if test.n > 1 else ""
-            family.append((variant, baseline, test, seed_only, interval))
-        adjusted = stats.holm([t.p_value for _, _, t, _, _ in family])
-        size = int(np.isfinite([t.p_value for _, _, t, _, _ in family]).sum())
-        for (variant, baseline, test, seed_only, interval), p_holm in zip(
-            family, adjusted, strict=True
-        ):
-            undetermined = test.undetermined or seed_only.undetermined
-            rows.append(
-                {
-                    "dataset": dataset,
-                    "variant": variant,
-                    "baseline": baseline,
-                    "metric": metric,
-                    "seeds": seed_only.n,
-                    "difference": test.difference,
-                    "ci_low": test.low,
-                    "ci_high": test.high,
-                    "interval": interval,
-                    "seed_ci_low": seed_only.low,
-                    "seed_ci_high": seed_only.high,
-                    "p_value": math.nan if undetermined else test.p_value,
-                    "p_holm": math.nan if undetermined else p_holm,
-                    "family_size": size,
-                    "test": test.test or f"none: {seed_only.n} paired seed(s)",
-                    "verdict": stats.NO_SPREAD
-                    if undetermined
-                    else stats.verdict(test, higher, lower, p_holm),
-                    # At Holm's strictest step (alpha / family size), where 80% power
-                    # holds whatever the other comparisons' p-values.
-                    "seeds_needed": stats.seeds_needed(
-                        test.difference,
-                        seed_only.sd,
-                        alpha=stats.ALPHA / max(size, 1),
-                        test_var=test.test_var,
-                    ),
-                }
-            )
+            tested.append((metric, variant, baseline, test, seed_only, interval))
+    families: dict[str, list[int]] = {}
+    for k, (metric, *_) in enumerate(tested):
+        families.setdefault("all" if one_family else metric, []).append(k)
+    p_holm = np.full(len(tested), math.nan)
+    size = np.zeros(len(tested), dtype=int)
+    for members in families.values():
+        p_values = [tested[k][3].p_value for k in members]
+        p_holm[members] = stats.holm(p_values)
+        size[members] = int(np.isfinite(p_values).sum())
+    rows = []
+    for k, (metric, variant, baseline, test, seed_only, interval) in enumerate(tested):
+        higher, lower = words[metric]
+        undetermined = test.undetermined or seed_only.undetermined
+        rows.append(
+            {
+                "dataset": dataset,
+                "variant": variant,
+                "baseline": baseline,
+                "metric": metric,
+                "seeds": seed_only.n,
+                "difference": test.difference,
+                "ci_low": test.low,
+                "ci_high": test.high,
+                "interval": interval,
+                "seed_ci_low": seed_only.low,
+                "seed_ci_high": seed_only.high,
+                "p_value": math.nan if undetermined else test.p_value,
+                "p_holm": math.nan if undetermined else p_holm[k],
+                "family_size": size[k],
+                "test": test.test or f"none: {seed_only.n} paired seed(s)",
+                "verdict": stats.NO_SPREAD
+                if undetermined
+                else stats.verdict(test, higher, lower, p_holm[k]),
+                # At Holm's strictest step (alpha / family size), where 80% power
+                # holds whatever the other comparisons' p-values.
+                "seeds_needed": stats.seeds_needed(
+                    test.difference,
+                    seed_only.sd,
+                    alpha=stats.ALPHA / max(size[k], 1),
+                    test_var=test.test_var,
+                ),
+            }
+        )
     order = {variant: k for k, (variant, _) in enumerate(pairs)}
     table = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
     if table.empty:

@@ -253,3 +253,41 @@ def test_holm_equals_statsmodels_and_leaves_untested_entries_out(seed):
     assert np.isnan(adjusted[[2, 6]]).all()
     expected = multipletests(p, method="holm")[1]
     assert np.delete(adjusted, [2, 6]) == pytest.approx(expected, rel=1e-12)
+
+
+def test_one_family_corrects_every_variant_and_metric_together():
+    from statsmodels.stats.multitest import multipletests
+
+    # Two readings of one question ("x", "y") for two variants against base, 4 seeds.
+    rng = np.random.default_rng(3)
+    rows = []
+    for seed in range(4):
+        for variant, shift in (("base", 0.0), ("a", 0.3), ("b", 0.05)):
+            noise = rng.normal(0, 0.1, size=2)
+            x, y = shift + noise[0], 2 * shift + noise[1]
+            rows.append({"dataset": "d", "variant": variant, "seed": seed, "x": x, "y": y})
+    runs = pd.DataFrame(rows).assign(diverged=False)
+    words = {"x": ("higher", "lower"), "y": ("higher", "lower")}
+    split = verdicts(runs, "base", metrics=words).set_index(["variant", "metric"])
+    joint = verdicts(runs, "base", metrics=words, one_family=True).set_index(["variant", "metric"])
+    by_seed = runs.pivot(index="seed", columns="variant")
+    raw = {
+        (v, m): stats.ttest_rel(by_seed[(m, v)], by_seed[(m, "base")]).pvalue
+        for v in ("a", "b")
+        for m in ("x", "y")
+    }
+    keys = list(raw)
+    assert joint.loc[keys, "p_value"].to_list() == pytest.approx([raw[k] for k in keys])
+    want = multipletests([raw[k] for k in keys], method="holm")[1]
+    assert joint.loc[keys, "p_holm"].to_list() == pytest.approx(want)
+    assert (joint["family_size"] == 4).all() and (split["family_size"] == 2).all()
+    for m in ("x", "y"):  # a family per metric: Holm over the two variants only
+        mine = [k for k in keys if k[1] == m]
+        want = multipletests([raw[k] for k in mine], method="holm")[1]
+        assert split.loc[mine, "p_holm"].to_list() == pytest.approx(want)
+    for key, row in joint.iterrows():  # each word from its own family's adjusted p
+        detected = row["p_holm"] < 0.05
+        word = "higher" if row["difference"] > 0 else "lower"
+        assert row["verdict"] == (word if detected else "no detectable difference"), key
+    # Power at Holm's strictest step of the larger family asks for at least as many seeds.
+    assert (joint["seeds_needed"] >= split.loc[joint.index, "seeds_needed"]).all()

@@ -11,14 +11,12 @@ experiment's gallery entry is the word of this table, never a judgement of the m
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from kerasbn import stats
 from kerasbn._io import write_text
 from kerasbn.experiments._common import unit_path
 from kerasbn.verdict_text import p_text, points_text, span_text, verdict_markdown
@@ -104,12 +102,14 @@ def judge(
     dataset: str,
     metrics: dict[str, tuple[str, str]] = ACCURACY,
     correct: dict[tuple[str, int], np.ndarray] | None = None,
+    one_family: bool = False,
 ) -> Judged:
     """Each version of ``final`` (one row per ``by`` value and seed, with a ``seed``
     column and each metric's column) against ``baseline``, paired seed by seed.
 
     A row with ``diverged`` true has no figures (NaN, never a low score). The family is
-    one metric's comparisons across the versions, Holm-corrected, as in ``compare``.
+    one metric's comparisons across the versions, Holm-corrected, as in ``compare``
+    (``one_family``: every version and metric together, see :func:`verdicts`).
     """
     runs = pd.DataFrame(
         {
@@ -125,7 +125,10 @@ def judge(
     if correct:
         # The test-set size: what the binomial spread and the recipe interval need.
         runs["test_examples"] = len(next(iter(correct.values())))
-    return Judged(verdicts(runs, baseline, correct, metrics), intervals(runs, correct, metrics))
+    return Judged(
+        verdicts(runs, baseline, correct, metrics, one_family=one_family),
+        intervals(runs, correct, metrics),
+    )
 
 
 def judge_each(
@@ -136,40 +139,28 @@ def judge_each(
     baseline: str,
     dataset: str,
     metrics: dict[str, tuple[str, str]],
-    across_metrics: bool = False,
+    one_family: bool = False,
 ) -> pd.DataFrame:
     """:func:`judge` within each value of ``group`` (a batch size, a learning rate):
     there the versions against ``baseline``, each metric a family, Holm over the
     versions of that group; the verdict rows of every group, with its ``group`` value.
-    ``across_metrics``: one family per group instead, Holm over every version and
-    metric of it (where the metrics are several measures of one question, such as
-    smoothness's, a family per metric would leave them uncorrected). A group without
-    ``baseline`` or without another version is left out."""
+    ``one_family``: one family per group instead, Holm over every version and metric of
+    it (where the metrics are several measures of one question, such as smoothness's,
+    a family per metric would leave them uncorrected). A group without ``baseline`` or
+    without another version is left out."""
     frames = []
     for value, rows in final.groupby(group, sort=True):
         if baseline in set(rows[by]) and rows[by].nunique() > 1:
-            judged = judge(rows, by=by, baseline=baseline, dataset=dataset, metrics=metrics)
-            table = judged.verdicts.assign(**{group: value})
-            frames.append(_holm_over_metrics(table, metrics) if across_metrics else table)
+            judged = judge(
+                rows,
+                by=by,
+                baseline=baseline,
+                dataset=dataset,
+                metrics=metrics,
+                one_family=one_family,
+            )
+            frames.append(judged.verdicts.assign(**{group: value}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def _holm_over_metrics(table: pd.DataFrame, metrics: dict[str, tuple[str, str]]):
-    """``table``'s verdicts re-corrected as one family: Holm over all its p-values, and
-    each word from the new adjusted p (rows without a test keep theirs)."""
-    table = table.copy()
-    table["p_holm"] = stats.holm(table["p_value"].to_numpy(dtype=float))
-    table["family_size"] = int(np.isfinite(table["p_value"].to_numpy(dtype=float)).sum())
-    for k, row in table.iterrows():
-        if not np.isfinite(row["p_value"]):
-            continue  # no spread, or no test: the word says so already
-        higher, lower = metrics[row["metric"]]
-        test = stats.PairedTest(
-            row["difference"], row["ci_low"], row["ci_high"], row["p_value"], row["test"],
-            int(row["seeds"]), math.nan,
-        )  # fmt: skip
-        table.loc[k, "verdict"] = stats.verdict(test, higher, lower, row["p_holm"])
-    return table
 
 
 def judged_each_markdown(
@@ -181,19 +172,19 @@ def judged_each_markdown(
     delta_title: str,
     points: bool = True,
     group_format: str = "{:g}",
-    across_metrics: bool = False,
+    one_family: bool = False,
 ) -> str:
     """The verdicts of :func:`judge_each` as one table: a row per group, version and
     metric (``titles``: each metric's name in the table), the difference in percentage
     points (``points``) or as it is, then the test, family and correction; a float
-    group value is written with ``group_format``; ``across_metrics``: the family that
+    group value is written with ``group_format``; ``one_family``: the family that
     :func:`judge_each` was given, named in the note."""
     if verdicts.empty:
         return "No test: no group has the baseline and another version."
     baseline = verdicts["baseline"].iloc[0]
     family = (
         f"every version and measure of one {group_title} together"
-        if across_metrics
+        if one_family
         else f"the versions of one {group_title} under one measure"
     )
     if points:

@@ -291,7 +291,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
         metrics=compared,
         # The measures are six readings of one question (is BN's landscape smoother at
         # this rate?): one family per rate, or each would go uncorrected.
-        across_metrics=True,
+        one_family=True,
     )
     table = pd.DataFrame(
         {
@@ -310,7 +310,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
         titles={f"log10_{m}": f"log10 {title}" for m, title in MEASURES.items()},
         delta_title="Δ log10 (−: smoother)",
         points=False,
-        across_metrics=True,
+        one_family=True,
     )
     notes = (
         f"{config.dataset}, first {len(data.x_train)} training images, batch "
