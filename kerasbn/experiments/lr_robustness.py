@@ -234,7 +234,7 @@ def plot(cells: pd.DataFrame, runs: pd.DataFrame, config: Config, path: Path) ->
     axes[0].set_xlabel("learning rate (SGD, Nesterov momentum, constant)")
     axes[0].set_title(
         f"final validation accuracy, mean of {config.seeds} seed(s); "
-        f"red box: trains (within {config.tolerance:.0%} of the best cell)",
+        f"red box: trains (within {100 * config.tolerance:g} points of the best cell)",
         fontsize=9,
     )
     fig.colorbar(image, ax=axes[0], fraction=0.04)
