@@ -5,7 +5,9 @@ from a fresh clone.
     python -m kerasbn.results archive runs/mnist-3seeds --name mnist-3seeds
 
 What goes in: the settings and completion marker, every table (CSV, Markdown, JSON
-records), the per-run epoch logs, and the per-image arrays that paired tests and the
+records), the per-run epoch logs, a named experiment's finished units (its records of
+each trained version and seed, from which a copy re-judges or redraws without training),
+and the per-image arrays that paired tests and the
 calibration figure need: correctness as booleans, predicted classes as the smallest
 integer type that holds them, probabilities as float16. What stays out: checkpoints,
 saved models, TensorBoard events, figures (the published ones live in ``docs/images``)
@@ -17,6 +19,8 @@ A long comparison that will not finish on this machine is kept as a piece
 (``archive(..., unfinished=True)``, ``--unfinished``): the finished runs' files only
 (the run in progress starts over wherever the piece is grown), no ``complete.json``, so
 no table is ever published from it, and a ``.unfinished`` note naming what is in it.
+A named experiment is kept the same way, as its finished units: the experiment pointed at
+a copy reads them back and runs the others.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ SUBFOLDERS = {
     # compare --tune: the trial table, the choice, and Optuna's journal of the studies
     # (what a later `compare --tune` on a copy continues from).
     "tuning": (".csv", ".json", ".md", ".log"),
+    # A named experiment's finished units (a run's history or a JSON record each); its
+    # trained models (corruption's .keras units) are not light files.
+    "units": (".csv", ".json"),
 }
 ARRAYS = ("correct", "predictions", "probabilities")
 # The note in an unfinished piece (hidden: a later archive of the grown folder skips it).
@@ -146,6 +153,15 @@ def archive(
             "it. To grow it, copy it to runs/ and run "
             f"{command or 'the compare --tune command that started it'} (with the same "
             "--out): finished trials are kept, the study goes on.\n"
+        )
+    elif not complete and not (run_dir / "runs").is_dir():
+        # A named experiment: a unit's record is written last, once the unit is done.
+        units = [f for f in files if f.parts[0] == "units"]
+        note = (
+            f"An unfinished piece: {len(units)} finished unit(s) of the experiment "
+            f"{run_dir.name}. No table is published from it. To grow it, copy it to "
+            "runs/experiments/ and run the command in its config.json (with the same "
+            "--out): the finished units are read back, the others run.\n"
         )
     elif not complete:
         files, finished = _finished_runs_only(run_dir, files)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -169,3 +170,38 @@ def test_a_tune_in_progress_is_kept_as_its_studies(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no config.json"):
         archive(tmp_path / "empty", "empty", root=tmp_path / "results", unfinished=True)
+
+
+def test_an_unfinished_experiment_is_kept_as_its_units_and_grows_to_the_same_table(
+    quick_run, tmp_path, messages, monkeypatch
+):
+    from kerasbn.experiments import run_experiment
+
+    monkeypatch.chdir(tmp_path)  # relative paths, as a folder meant for the archive is made
+    done = quick_run("batch-size").out_dir
+    units = sorted(p.name for p in (done / "units").glob("*.json"))
+    assert len(units) >= 4
+    # As if stopped after all but the last unit: no completion marker, no last record.
+    stopped = tmp_path / "runs" / "batch-size"
+    shutil.copytree(done, stopped)
+    (stopped / "complete.json").unlink()
+    (stopped / "units" / units[-1]).unlink()
+    piece = archive(stopped, "batch-size", root=tmp_path / "results", unfinished=True)
+    kept = sorted(p.name for p in (piece / "units").glob("*.json"))
+    assert kept == units[:-1] and not (piece / "complete.json").exists()
+    assert f"{len(units) - 1} finished unit(s)" in (piece / ".unfinished").read_text()
+    with pytest.raises(FileNotFoundError):  # never published as a table
+        results_markdown([piece])
+    # Grown elsewhere: the kept units are read back, only the missing one runs, and the
+    # table is the uninterrupted run's.
+    grown = Path("grown")
+    shutil.copytree(piece, grown)
+    messages.clear()
+    run_experiment("batch-size", quick=True, out_dir=grown)
+    read_back = [m for m in messages if m.endswith("finished earlier, read back")]
+    assert len(read_back) == len(units) - 1
+    assert (grown / "summary.csv").read_text() == (done / "summary.csv").read_text()
+    # The finished folder's archive keeps its units: a copy re-judges without training.
+    final = archive(grown, "final", root=tmp_path / "results")
+    assert sorted(p.name for p in (final / "units").glob("*.json")) == units
+    assert (final / "complete.json").exists() and not (final / ".unfinished").exists()
