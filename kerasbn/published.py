@@ -70,6 +70,7 @@ BLOCKS = (
             "results/lr-robustness-cifar10",
             "results/corruption-fashion",
             "results/smoothness",
+            "results/batch-size",
         ),
     ),
     Block("docs/results.md", "mnist", "main", ("results/mnist-3seeds",)),
@@ -117,6 +118,7 @@ BLOCKS = (
     ),
     Block("docs/experiments.md", "lr-robustness", "experiment", ("results/lr-robustness",)),
     Block("docs/experiments.md", "smoothness", "experiment", ("results/smoothness",)),
+    Block("docs/experiments.md", "batch-size", "experiment", ("results/batch-size",)),
     Block(
         "docs/experiments.md",
         "lr-robustness-cifar10",
@@ -170,10 +172,7 @@ PENDING: dict[tuple[str, str], str] = (
     {}
     | {
         ("docs/experiments.md", name): _GONE
-        for name in (
-            "corruption",
-            "batch-size",
-        )
+        for name in ("corruption",)
     }
     | {("benchmarks/README.md", name): _GONE for name in ("cifar10-lever-set", "cifar10-fair-set")}
     | {

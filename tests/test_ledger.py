@@ -48,6 +48,10 @@ def _mean_difference(folder: Path, claim: ledger.Claim) -> float:
             runs = pd.read_csv(folder / "runs.csv")
             mine = runs[np.isclose(runs["learning_rate"], rate)]
             table = mine.pivot_table(index="seed", columns="variant", values=claim.metric)
+    elif claim.folder == "batch-size":  # its per-run rows, at the claim's batch size
+        runs = pd.read_csv(folder / "history.csv")
+        mine = runs[runs["batch_size"] == int(dict(claim.where)["batch_size"])]
+        table = mine.pivot_table(index="seed", columns="variant", values=claim.metric)
     elif (folder / "runs.csv").is_file():
         runs = pd.read_csv(folder / "runs.csv")
         table = runs.pivot_table(index="seed", columns="variant", values=claim.metric)
@@ -76,8 +80,9 @@ def test_every_cell_is_the_archived_runs_number():
         if claim.table == "adaptation_verdicts":
             models = pd.read_csv(folder / "models.csv")
             seeds = models[models["variant"] == dict(claim.where)["net"]]["seed"]
-        elif (folder / "runs.csv").is_file():
-            seeds = pd.read_csv(folder / "runs.csv").query("variant == @claim.variant")["seed"]
+        elif (folder / "runs.csv").is_file() or claim.folder == "batch-size":
+            table = "history.csv" if claim.folder == "batch-size" else "runs.csv"
+            seeds = pd.read_csv(folder / table).query("variant == @claim.variant")["seed"]
         else:
             seeds = pd.read_csv(folder / "history.csv").query("version == @claim.variant")["seed"]
         assert row.seeds == seeds.nunique()
@@ -121,6 +126,28 @@ def test_the_quotes_are_the_papers_words():
     quoted = [c for c in ledger.CLAIMS if c.paper == "Schneider et al. 2020"]
     assert quoted and all(c.says in schneider for c in quoted)
     assert all("62.2%" in c.paper_number and "76.7%" in c.paper_number for c in quoted)
+    # Wu & He (2018), abstract.
+    group_norm = (
+        "However, normalizing along the batch dimension introduces problems --- BN's error "
+        "increases rapidly when the batch size becomes smaller, caused by inaccurate batch "
+        "statistics estimation. [...] On ResNet-50 trained in ImageNet, GN has 10.6% lower "
+        "error than its BN counterpart when using a batch size of 2"
+    )
+    quoted = [c for c in ledger.CLAIMS if c.paper == "Wu & He 2018"]
+    assert quoted and all(c.says in group_norm for c in quoted)
+    assert all(c.paper_number.split('"')[1] in group_norm for c in quoted)
+    # Hoffer et al. (2017), abstract.
+    hoffer = (
+        "Following this hypothesis we conducted experiments to show empirically that the "
+        "“generalization gap” stems from the relatively small number of updates rather than "
+        "the batch size, and can be completely eliminated by adapting the training regime "
+        "used. We further investigate different techniques to train models in the "
+        "large-batch regime and present a novel algorithm named “Ghost Batch "
+        "Normalization” which enables significant decrease in the generalization gap "
+        "without increasing the number of updates."
+    )
+    quoted = [c for c in ledger.CLAIMS if c.paper == "Hoffer et al. 2017"]
+    assert len(quoted) == 2 and all(c.says in hoffer for c in quoted)
 
 
 def test_the_cli_prints_the_ledger_and_refuses_outside_a_checkout(capsys, monkeypatch, tmp_path):
