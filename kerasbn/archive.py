@@ -35,6 +35,7 @@ import numpy as np
 
 from kerasbn._io import save_array, write_text
 from kerasbn.runfolder import COMPLETE
+from kerasbn.saving import MANIFEST_NAME
 
 __all__ = ["ARCHIVE_ROOT", "UNFINISHED", "archive", "archived_files"]
 
@@ -50,8 +51,9 @@ SUBFOLDERS = {
     # compare --tune: the trial table, the choice, and Optuna's journal of the studies
     # (what a later `compare --tune` on a copy continues from).
     "tuning": (".csv", ".json", ".md", ".log"),
-    # A named experiment's finished units (a run's history or a JSON record each); its
-    # trained models (corruption's .keras units) are not light files.
+    # A named experiment's finished units (a run's history or a JSON record each);
+    # corruption's trained models (.keras, their sidecars and manifest, kept beside its
+    # JSON scores) are not light files.
     "units": (".csv", ".json"),
 }
 ARRAYS = ("correct", "predictions", "probabilities")
@@ -67,7 +69,9 @@ def archived_files(run_dir: Path) -> list[Path]:
     for folder, suffixes in SUBFOLDERS.items():
         if (run_dir / folder).is_dir():
             keep += [
-                p for p in (run_dir / folder).iterdir() if p.is_file() and p.suffix in suffixes
+                p
+                for p in (run_dir / folder).iterdir()
+                if p.is_file() and p.suffix in suffixes and not _of_a_model(p)
             ]
     for folder in ARRAYS:
         if (run_dir / folder).is_dir():
@@ -75,6 +79,14 @@ def archived_files(run_dir: Path) -> list[Path]:
     # A temporary file of an interrupted write, or a link, is never archived.
     keep = [p for p in keep if not p.name.startswith(".") and not p.is_symlink()]
     return sorted(p.relative_to(run_dir) for p in keep)
+
+
+def _of_a_model(path: Path) -> bool:
+    """A saved model's sidecar or the manifest of a folder of models (corruption's
+    units): they describe a model the archive does not keep."""
+    return path.with_suffix(".keras").exists() or (
+        path.name == MANIFEST_NAME and any(path.parent.glob("*.keras"))
+    )
 
 
 def _machine_paths(run_dir: Path) -> list[str]:

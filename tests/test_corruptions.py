@@ -1,6 +1,8 @@
 """Corruptions against hand-derived values, and the corruption-robustness experiment."""
 
 import colorsys
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -150,6 +152,40 @@ def test_quick_corruption_robustness_scores_every_set_and_adapts_only_bn(quick_r
     ]
 
 
+def test_a_corruption_piece_keeps_each_models_scores_and_grows_without_retraining(
+    quick_run, shared_data_dir, tmp_path, messages, monkeypatch
+):
+    from kerasbn.archive import archive
+    from kerasbn.experiments import run_experiment
+
+    monkeypatch.chdir(tmp_path)  # relative paths, as a folder meant for the archive is made
+    done = quick_run("corruption-robustness").out_dir
+    scores = sorted(p.name for p in (done / "units").glob("scores-*.json"))
+    assert scores == [f"scores-{v}-seed{k}.json" for v in ("base", "bn") for k in (0, 1)]
+    # Stopped while scoring bn's seed 1: its model is kept, its scores are not.
+    stopped = Path("runs") / "corruption"
+    shutil.copytree(done, stopped)
+    (stopped / "complete.json").unlink()
+    (stopped / "units" / "scores-bn-seed1.json").unlink()
+    piece = archive(stopped, "corruption", root=tmp_path / "results", unfinished=True)
+    assert sorted(p.name for p in (piece / "units").iterdir() if p.suffix != ".md") == scores[:3]
+    # Grown from the piece (no model in it) plus bn seed 1's model: nothing is trained.
+    grown = Path("grown")
+    shutil.copytree(piece, grown)
+    shutil.copy(done / "units" / "bn-seed1.keras", grown / "units")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was trained again")
+
+    monkeypatch.setattr("kerasbn.experiments.corruption_models.train", refuse)
+    messages.clear()
+    run_experiment("corruption-robustness", quick=True, out_dir=grown, data_dir=shared_data_dir)
+    assert sum(m.endswith("finished earlier, read back") for m in messages) == 3
+    assert "bn seed 1: trained earlier, read back" in messages
+    for table in ("models.csv", "verdicts.csv", "mixing.csv", "adaptation_verdicts.csv"):
+        assert (grown / table).read_text() == (done / table).read_text(), table
+
+
 def test_set_overrides_are_typed_by_the_config_fields():
     from kerasbn.experiments import parse_overrides
 
@@ -209,7 +245,10 @@ def test_models_from_a_folder_are_scored_without_training(tmp_path, capsys, shar
 
     out = tmp_path / "run"
     assert experiments_main(argv(out, models)) == 0
-    assert not (out / "units").exists()  # nothing trained
+    # Nothing trained: the units are the four models' scores only.
+    assert sorted(p.name for p in (out / "units").iterdir()) == [
+        f"scores-{v}-seed{k}.json" for v in ("base", "bn") for k in (0, 1)
+    ]
     rows = pd.read_csv(out / "history.csv")
     assert set(rows.variant) == {"base", "bn"} and set(rows.seed) == {0, 1}
     missing = argv(tmp_path / "x", tmp_path / "empty")

@@ -21,12 +21,19 @@ to make. The clean set is adapted the same way: its adapted accuracy is the refe
 of "the drop won back", ``(adapted corrupted - corrupted) / (adapted clean -
 corrupted)``; measured against the unadapted clean accuracy instead, adaptation would
 also be credited for repairing moving averages that lag on clean images.
+
+Each model's scores are a JSON unit (``units/scores-<variant>-seed<k>.json``), its
+trained model a ``.keras`` unit beside it (with its sidecar ``<variant>-seed<k>.json``): a
+stopped run, or a copy of an archived piece (which keeps the scores, not the models),
+reads finished models' scores back and trains only the others, so the CIFAR-10 run
+(twelve 15-epoch trainings) can grow across sessions.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +47,7 @@ from kerasbn.diagnostics import adapt_bn
 from kerasbn.diagnostics.adapt_bn import adaptable_copy
 from kerasbn.experiments._common import (
     ExperimentResult,
+    json_unit,
     mean_std,
     pyplot,
     save_figure,
@@ -273,39 +281,46 @@ def _sets(config: Config, images) -> list[tuple]:
     return sets
 
 
+def _scored_model(config, variant, seed, data, units, sets, labels) -> dict:
+    """One model's unit: its accuracy on every set, as trained and (BN) adapted, and its
+    mixing sweep (BN). The model comes from ``models_dir``, from its ``.keras`` unit (a
+    run stopped while scoring), or is trained now."""
+    model = trained_model(config, variant, seed, data, units)
+    adaptable = _adaptable(model) if get_variant(variant).uses_bn else None
+    scored = []
+    for name, family, severity, x in sets:
+        raise_if_stopped()
+        scores = _score(model, adaptable, x, labels, config)
+        scored.append(
+            dict(corruption=name, family=family, severity=severity, images=len(x), **scores)
+        )
+    mixing = []
+    if adaptable is not None:
+        mixing_sets = [
+            (name, severity, x)
+            for name, _, severity, x in sets
+            if name == "clean" or severity in config.mixing_severities
+        ]
+        mixing = mixing_rows(*adaptable, mixing_sets, labels, config, _accuracy)
+    log.info("%s seed %d: every set scored", variant, seed)
+    return {"sets": scored, "mixing": mixing}
+
+
 def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
     _check(config)
     data = load_dataset(config.dataset, data_dir)
     images, labels = data.x_test[: config.test_images], data.y_test[: config.test_images]
     sets = _sets(config, images)
-    mixing_sets = [
-        (name, severity, x)
-        for name, _, severity, x in sets
-        if name == "clean" or severity in config.mixing_severities
-    ]
     rows, mixing = [], []
+    units = Path(out_dir) / "units"
     for seed in range(config.seeds):  # seed-major: a stopped run keeps whole seeds' units
         for variant in config.variants:
-            model = trained_model(config, variant, seed, data, Path(out_dir) / "units")
-            adaptable = _adaptable(model) if get_variant(variant).uses_bn else None
-            for name, family, severity, x in sets:
-                raise_if_stopped()
-                scores = _score(model, adaptable, x, labels, config)
-                rows.append(
-                    dict(
-                        variant=variant,
-                        seed=seed,
-                        corruption=name,
-                        family=family,
-                        severity=severity,
-                        images=len(x),
-                        **scores,
-                    )
-                )
-            if adaptable is not None:
-                found = mixing_rows(*adaptable, mixing_sets, labels, config, _accuracy)
-                mixing += [dict(variant=variant, seed=seed, **row) for row in found]
-            log.info("%s seed %d: every set scored", variant, seed)
+            # One model's scores are its JSON unit: a resumed run, or a copy of an archived
+            # piece (which keeps no model), reads them back instead of training again.
+            score = partial(_scored_model, config, variant, seed, data, units, sets, labels)
+            unit = json_unit(units, {"scores": "scores", "variant": variant, "seed": seed}, score)
+            rows += [dict(variant=variant, seed=seed, **row) for row in unit["sets"]]
+            mixing += [dict(variant=variant, seed=seed, **row) for row in unit["mixing"]]
     rows = pd.DataFrame(rows)
     models = per_model(rows)
     baseline = "base" if "base" in config.variants else config.variants[0]
