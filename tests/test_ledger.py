@@ -103,6 +103,13 @@ def test_the_word_follows_the_verdict_and_the_claims_direction():
     assert speed.predicts == "lower" and ledger.word(speed, "higher") == "contradicted"
 
 
+def _quoting(paper: str, words: str) -> list:
+    """The ledger's claims of ``paper``, each checked to quote a span of ``words``."""
+    quoted = [c for c in ledger.CLAIMS if c.paper == paper]
+    assert quoted and all(c.says in words for c in quoted), paper
+    return quoted
+
+
 def test_the_quotes_are_the_papers_words():
     # Ioffe & Szegedy (2015), abstract: each quoted claim is a span of it.
     abstract = (
@@ -112,9 +119,7 @@ def test_the_quotes_are_the_papers_words():
         "classification model, Batch Normalization achieves the same accuracy with 14 "
         "times fewer training steps, and beats the original model by a significant margin."
     )
-    for claim in ledger.CLAIMS:
-        if claim.paper == "Ioffe & Szegedy 2015":
-            assert claim.says in abstract
+    _quoting("Ioffe & Szegedy 2015", abstract)
     # Schneider et al. (2020), abstract: the sentence quoted, and the numbers beside it.
     schneider = (
         "Replacing the activation statistics estimated by batch normalization on the "
@@ -123,8 +128,7 @@ def test_the_quotes_are_the_papers_words():
         "corrected statistics, ResNet-50 reaches 62.2% mCE on ImageNet-C compared to "
         "76.7% without adaptation."
     )
-    quoted = [c for c in ledger.CLAIMS if c.paper == "Schneider et al. 2020"]
-    assert quoted and all(c.says in schneider for c in quoted)
+    quoted = _quoting("Schneider et al. 2020", schneider)
     assert all("62.2%" in c.paper_number and "76.7%" in c.paper_number for c in quoted)
     # Wu & He (2018), abstract.
     group_norm = (
@@ -133,8 +137,7 @@ def test_the_quotes_are_the_papers_words():
         "statistics estimation. [...] On ResNet-50 trained in ImageNet, GN has 10.6% lower "
         "error than its BN counterpart when using a batch size of 2"
     )
-    quoted = [c for c in ledger.CLAIMS if c.paper == "Wu & He 2018"]
-    assert quoted and all(c.says in group_norm for c in quoted)
+    quoted = _quoting("Wu & He 2018", group_norm)
     assert all(c.paper_number.split('"')[1] in group_norm for c in quoted)
     # Hoffer et al. (2017), abstract.
     hoffer = (
@@ -146,8 +149,7 @@ def test_the_quotes_are_the_papers_words():
         "Normalization” which enables significant decrease in the generalization gap "
         "without increasing the number of updates."
     )
-    quoted = [c for c in ledger.CLAIMS if c.paper == "Hoffer et al. 2017"]
-    assert len(quoted) == 2 and all(c.says in hoffer for c in quoted)
+    assert len(_quoting("Hoffer et al. 2017", hoffer)) == 2
 
 
 def test_the_cli_prints_the_ledger_and_refuses_outside_a_checkout(capsys, monkeypatch, tmp_path):
