@@ -317,6 +317,7 @@ def run(config: Config, out_dir: Path, data_dir=None) -> ExperimentResult:
         for variant in config.variants:
             # One model's scores are its JSON unit: a resumed run, or a copy of an archived
             # piece (which keeps no model), reads them back instead of training again.
+            # Named scores-<variant>-seed<k>: <variant>-seed<k>.json is the model's sidecar.
             score = partial(_scored_model, config, variant, seed, data, units, sets, labels)
             unit = json_unit(units, {"scores": "scores", "variant": variant, "seed": seed}, score)
             rows += [dict(variant=variant, seed=seed, **row) for row in unit["sets"]]
