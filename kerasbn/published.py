@@ -91,6 +91,12 @@ BLOCKS = (
     Block("docs/results.md", "cifar10", "main", ("results/cifar10-3seeds",)),
     Block(
         "docs/results.md",
+        "cifar10-recipes",
+        "recipes",
+        ("results/cifar10-3seeds", "results/cifar10-tuned"),
+    ),
+    Block(
+        "docs/results.md",
         "cifar10-test-folder",
         "main",
         ("results/cifar10-test-tree", "results/cifar10-test-builtin"),
