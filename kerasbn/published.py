@@ -22,6 +22,7 @@ __all__ = [
     "DOCUMENTS",
     "PENDING",
     "Block",
+    "pending_note",
     "block_names",
     "current_block",
     "differences",
@@ -187,6 +188,17 @@ PENDING: dict[tuple[str, str], str] = (
     }
 )
 
+# The first line of every pending block, so that a reader sees at the table itself that
+# it cannot be checked from a clone; regenerate() writes it, differences() requires it,
+# and the block's first regeneration from an archived folder removes it.
+_PENDING_NOTE = "*Not in the results archive, so not checked from a clone: {reason}.*"
+
+
+def pending_note(document: str, name: str) -> str:
+    """The status line a pending block starts with (its reason from :data:`PENDING`)."""
+    return _PENDING_NOTE.format(reason=PENDING[(document, name)])
+
+
 _MARKER = re.compile(r"^<!-- results:([A-Za-z0-9_.-]+) -->$", re.MULTILINE)
 
 
@@ -235,11 +247,16 @@ def differences(root: str | os.PathLike = ".") -> list[str]:
         text = (root / block.document).read_text(encoding="utf-8")
         if current_block(text, block.name) != _generate(block, root):
             found.append(f"{block.document}: {block.name}")
+    for document, name in PENDING:
+        text = (root / document).read_text(encoding="utf-8")
+        if current_block(text, name).split("\n", 1)[0] != pending_note(document, name):
+            found.append(f"{document}: {name} (pending, without its note; run regenerate)")
     return found
 
 
 def regenerate(root: str | os.PathLike = ".") -> list[str]:
-    """Rewrite every registered block from its archived folders; returns their names."""
+    """Rewrite every registered block from its archived folders, and put each pending
+    block's status line (:func:`pending_note`) at its top; returns the registered names."""
     from kerasbn._io import write_text
     from kerasbn.results_tables import replace_block
 
@@ -248,6 +265,14 @@ def regenerate(root: str | os.PathLike = ".") -> list[str]:
         path = root / block.document
         text = replace_block(path.read_text(encoding="utf-8"), block.name, _generate(block, root))
         write_text(path, text)
+    for document, name in PENDING:
+        path = root / document
+        text = path.read_text(encoding="utf-8")
+        body = current_block(text, name)
+        first, _, rest = body.partition("\n")
+        if first.startswith(_PENDING_NOTE.split("{", 1)[0]):  # the note, maybe an older reason
+            body = rest.strip()
+        write_text(path, replace_block(text, name, f"{pending_note(document, name)}\n\n{body}"))
     return [f"{b.document}: {b.name}" for b in BLOCKS]
 
 

@@ -113,6 +113,47 @@ def test_registered_and_pending_blocks_exist_and_do_not_overlap():
     assert registered | set(published.PENDING) == names
 
 
+def test_a_pending_block_carries_its_status_line_and_regenerate_keeps_it_current(
+    tmp_path, monkeypatch
+):
+    table = "| a | b |\n|:--|:--|\n| 1 | 2 |\n\nMeasured by `python -m kerasbn.compare` (x)."
+    document = tmp_path / "doc.md"
+    document.write_text(
+        f"Intro.\n\n<!-- results:old -->\n{table}\n<!-- /results:old -->\n\nAfter.\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(published, "DOCUMENTS", ("doc.md",))
+    monkeypatch.setattr(published, "BLOCKS", ())
+    monkeypatch.setattr(published, "PENDING", {("doc.md", "old"): "its folder was lost"})
+    # Without the line, check names the block.
+    assert published.differences(tmp_path) == [
+        "doc.md: old (pending, without its note; run regenerate)"
+    ]
+    published.regenerate(tmp_path)
+    note = "*Not in the results archive, so not checked from a clone: its folder was lost.*"
+    expected = (
+        f"Intro.\n\n<!-- results:old -->\n{note}\n\n{table}\n<!-- /results:old -->\n\nAfter.\n"
+    )
+    assert document.read_text(encoding="utf-8") == expected
+    assert published.differences(tmp_path) == []
+    published.regenerate(tmp_path)  # a second time changes nothing
+    assert document.read_text(encoding="utf-8") == expected
+    # A new reason replaces the old line instead of stacking a second one.
+    monkeypatch.setattr(published, "PENDING", {("doc.md", "old"): "re-run it"})
+    assert published.differences(tmp_path) != []
+    published.regenerate(tmp_path)
+    assert document.read_text(encoding="utf-8") == expected.replace(
+        "its folder was lost", "re-run it"
+    )
+
+
+def test_every_pending_block_in_the_documents_says_so_at_the_table():
+    for (document, name), reason in published.PENDING.items():
+        text = (ROOT / document).read_text(encoding="utf-8")
+        first = published.current_block(text, name).splitlines()[0]
+        assert first.startswith("*Not in the results archive") and reason in first, name
+
+
 def test_a_tuned_comparisons_choices_can_be_cited(tmp_path):
     # A tuned folder of our own making: the reference must give back what its files say.
     tune = tmp_path / "results" / "tuned" / "tuning"
